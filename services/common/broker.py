@@ -1,0 +1,28 @@
+"""The FastStream Kafka broker every service uses.
+
+Producers are idempotent with ``acks=all``: a publish returns only once every in-sync replica has
+the event, and retries never duplicate it. Consumers never auto-commit: an offset is committed
+only after its message was handled (see :mod:`services.common.consumer`).
+"""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+
+from services.common.logging import get_logger
+from services.common.settings import CommonSettings
+
+__all__ = ["make_broker"]
+
+
+def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        request_timeout_ms=15_000,
+        linger_ms=0,
+        logger=get_logger("faststream"),
+        graceful_timeout=15.0,
+    )

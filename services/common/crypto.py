@@ -1,0 +1,316 @@
+"""Per-subject envelope encryption and crypto-shredding (DESIGN principle 4, R20, R29).
+
+Every data subject has a data key (AES-256-GCM, 32 random bytes). Personal fields of an event
+are encrypted with it; the data key itself is stored only wrapped (encrypted) by the
+key-encryption key (KEK) from settings. Destroying a subject's data keys makes every copy of
+their personal data unreadable: on every topic, in every replica and backup.
+
+Key ids have the form ``<tenant_id>/<subject_id>/<generation>``. A subject whose keys were
+destroyed and who comes back later (a new lead, new consent) gets the next generation: old
+ciphertexts stay unreadable, new ones use the new key.
+
+::
+
+    DataKeyring (protocol)          PiiCipher
+      ├── MongoDataKeyring            encrypt(envelope facts, pii dict, key) -> EncryptedPII
+      └── InMemoryDataKeyring         decrypt(envelope) -> dict | None (None: key destroyed)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from contracts.envelope import EncryptedPII, EventEnvelope
+from services.common.clock import Clock, SystemClock
+
+__all__ = [
+    "DataKey",
+    "DataKeyring",
+    "DecryptionError",
+    "InMemoryDataKeyring",
+    "KeyWrapper",
+    "MongoDataKeyring",
+    "PiiCipher",
+]
+
+NONCE_BYTES = 12
+
+
+class DecryptionError(Exception):
+    """Ciphertext does not match its key or its event: tampering or a wrong KEK."""
+
+
+@dataclass(frozen=True)
+class DataKey:
+    key_id: str
+    tenant_id: str
+    subject_id: str
+    material: bytes
+
+    def __repr__(self) -> str:  # never print key material
+        return f"DataKey(key_id={self.key_id!r})"
+
+
+class DataKeyring(Protocol):
+    async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
+        """The subject's active data key, created on first use."""
+        ...
+
+    async def get(self, key_id: str) -> DataKey | None:
+        """The key with this id, or None when it was destroyed (or never existed)."""
+        ...
+
+    async def destroy(self, tenant_id: str, subject_id: str) -> int:
+        """Destroy every data key of the subject; returns how many were destroyed now."""
+        ...
+
+    async def is_destroyed(self, key_id: str) -> bool: ...
+
+
+class KeyWrapper:
+    """Wraps data keys with the KEK (AES-256-GCM, the key id as associated data)."""
+
+    def __init__(self, kek: bytes, kek_id: str) -> None:
+        if len(kek) != 32:
+            raise ValueError("the KEK must be 32 bytes")
+        self._aead = AESGCM(kek)
+        self.kek_id = kek_id
+
+    def wrap(self, key_id: str, material: bytes) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._aead.encrypt(nonce, material, key_id.encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def unwrap(self, key_id: str, wrapped: str) -> bytes:
+        raw = base64.b64decode(wrapped)
+        try:
+            return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], key_id.encode())
+        except InvalidTag as error:
+            raise DecryptionError(f"cannot unwrap data key {key_id}: wrong KEK?") from error
+
+
+def _key_id(tenant_id: str, subject_id: str, generation: int) -> str:
+    return f"{tenant_id}/{subject_id}/{generation}"
+
+
+class _KeyCache:
+    """A short-lived in-process cache of unwrapped keys.
+
+    A destroyed key may stay usable in *another* process for at most ``ttl`` seconds; services
+    also call :meth:`forget` when they see ``erasure.requested``.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, DataKey]] = {}
+
+    def get(self, key_id: str) -> DataKey | None:
+        entry = self._entries.get(key_id)
+        if entry is None or entry[0] < time.monotonic():
+            self._entries.pop(key_id, None)
+            return None
+        return entry[1]
+
+    def put(self, key: DataKey) -> None:
+        if self._ttl > 0:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key.key_id] = (time.monotonic() + self._ttl, key)
+
+    def forget(self, tenant_id: str, subject_id: str) -> None:
+        prefix = f"{tenant_id}/{subject_id}/"
+        for key_id in [k for k in self._entries if k.startswith(prefix)]:
+            del self._entries[key_id]
+
+
+class MongoDataKeyring:
+    """Data keys in MongoDB collection ``data_keys``, wrapped by the KEK.
+
+    Documents: ``{_id: key_id, tenant_id, subject_id, generation, wrapped, kek_id,
+    created_at, destroyed_at}``. Destruction removes ``wrapped`` and sets ``destroyed_at``; the
+    tombstone stays so exports and audits can say "erased" rather than "unknown". Creation is
+    race-free across processes because the key id (the ``_id``) is deterministic per generation.
+    """
+
+    def __init__(
+        self,
+        collection: AsyncCollection[dict[str, Any]],
+        wrapper: KeyWrapper,
+        *,
+        clock: Clock | None = None,
+        cache_ttl: float = 2.0,
+    ) -> None:
+        self._collection = collection
+        self._wrapper = wrapper
+        self._clock = clock or SystemClock()
+        self._cache = _KeyCache(cache_ttl)
+
+    async def ensure_indexes(self) -> None:
+        await self._collection.create_index(
+            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("generation", ASCENDING)]
+        )
+
+    async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
+        while True:
+            latest = await self._collection.find_one(
+                {"tenant_id": tenant_id, "subject_id": subject_id},
+                sort=[("generation", -1)],
+            )
+            if latest is not None and latest.get("destroyed_at") is None:
+                return self._unwrap(latest)
+            generation = 1 if latest is None else int(latest["generation"]) + 1
+            key_id = _key_id(tenant_id, subject_id, generation)
+            material = AESGCM.generate_key(bit_length=256)
+            try:
+                await self._collection.insert_one(
+                    {
+                        "_id": key_id,
+                        "tenant_id": tenant_id,
+                        "subject_id": subject_id,
+                        "generation": generation,
+                        "wrapped": self._wrapper.wrap(key_id, material),
+                        "kek_id": self._wrapper.kek_id,
+                        "created_at": self._clock.now(),
+                        "destroyed_at": None,
+                    }
+                )
+            except DuplicateKeyError:
+                continue  # another process created it first: read theirs
+            key = DataKey(key_id, tenant_id, subject_id, material)
+            self._cache.put(key)
+            return key
+
+    async def get(self, key_id: str) -> DataKey | None:
+        cached = self._cache.get(key_id)
+        if cached is not None:
+            return cached
+        document = await self._collection.find_one({"_id": key_id})
+        if document is None or document.get("destroyed_at") is not None:
+            return None
+        return self._unwrap(document)
+
+    async def destroy(self, tenant_id: str, subject_id: str) -> int:
+        self._cache.forget(tenant_id, subject_id)
+        result = await self._collection.update_many(
+            {"tenant_id": tenant_id, "subject_id": subject_id, "destroyed_at": None},
+            {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
+        )
+        return int(result.modified_count)
+
+    async def is_destroyed(self, key_id: str) -> bool:
+        document = await self._collection.find_one({"_id": key_id}, {"destroyed_at": 1})
+        return document is not None and document.get("destroyed_at") is not None
+
+    def forget_cached(self, tenant_id: str, subject_id: str) -> None:
+        self._cache.forget(tenant_id, subject_id)
+
+    def _unwrap(self, document: dict[str, Any]) -> DataKey:
+        key_id = str(document["_id"])
+        key = DataKey(
+            key_id,
+            str(document["tenant_id"]),
+            str(document["subject_id"]),
+            self._wrapper.unwrap(key_id, str(document["wrapped"])),
+        )
+        self._cache.put(key)
+        return key
+
+
+class InMemoryDataKeyring:
+    """The same contract in memory, for unit tests of handlers and domain code."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._keys: dict[str, DataKey | None] = {}
+        self._generations: dict[tuple[str, str], int] = {}
+        self._destroyed_at: dict[str, datetime] = {}
+        self._clock = clock or SystemClock()
+
+    async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
+        generation = self._generations.get((tenant_id, subject_id), 0)
+        key_id = _key_id(tenant_id, subject_id, generation)
+        existing = self._keys.get(key_id)
+        if existing is not None:
+            return existing
+        generation += 1
+        key_id = _key_id(tenant_id, subject_id, generation)
+        key = DataKey(key_id, tenant_id, subject_id, AESGCM.generate_key(bit_length=256))
+        self._keys[key_id] = key
+        self._generations[(tenant_id, subject_id)] = generation
+        return key
+
+    async def get(self, key_id: str) -> DataKey | None:
+        return self._keys.get(key_id)
+
+    async def destroy(self, tenant_id: str, subject_id: str) -> int:
+        destroyed = 0
+        for key_id, key in self._keys.items():
+            if key is not None and key.tenant_id == tenant_id and key.subject_id == subject_id:
+                self._keys[key_id] = None
+                self._destroyed_at[key_id] = self._clock.now()
+                destroyed += 1
+        return destroyed
+
+    async def is_destroyed(self, key_id: str) -> bool:
+        return key_id in self._destroyed_at
+
+
+class PiiCipher:
+    """Encrypts an event's personal fields with the subject's key, bound to the event id."""
+
+    def __init__(self, keyring: DataKeyring) -> None:
+        self.keyring = keyring
+
+    @staticmethod
+    def _aad(tenant_id: str, subject_id: str, event_id: str) -> bytes:
+        return f"{tenant_id}|{subject_id}|{event_id}".encode()
+
+    async def encrypt(
+        self, *, tenant_id: str, subject_id: str, event_id: str, pii: dict[str, Any]
+    ) -> EncryptedPII:
+        key = await self.keyring.get_or_create(tenant_id, subject_id)
+        nonce = os.urandom(NONCE_BYTES)
+        plaintext = json.dumps(pii, separators=(",", ":"), sort_keys=True).encode()
+        sealed = AESGCM(key.material).encrypt(
+            nonce, plaintext, self._aad(tenant_id, subject_id, event_id)
+        )
+        return EncryptedPII(
+            key_id=key.key_id,
+            nonce=base64.b64encode(nonce).decode(),
+            ciphertext=base64.b64encode(sealed).decode(),
+        )
+
+    async def decrypt(self, envelope: EventEnvelope) -> dict[str, Any] | None:
+        """The event's personal data, or None when the subject's key was destroyed.
+
+        Raises :class:`DecryptionError` when the ciphertext was altered or moved to another
+        event: that is tampering, not erasure.
+        """
+        if envelope.pii is None:
+            return {}
+        key = await self.keyring.get(envelope.pii.key_id)
+        if key is None:
+            return None
+        if (key.tenant_id, key.subject_id) != (envelope.tenant_id, envelope.subject_id):
+            raise DecryptionError(f"event {envelope.id} names a key of another subject")
+        try:
+            plaintext = AESGCM(key.material).decrypt(
+                base64.b64decode(envelope.pii.nonce),
+                base64.b64decode(envelope.pii.ciphertext),
+                self._aad(envelope.tenant_id, envelope.subject_id, envelope.id),
+            )
+        except InvalidTag as error:
+            raise DecryptionError(f"personal data of event {envelope.id} was altered") from error
+        loaded: dict[str, Any] = json.loads(plaintext)
+        return loaded

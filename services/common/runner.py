@@ -1,0 +1,41 @@
+"""Process entry point shared by the services: ``python -m services.<name>``.
+
+Binds the HTTP listener on ``LEADTRAIL_HTTP_HOST:LEADTRAIL_HTTP_PORT`` (port 0 picks a free one),
+logs one ``listening`` line with the URL, and serves until SIGINT/SIGTERM, when the lifespan
+stops the Kafka subscribers (committing nothing unhandled) and closes MongoDB.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import Callable
+
+import uvicorn
+from pydantic import ValidationError
+
+from services.common.logging import get_logger
+from services.common.runtime import ServiceSpec, create_app
+from services.common.settings import CommonSettings
+
+__all__ = ["run"]
+
+
+def run(spec: ServiceSpec, load_settings: Callable[[], CommonSettings] = CommonSettings) -> None:
+    try:
+        settings = load_settings()
+    except ValidationError as error:
+        print(f"{spec.name}: invalid configuration:\n{error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    app = create_app(spec, settings)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((settings.http_host, settings.http_port))
+    host, port = listener.getsockname()[:2]
+    get_logger(spec.name).info("listening", url=f"http://{host}:{port}")
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=20
+    )
+    server = uvicorn.Server(config)
+    asyncio.run(server.serve(sockets=[listener]))

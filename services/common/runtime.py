@@ -1,0 +1,157 @@
+"""The composition root every service shares: settings, logging, clients, the HTTP app.
+
+A service module provides a :class:`ServiceSpec`: its name, a function that registers its
+Kafka subscribers on the runtime, and optional HTTP routers. :func:`create_app` turns that into
+a FastAPI application whose lifespan connects MongoDB and Kafka, starts the subscribers and
+reports readiness on ``GET /readyz``. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import REGISTRY
+from contracts.registry import EventRegistry
+from services.common.broker import make_broker
+from services.common.clock import Clock, SystemClock
+from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
+from services.common.logging import configure_logging, get_logger
+from services.common.publisher import EventPublisher
+from services.common.settings import CommonSettings
+from services.common.store import Document, database, make_mongo_client
+
+__all__ = ["Runtime", "ServiceSpec", "create_app"]
+
+KEYRING_COLLECTION = "data_keys"
+
+
+@dataclass
+class Runtime:
+    """Everything a service's handlers and routes need, built once per process."""
+
+    service: str
+    settings: CommonSettings
+    clock: Clock
+    registry: EventRegistry
+    broker: KafkaBroker
+    mongo: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    keyring: MongoDataKeyring
+    cipher: PiiCipher
+    publisher: EventPublisher
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, service: str, settings: CommonSettings, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        broker = make_broker(settings, client_id=service)
+        mongo = make_mongo_client(settings, app_name=service)
+        db = database(mongo, settings)
+        keyring = MongoDataKeyring(
+            db[KEYRING_COLLECTION], KeyWrapper(settings.kek_bytes(), settings.kek_id), clock=clock
+        )
+        cipher = PiiCipher(keyring)
+        publisher = EventPublisher(
+            broker=broker,
+            settings=settings,
+            registry=REGISTRY,
+            cipher=cipher,
+            clock=clock,
+            producer=service,
+        )
+        return cls(
+            service, settings, clock, REGISTRY, broker, mongo, db, keyring, cipher, publisher
+        )
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    register: Callable[[Runtime], None] = lambda runtime: None
+    """Registers Kafka subscribers (and stores state in ``runtime.state``)."""
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None
+    """Runs after MongoDB answers and before subscribers start: create indexes, load caches."""
+    routers: Sequence[Callable[[Runtime], APIRouter]] = ()
+    background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
+    """Long-running tasks (tickers), cancelled at shutdown."""
+    title: str = ""
+
+
+def health_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": runtime.service}
+
+    @router.get("/readyz", summary="Readiness: Kafka and MongoDB answer")
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(runtime.db.command("ping"), timeout=3)
+            checks["mongo"] = "ok"
+        except Exception as error:
+            checks["mongo"] = f"error: {type(error).__name__}"
+        checks["kafka"] = "ok" if await runtime.broker.ping(timeout=3) else "error: no answer"
+        ready = all(value == "ok" for value in checks.values()) and bool(
+            getattr(request.app.state, "started", False)
+        )
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "service": runtime.service, **checks},
+            status_code=200 if ready else 503,
+        )
+
+    return router
+
+
+def create_app(
+    spec: ServiceSpec, settings: CommonSettings, *, clock: Clock | None = None
+) -> FastAPI:
+    """The service's ASGI app; clients connect in its lifespan, not here."""
+    configure_logging(spec.name, settings.log_level, settings.log_format)
+    runtime = Runtime.build(spec.name, settings, clock)
+    log = get_logger(spec.name)
+    spec.register(runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.db.command("ping")
+        await runtime.keyring.ensure_indexes()
+        if spec.on_startup is not None:
+            await spec.on_startup(runtime)
+        await runtime.broker.start()
+        tasks = [asyncio.create_task(job(runtime)) for job in spec.background]
+        app.state.started = True
+        log.info("service ready", kafka=settings.kafka_bootstrap, mongo_db=settings.mongo_db)
+        try:
+            yield
+        finally:
+            app.state.started = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.broker.stop()
+            await runtime.mongo.close()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=spec.title or f"Leadtrail {spec.name}",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.started = False
+    app.include_router(health_router(runtime))
+    for make_router in spec.routers:
+        app.include_router(make_router(runtime))
+    return app

@@ -1,0 +1,62 @@
+"""Settings every service reads from the environment (prefix ``LEADTRAIL_``).
+
+``make up`` writes the values for a local stack into ``.run/stack.env``; docker-compose and the
+Kubernetes manifests set the same names.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["CommonSettings", "decode_key"]
+
+
+def decode_key(value: SecretStr, name: str) -> bytes:
+    """A 32-byte key from its base64 text; a clear error names the setting when it is wrong."""
+    try:
+        raw = base64.b64decode(value.get_secret_value(), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"{name} must be base64 of 32 random bytes") from error
+    if len(raw) != 32:
+        raise ValueError(f"{name} must decode to 32 bytes, got {len(raw)}")
+    return raw
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADTRAIL_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="host:port[,host:port] of the Kafka brokers"
+    )
+    mongo_url: str = Field(default="mongodb://127.0.0.1:27017/")
+    mongo_db: str = Field(default="leadtrail", pattern=r"^[A-Za-z0-9_-]{1,48}$")
+    topic_prefix: str = Field(default="leadtrail.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    kek: SecretStr = Field(
+        description="Key-encryption key: base64 of 32 random bytes; wraps subjects' data keys"
+    )
+    kek_id: str = Field(default="kek-1", min_length=1, max_length=64)
+    handler_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
+    )
+    handler_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+
+    @field_validator("kek")
+    @classmethod
+    def _kek_is_a_key(cls, value: SecretStr) -> SecretStr:
+        decode_key(value, "LEADTRAIL_KEK")
+        return value
+
+    def kek_bytes(self) -> bytes:
+        return decode_key(self.kek, "LEADTRAIL_KEK")
+
+    def topic(self, logical_name: str) -> str:
+        return f"{self.topic_prefix}{logical_name}"

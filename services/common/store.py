@@ -1,0 +1,80 @@
+"""MongoDB access through PyMongo's async API, and idempotent projection writes.
+
+The stores must work on MongoDB and on FerretDB 1.x, which has no multi-document transactions,
+change streams or TTL indexes. So every projection update is one conditional single-document
+write that records the event id it applies (:func:`apply_once`), which makes redelivery and
+restarts harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.common.settings import CommonSettings
+
+__all__ = ["APPLIED_FIELD", "APPLIED_WINDOW", "Document", "apply_once", "make_mongo_client"]
+
+Document = dict[str, Any]
+
+APPLIED_FIELD = "_applied"
+APPLIED_WINDOW = 200
+"""How many recent event ids a projection document remembers. Redeliveries come from the
+last uncommitted batch, far fewer than this; full replays write into fresh collections."""
+
+
+def make_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
+    """A client that connects lazily (nothing happens at construction)."""
+    return AsyncMongoClient(
+        settings.mongo_url,
+        appname=app_name,
+        tz_aware=True,
+        serverSelectionTimeoutMS=10_000,
+        connect=False,
+    )
+
+
+def database(
+    client: AsyncMongoClient[Document], settings: CommonSettings
+) -> AsyncDatabase[Document]:
+    return client[settings.mongo_db]
+
+
+async def apply_once(
+    collection: AsyncCollection[Document],
+    document_id: str,
+    event_id: str,
+    update: dict[str, Any],
+) -> bool:
+    """Apply ``update`` to the document unless it already applied ``event_id``.
+
+    Returns True when this call changed the document. Creates the document when it does not
+    exist. Safe against concurrent redelivery: the event id guard and the write are one atomic
+    single-document operation.
+    """
+    guarded = dict(update)
+    push = dict(guarded.get("$push", {}))
+    push[APPLIED_FIELD] = event_id
+    guarded["$push"] = push
+    try:
+        result = await collection.update_one(
+            {"_id": document_id, APPLIED_FIELD: {"$ne": event_id}}, guarded, upsert=True
+        )
+    except DuplicateKeyError:
+        # The document exists and already holds event_id, so the filter did not match and the
+        # upsert tried to insert a second document with the same _id.
+        return False
+    changed = result.upserted_id is not None or result.modified_count == 1
+    if changed:
+        # Keep the window bounded. `$push` with `$slice` would do it in the same write on
+        # MongoDB, but FerretDB 1.x ignores `$slice`; one `$pop` per applied event keeps the
+        # array at most APPLIED_WINDOW long on both.
+        await collection.update_one(
+            {"_id": document_id, f"{APPLIED_FIELD}.{APPLIED_WINDOW}": {"$exists": True}},
+            {"$pop": {APPLIED_FIELD: -1}},
+        )
+    return changed

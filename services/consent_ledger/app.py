@@ -1,0 +1,13 @@
+"""Composition of the consent-ledger service."""
+
+from __future__ import annotations
+
+from services.common.runtime import ServiceSpec
+
+__all__ = ["SERVICE_NAME", "build_spec"]
+
+SERVICE_NAME = "consent-ledger"
+
+
+def build_spec() -> ServiceSpec:
+    return ServiceSpec(name=SERVICE_NAME)

@@ -1,0 +1,7 @@
+"""`python -m services.crm_sync`: run the crm-sync service."""
+
+from services.common.runner import run
+from services.crm_sync.app import build_spec
+
+if __name__ == "__main__":
+    run(build_spec())

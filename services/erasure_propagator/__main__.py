@@ -1,0 +1,7 @@
+"""`python -m services.erasure_propagator`: run the erasure-propagator service."""
+
+from services.common.runner import run
+from services.erasure_propagator.app import build_spec
+
+if __name__ == "__main__":
+    run(build_spec())

@@ -1,0 +1,96 @@
+"""The reliable subscription on FastStream's in-memory broker: routing, poison, dead letters.
+
+Retries with redelivery need a real consumer that can seek; they are covered again on real
+Kafka in ``tests/integration/test_event_loop.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from contracts import EventEnvelope
+from contracts.dead_letter import DeadLetterV1
+from services.common.clock import FakeClock
+from services.common.consumer import subscribe_events
+from services.common.settings import CommonSettings
+
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(kek_b64: str) -> CommonSettings:
+    return CommonSettings(kek=kek_b64, topic_prefix="unit.", handler_max_attempts=1)  # type: ignore[arg-type]
+
+
+def _event(event_type: str = "lead.captured") -> EventEnvelope:
+    return EventEnvelope(
+        type=event_type,
+        version=1,
+        occurred_at=NOW,
+        tenant_id="acme",
+        subject_id="sub-1",
+        correlation_id="corr-1",
+        producer="test",
+    )
+
+
+async def _publish(broker: KafkaBroker, event: EventEnvelope | bytes) -> None:
+    if isinstance(event, EventEnvelope):
+        await broker.publish(
+            event.model_dump_json().encode(),
+            topic="unit.lead-events",
+            key=event.kafka_key(),
+            headers=event.kafka_headers(),
+        )
+    else:
+        await broker.publish(event, topic="unit.lead-events", key=b"k", headers={"type": "x.y"})
+
+
+async def test_handler_gets_wanted_events_only(settings: CommonSettings) -> None:
+    broker = KafkaBroker()
+    seen: list[str] = []
+
+    async def handler(event: EventEnvelope) -> None:
+        seen.append(event.type)
+
+    subscribe_events(
+        broker, settings, service="unit", group_id="unit", topics=["lead-events"],
+        handler=handler, clock=FakeClock(NOW), event_types={"lead.captured"},
+    )
+    async with TestKafkaBroker(broker):
+        await _publish(broker, _event("lead.captured"))
+        await _publish(broker, _event("lead.scored"))
+    assert seen == ["lead.captured"]
+
+
+async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSettings) -> None:
+    broker = KafkaBroker()
+    letters: list[DeadLetterV1] = []
+
+    async def handler(event: EventEnvelope) -> None:
+        raise RuntimeError("projection store exploded")
+
+    subscribe_events(
+        broker, settings, service="unit", group_id="unit", topics=["lead-events"],
+        handler=handler, clock=FakeClock(NOW),
+    )
+
+    @broker.subscriber("unit.dead-letters")
+    async def collect(letter: DeadLetterV1) -> None:
+        letters.append(letter)
+
+    async with TestKafkaBroker(broker):
+        await _publish(broker, b"\x00 not json at all")
+        await _publish(broker, _event())
+
+    assert [letter.error_type for letter in letters] == ["ValidationError", "RuntimeError"]
+    poison, failed = letters
+    assert base64.b64decode(poison.value_b64) == b"\x00 not json at all"
+    assert poison.source_topic == "unit.lead-events"
+    assert failed.error_message == "projection store exploded"
+    assert failed.event_type == "lead.captured" and failed.tenant_id == "acme"
+    assert failed.failed_at == NOW
