@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 __all__ = ["EncryptedPII", "EventEnvelope", "new_event_id"]
 
+
 def new_event_id() -> str:
     """A UUIDv7: time-ordered, so ids sort roughly by creation time."""
     return str(uuid_utils.uuid7())

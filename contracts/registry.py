@@ -151,9 +151,7 @@ class EventRegistry:
         type and validate it again, so upcasters only ever see well-formed input."""
         latest = self.latest(envelope.type)
         stored = self.get(envelope.type, envelope.version).data.model_validate(envelope.data)
-        data = self.upcast_data(
-            envelope.type, envelope.version, stored.model_dump(mode="json")
-        )
+        data = self.upcast_data(envelope.type, envelope.version, stored.model_dump(mode="json"))
         model = latest.data.model_validate(data)
         current = envelope.model_copy(
             update={"version": latest.version, "data": model.model_dump(mode="json")}

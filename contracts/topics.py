@@ -42,9 +42,7 @@ CONSENT_EVENTS = TopicSpec(
     "consent-events", "Consent grants and withdrawals, objections, restrictions, suppression."
 )
 PRIVACY_EVENTS = TopicSpec("privacy-events", "Data-subject requests: received, verified, answered.")
-RETENTION_EVENTS = TopicSpec(
-    "retention-events", "Retention policies, legal holds and expirations."
-)
+RETENTION_EVENTS = TopicSpec("retention-events", "Retention policies, legal holds and expirations.")
 ERASURE_EVENTS = TopicSpec(
     "erasure-events", "Erasure and rectification orchestration, receipts, completion, overdue."
 )

@@ -15,7 +15,7 @@ def test_fake_clock_moves_only_forward() -> None:
     with pytest.raises(ValueError, match="backwards"):
         clock.advance(timedelta(seconds=-1))
     with pytest.raises(ValueError, match="timezone-aware"):
-        FakeClock(datetime(2026, 1, 1))  # noqa: DTZ001
+        FakeClock(datetime(2026, 1, 1))
 
 
 def test_settings_read_the_leadtrail_prefix(

@@ -23,7 +23,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 @pytest.fixture
 def settings(kek_b64: str) -> CommonSettings:
-    return CommonSettings(kek=kek_b64, topic_prefix="unit.", handler_max_attempts=1)  # type: ignore[arg-type]
+    return CommonSettings(kek=kek_b64, topic_prefix="unit.", handler_max_attempts=1)
 
 
 def _event(event_type: str = "lead.captured") -> EventEnvelope:
@@ -58,8 +58,14 @@ async def test_handler_gets_wanted_events_only(settings: CommonSettings) -> None
         seen.append(event.type)
 
     subscribe_events(
-        broker, settings, service="unit", group_id="unit", topics=["lead-events"],
-        handler=handler, clock=FakeClock(NOW), event_types={"lead.captured"},
+        broker,
+        settings,
+        service="unit",
+        group_id="unit",
+        topics=["lead-events"],
+        handler=handler,
+        clock=FakeClock(NOW),
+        event_types={"lead.captured"},
     )
     async with TestKafkaBroker(broker):
         await _publish(broker, _event("lead.captured"))
@@ -75,8 +81,13 @@ async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSe
         raise RuntimeError("projection store exploded")
 
     subscribe_events(
-        broker, settings, service="unit", group_id="unit", topics=["lead-events"],
-        handler=handler, clock=FakeClock(NOW),
+        broker,
+        settings,
+        service="unit",
+        group_id="unit",
+        topics=["lead-events"],
+        handler=handler,
+        clock=FakeClock(NOW),
     )
 
     @broker.subscriber("unit.dead-letters")
@@ -92,5 +103,6 @@ async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSe
     assert base64.b64decode(poison.value_b64) == b"\x00 not json at all"
     assert poison.source_topic == "unit.lead-events"
     assert failed.error_message == "projection store exploded"
-    assert failed.event_type == "lead.captured" and failed.tenant_id == "acme"
+    assert failed.event_type == "lead.captured"
+    assert failed.tenant_id == "acme"
     assert failed.failed_at == NOW

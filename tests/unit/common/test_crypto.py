@@ -18,8 +18,12 @@ from services.common.crypto import (
 PII = {"email": "maria.rossi@example.org", "phone": "+393471234567"}
 
 
-async def _event(cipher: PiiCipher, subject: str = "sub-1", event_id: str = "ev-1") -> EventEnvelope:
-    encrypted = await cipher.encrypt(tenant_id="acme", subject_id=subject, event_id=event_id, pii=PII)
+async def _event(
+    cipher: PiiCipher, subject: str = "sub-1", event_id: str = "ev-1"
+) -> EventEnvelope:
+    encrypted = await cipher.encrypt(
+        tenant_id="acme", subject_id=subject, event_id=event_id, pii=PII
+    )
     return EventEnvelope(
         id=event_id,
         type="lead.captured",
@@ -58,7 +62,8 @@ async def test_a_returning_subject_gets_a_new_key_generation() -> None:
     old = await _event(cipher, event_id="e1")
     await keyring.destroy("acme", "sub-1")
     new = await _event(cipher, event_id="e2")
-    assert old.pii is not None and new.pii is not None
+    assert old.pii is not None
+    assert new.pii is not None
     assert old.pii.key_id != new.pii.key_id
     assert await cipher.decrypt(old) is None
     assert await cipher.decrypt(new) == PII

@@ -1,0 +1,63 @@
+# Leadtrail developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up down status test lint types arch pytest unit contract integration e2e \
+        contracts bench fmt clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## Create the virtualenv and install Leadtrail with its dev tools
+
+up: $(STAMP) ## Start Kafka, FerretDB, the topics and all five services (DETACH=1: in the background)
+	$(BIN)/leadtrail stack up $(if $(DETACH),--detach,)
+
+down: $(STAMP) ## Stop a stack started by `make up DETACH=1`
+	$(BIN)/leadtrail stack down
+
+status: $(STAMP) ## Show what the local stack is running
+	$(BIN)/leadtrail stack status
+
+test: lint types arch pytest ## Lint, types, architecture check and the whole test suite
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP) ## mypy --strict on services, contracts, ops and tests
+	$(BIN)/mypy
+
+arch: $(STAMP) ## import-linter: services stay independent of each other
+	$(BIN)/lint-imports
+
+pytest: $(STAMP) ## The whole pytest suite (starts and stops Kafka and FerretDB itself)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP) ## Unit and contract tests only (no infrastructure)
+	$(BIN)/pytest tests/unit tests/contract $(PYTEST_ARGS)
+
+integration: $(STAMP) ## Integration tests on real Kafka and FerretDB
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+
+contracts: $(STAMP) ## Regenerate JSON Schemas and AsyncAPI documents
+	$(BIN)/leadtrail contracts generate
+
+fmt: $(STAMP) ## Format and autofix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the virtualenv and the run directory (caches in ~/.cache/leadtrail stay)
+	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

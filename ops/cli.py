@@ -1,0 +1,115 @@
+"""``leadtrail``: the operator's command line.
+
+Every command has ``--help`` with examples. Errors print one clear line on stderr and exit
+non-zero; nothing here prints secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from contracts import ALL_TOPICS, REGISTRY
+from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="leadtrail",
+    help="Operate a Leadtrail cluster: contracts, topics, the local stack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI documents.")
+topics_app = typer.Typer(help="Kafka topics of the cluster.")
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(topics_app, name="topics")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@contracts_app.command("generate")
+def contracts_generate() -> None:
+    """Regenerate contracts/schemas/*.json and contracts/asyncapi/*.json from the code.
+
+    Example: leadtrail contracts generate && git diff contracts/
+    """
+    from ops.asyncapi import write_asyncapi
+
+    written = write_schemas(REGISTRY) + write_asyncapi()
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo("contracts are up to date")
+
+
+@contracts_app.command("check")
+def contracts_check() -> None:
+    """Exit 1 when a checked-in schema or AsyncAPI document differs from the code.
+
+    Example: leadtrail contracts check
+    """
+    from ops.asyncapi import ASYNCAPI_DIR, render_asyncapi
+
+    stale = [
+        str(directory / name)
+        for directory, files in (
+            (SCHEMA_DIR, render_schemas(REGISTRY)),
+            (ASYNCAPI_DIR, render_asyncapi()),
+        )
+        for name, text in files.items()
+        if not (directory / name).exists() or (directory / name).read_text() != text
+    ]
+    if stale:
+        raise fail("out of date: " + ", ".join(stale) + " (run: leadtrail contracts generate)")
+    typer.echo("contracts are up to date")
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: str = typer.Option(
+        None, envvar="LEADTRAIL_KAFKA_BOOTSTRAP", help="host:port of a broker"
+    ),
+    prefix: str = typer.Option("leadtrail.", envvar="LEADTRAIL_TOPIC_PREFIX"),
+    replication_factor: int = typer.Option(1, min=1, help="3 in production"),
+) -> None:
+    """Create every Leadtrail topic that does not exist yet (idempotent).
+
+    Example: leadtrail topics create --bootstrap 127.0.0.1:9092
+    """
+    from services.common.topics import ensure_topics
+
+    if not bootstrap:
+        raise fail("no broker: pass --bootstrap or set LEADTRAIL_KAFKA_BOOTSTRAP")
+    created = asyncio.run(
+        ensure_topics(bootstrap, prefix, ALL_TOPICS, replication_factor=replication_factor)
+    )
+    for name in created:
+        typer.echo(f"created {name}")
+    typer.echo(f"{len(ALL_TOPICS)} topics present ({len(created)} new)")
+
+
+def load_stack_env(path: Path = Path(".run/stack.env")) -> None:
+    """Let commands find a stack started by ``make up`` unless the environment says otherwise."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("LEADTRAIL_"):
+            os.environ.setdefault(key, value)
+
+
+def main() -> None:
+    load_stack_env()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
