@@ -27,8 +27,10 @@ app = typer.Typer(
 )
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI documents.")
 topics_app = typer.Typer(help="Kafka topics of the cluster.")
+stack_app = typer.Typer(help="The local stack: Kafka, FerretDB and the five services.")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(topics_app, name="topics")
+app.add_typer(stack_app, name="stack")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -97,14 +99,73 @@ def topics_create(
     typer.echo(f"{len(ALL_TOPICS)} topics present ({len(created)} new)")
 
 
-def load_stack_env(path: Path = Path(".run/stack.env")) -> None:
-    """Let commands find a stack started by ``make up`` unless the environment says otherwise."""
-    if not path.is_file():
+@stack_app.command("up")
+def stack_up(
+    detach: bool = typer.Option(False, "--detach", help="start and return (stop: stack down)"),
+    timeout: float = typer.Option(90.0, help="seconds each part may take to become ready"),
+) -> None:
+    """Start Kafka, FerretDB, the topics and all five services; Ctrl-C stops everything.
+
+    Prints one line per endpoint and writes .run/stack.env for the other tools.
+
+    Examples: leadtrail stack up | leadtrail stack up --detach && leadtrail stack down
+    """
+    from ops import stack
+    from ops.infra.errors import InfraError
+    from ops.infra.paths import default_run_root
+
+    run_root = default_run_root()
+    typer.echo("starting Kafka, FerretDB and the services (first run downloads and builds) ...")
+    try:
+        processes = stack.stack_up(run_root, timeout=timeout)
+    except InfraError as error:
+        raise fail(str(error)) from None
+    for process in processes:
+        typer.echo(f"{process.label}: {process.url}")
+    env = dict(line.split("=", 1) for line in (run_root / "stack.env").read_text().splitlines())
+    typer.echo(f"kafka: {env['LEADTRAIL_KAFKA_BOOTSTRAP']}")
+    typer.echo(f"mongodb: {env['LEADTRAIL_MONGO_URL']}")
+    typer.echo(f"logs: {run_root / 'logs'}; settings for tools: {run_root / 'stack.env'}")
+    if detach:
+        typer.echo("running in the background; stop with: make down")
         return
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.startswith("LEADTRAIL_"):
-            os.environ.setdefault(key, value)
+    typer.echo("press Ctrl-C to stop")
+    raise typer.Exit(stack.watch(run_root, processes))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services, then Kafka and FerretDB (data stays in .run/ for the next up).
+
+    Example: leadtrail stack down
+    """
+    from ops import stack
+
+    stack.stack_down()
+    typer.echo("stopped")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show which services of the local stack run, and where.
+
+    Example: leadtrail stack status
+    """
+    from ops import stack
+
+    for name, state in stack.stack_status():
+        typer.echo(f"{name:20} {state}")
+
+
+def load_stack_env(run_root: Path = Path(".run")) -> None:
+    """Let commands find a stack started by ``make up`` unless the environment says otherwise."""
+    for path in (run_root / "stack.env", run_root / "secrets.env"):
+        if not path.is_file():
+            continue
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.startswith("LEADTRAIL_"):
+                os.environ.setdefault(key, value)
 
 
 def main() -> None:

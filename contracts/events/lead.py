@@ -9,11 +9,20 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 from contracts.events.common import Channel, Identifier, LegalBasis, Purpose, ShortText
 
 __all__ = [
+    "AnswerValue",
     "ConsentClaims",
+    "InteractionAnswersV1",
     "LawfulCollectionAttestation",
     "LeadCapturedV1",
     "LeadContactV1",
+    "LeadInteractionRecordedV1",
+    "LeadQualifiedV1",
+    "LeadScoreReviewedV1",
+    "LeadScoredV1",
     "LeadSource",
+    "ScoreInputsV1",
+    "ScoreReviewReasonV1",
+    "ScoredCriterion",
     "ThirdPartySource",
     "WebFormSource",
 ]
@@ -91,3 +100,76 @@ class LeadContactV1(_Strict):
         default=None, description="The submitter's IP address, shortened (R33)."
     )
     user_agent: Annotated[str, Field(max_length=500)] | None = None
+
+
+AnswerValue = str | int | float | bool
+
+
+class LeadInteractionRecordedV1(_Strict):
+    """Answers gathered on a channel during qualification (R1, R6). The answers themselves are
+    personal data and travel in ``pii``; here only which questions were answered."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    interaction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    channel: Channel
+    answered: Annotated[list[str], Field(max_length=100)] = Field(
+        description="Keys of the answers given, e.g. budget, timeline."
+    )
+
+
+class InteractionAnswersV1(_Strict):
+    """Personal data of an interaction."""
+
+    answers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")], AnswerValue]
+    summary: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class ScoredCriterion(_Strict):
+    criterion_id: str
+    answer: str
+    points: int
+
+
+class LeadScoredV1(_Strict):
+    """A score with its explanation (R6, R8). Which criteria matched and their points are
+    non-personal; the inputs they saw are in ``pii`` (:class:`ScoreInputsV1`)."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    score: int
+    threshold: int
+    qualified: bool
+    rules_version: int = Field(ge=1)
+    matched: list[ScoredCriterion]
+    trigger: Literal["interaction", "restriction_lifted", "rescore"]
+
+
+class ScoreInputsV1(_Strict):
+    """The answers each matched criterion saw, keyed by criterion id."""
+
+    inputs: dict[str, AnswerValue]
+
+
+class LeadQualifiedV1(_Strict):
+    """The lead reached its tenant's qualification threshold; crm-sync pushes it (R7)."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    score: int
+    threshold: int
+    by: Literal["rules", "review"]
+
+
+class LeadScoreReviewedV1(_Strict):
+    """A person re-evaluated a score (R8, GDPR art. 22(3)). ``reviewer`` names an operator of
+    the tenant, not the data subject."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    review_id: Annotated[str, Field(min_length=1, max_length=64)]
+    previous_score: int | None
+    new_score: int
+    reviewer: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ScoreReviewReasonV1(_Strict):
+    """Why the score was changed; may mention the person, so it is encrypted."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]

@@ -7,6 +7,8 @@ only after its message was handled (see :mod:`services.common.consumer`).
 
 from __future__ import annotations
 
+import logging
+
 from faststream.kafka import KafkaBroker
 
 from services.common.logging import get_logger
@@ -24,5 +26,6 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         request_timeout_ms=15_000,
         linger_ms=0,
         logger=get_logger("faststream"),
+        log_level=logging.DEBUG,  # per-message "Received"/"Processed" lines only at debug
         graceful_timeout=15.0,
     )

@@ -2,7 +2,8 @@
 
 A subscription registered with :func:`subscribe_events` gets, for every Kafka record:
 
-1. records whose ``type`` header is not wanted are acknowledged without decoding;
+1. records whose ``type`` header names an unwanted type are acknowledged without decoding
+   (records without the header are decoded: they may be poison, which must not vanish);
 2. bytes that are not a valid :class:`~contracts.envelope.EventEnvelope` go straight to the
    dead-letter topic (retrying cannot fix them) and the partition moves on;
 3. the handler runs with ``tenant_id``/``correlation_id`` bound to every log line;
@@ -115,8 +116,9 @@ def subscribe_events(
     async def handle(message: Any) -> None:
         record: Any = message.raw_message
         headers = _headers(record)
-        if wanted is not None and headers.get("type") not in wanted:
-            await message.ack()
+        header_type = headers.get("type")
+        if wanted is not None and header_type is not None and header_type not in wanted:
+            await message.ack()  # routed by header: not for us, no need to decode
             return
         try:
             envelope = EventEnvelope.model_validate_json(record.value or b"")

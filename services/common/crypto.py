@@ -299,18 +299,29 @@ class PiiCipher:
         """
         if envelope.pii is None:
             return {}
-        key = await self.keyring.get(envelope.pii.key_id)
+        return await self.decrypt_parts(
+            tenant_id=envelope.tenant_id,
+            subject_id=envelope.subject_id,
+            event_id=envelope.id,
+            pii=envelope.pii,
+        )
+
+    async def decrypt_parts(
+        self, *, tenant_id: str, subject_id: str, event_id: str, pii: EncryptedPII
+    ) -> dict[str, Any] | None:
+        """Like :meth:`decrypt`, for a ciphertext kept apart from its envelope (read models)."""
+        key = await self.keyring.get(pii.key_id)
         if key is None:
             return None
-        if (key.tenant_id, key.subject_id) != (envelope.tenant_id, envelope.subject_id):
-            raise DecryptionError(f"event {envelope.id} names a key of another subject")
+        if (key.tenant_id, key.subject_id) != (tenant_id, subject_id):
+            raise DecryptionError(f"event {event_id} names a key of another subject")
         try:
             plaintext = AESGCM(key.material).decrypt(
-                base64.b64decode(envelope.pii.nonce),
-                base64.b64decode(envelope.pii.ciphertext),
-                self._aad(envelope.tenant_id, envelope.subject_id, envelope.id),
+                base64.b64decode(pii.nonce),
+                base64.b64decode(pii.ciphertext),
+                self._aad(tenant_id, subject_id, event_id),
             )
         except InvalidTag as error:
-            raise DecryptionError(f"personal data of event {envelope.id} was altered") from error
+            raise DecryptionError(f"personal data of event {event_id} was altered") from error
         loaded: dict[str, Any] = json.loads(plaintext)
         return loaded

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -44,6 +45,10 @@ class CommonSettings(BaseSettings):
         description="Key-encryption key: base64 of 32 random bytes; wraps subjects' data keys"
     )
     kek_id: str = Field(default="kek-1", min_length=1, max_length=64)
+    config_dir: Path = Field(
+        default=Path(".run/config"),
+        description="operator configuration: tenants.json and tenants/<id>/*.yaml",
+    )
     handler_max_attempts: int = Field(
         default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
     )

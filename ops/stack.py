@@ -1,0 +1,229 @@
+"""The local stack behind ``make up``: Kafka, FerretDB, the topics and the five services.
+
+Everything runs as separate processes on free loopback ports, with state and logs under
+``.run/`` (``.run/logs/<service>.log``). ``.run/stack.env`` tells the CLI, benchmarks and other
+tools where everything listens; ``.run/secrets.env`` (mode 0600) holds the key-encryption key,
+generated once so a restarted stack can still read its own events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ops.infra.errors import InfraError
+from ops.infra.ferretdb import start_ferretdb, stop_ferretdb
+from ops.infra.kafka import start_kafka, stop_kafka
+from ops.infra.paths import default_run_root
+from ops.infra.process import (
+    free_port,
+    log_tail,
+    read_pid,
+    spawn_detached,
+    terminate,
+    wait_until_healthy,
+)
+from services.common.topics import ensure_topics
+
+__all__ = ["SERVICES", "ServiceProcess", "stack_down", "stack_status", "stack_up"]
+
+TOPIC_PREFIX = "leadtrail."
+MONGO_DB = "leadtrail"
+
+
+@dataclass(frozen=True)
+class ServiceDef:
+    name: str
+    module: str
+    label: str
+
+    @property
+    def env_name(self) -> str:
+        return f"LEADTRAIL_{self.name.upper().replace('-', '_')}_URL"
+
+
+SERVICES: tuple[ServiceDef, ...] = (
+    ServiceDef("lead-ingest", "services.lead_ingest", "ingest API"),
+    ServiceDef("consent-ledger", "services.consent_ledger", "consent-ledger"),
+    ServiceDef("retention-scheduler", "services.retention_scheduler", "retention-scheduler"),
+    ServiceDef("erasure-propagator", "services.erasure_propagator", "erasure-propagator"),
+    ServiceDef("crm-sync", "services.crm_sync", "crm-sync"),
+)
+
+
+@dataclass(frozen=True)
+class ServiceProcess:
+    name: str
+    module: str
+    label: str
+    url: str
+    pid: int
+    log: str
+
+
+def _secrets(run_root: Path) -> dict[str, str]:
+    path = run_root / "secrets.env"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kek = base64.b64encode(secrets.token_bytes(32)).decode()
+        path.touch(mode=0o600)
+        path.write_text(f"LEADTRAIL_KEK={kek}\n")
+    values = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def _ready(url: str) -> Callable[[float], str | None]:
+    def probe(budget: float) -> str | None:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=budget) as response:  # noqa: S310
+                return None if response.status == 200 else f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            return f"HTTP {error.code}"
+        except OSError as error:
+            return str(error)
+
+    return probe
+
+
+def _start_service(
+    service: ServiceDef, run_root: Path, env: dict[str, str], timeout: float
+) -> ServiceProcess:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = run_root / "logs" / f"{service.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    pid = spawn_detached(
+        [sys.executable, "-m", service.module],
+        cwd=Path.cwd(),
+        log_file=log,
+        pid_file=run_root / "pids" / f"{service.name}.pid",
+        env={**env, "LEADTRAIL_HTTP_PORT": str(port)},
+    )
+    wait_until_healthy(_ready(url), pid=pid, what=service.name, timeout=timeout, log_file=log)
+    return ServiceProcess(service.name, service.module, service.label, url, pid, str(log))
+
+
+def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[ServiceProcess]:
+    """Start everything (idempotent for the infrastructure) and write ``.run/stack.env``."""
+    run_root = run_root or default_run_root()
+    (run_root / "pids").mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        kafka_future = pool.submit(start_kafka, run_root / "kafka")
+        mongo_future = pool.submit(start_ferretdb, run_root / "ferretdb")
+        kafka, mongo = kafka_future.result(), mongo_future.result()
+    asyncio.run(ensure_topics(kafka.bootstrap, TOPIC_PREFIX))
+    env = {
+        **os.environ,
+        **_secrets(run_root),
+        "LEADTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "LEADTRAIL_MONGO_URL": mongo.url,
+        "LEADTRAIL_MONGO_DB": MONGO_DB,
+        "LEADTRAIL_TOPIC_PREFIX": TOPIC_PREFIX,
+    }
+    stack_down(run_root, services_only=True)
+    started: list[ServiceProcess] = []
+    try:
+        with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
+            futures = [pool.submit(_start_service, s, run_root, env, timeout) for s in SERVICES]
+            for future in futures:
+                started.append(future.result())
+    except InfraError:
+        stack_down(run_root, services_only=True)
+        raise
+    (run_root / "stack.json").write_text(
+        json.dumps([asdict(process) for process in started], indent=2) + "\n"
+    )
+    lines = [
+        f"LEADTRAIL_KAFKA_BOOTSTRAP={kafka.bootstrap}",
+        f"LEADTRAIL_MONGO_URL={mongo.url}",
+        f"LEADTRAIL_MONGO_DB={MONGO_DB}",
+        f"LEADTRAIL_TOPIC_PREFIX={TOPIC_PREFIX}",
+        *(f"{s.env_name}={p.url}" for s, p in zip(SERVICES, started, strict=True)),
+    ]
+    (run_root / "stack.env").write_text("\n".join(lines) + "\n")
+    return started
+
+
+def _recorded(run_root: Path) -> list[ServiceProcess]:
+    try:
+        return [
+            ServiceProcess(**item) for item in json.loads((run_root / "stack.json").read_text())
+        ]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def stack_down(run_root: Path | None = None, *, services_only: bool = False) -> None:
+    """Stop the services (SIGTERM, then SIGKILL after 20 s), then Kafka and FerretDB."""
+    run_root = run_root or default_run_root()
+    for service in SERVICES:
+        pid = read_pid(run_root / "pids" / f"{service.name}.pid", marker=service.module)
+        if pid is not None:
+            terminate(pid, timeout=20.0)
+    (run_root / "stack.json").unlink(missing_ok=True)
+    if services_only:
+        return
+    (run_root / "stack.env").unlink(missing_ok=True)
+    stop_kafka(run_root / "kafka")
+    stop_ferretdb(run_root / "ferretdb")
+
+
+def stack_status(run_root: Path | None = None) -> list[tuple[str, str]]:
+    """(name, state) for every part of the stack."""
+    run_root = run_root or default_run_root()
+    rows = []
+    recorded = {process.name: process for process in _recorded(run_root)}
+    for service in SERVICES:
+        pid = read_pid(run_root / "pids" / f"{service.name}.pid", marker=service.module)
+        process = recorded.get(service.name)
+        state = f"running pid {pid} at {process.url}" if pid and process else "stopped"
+        rows.append((service.name, state))
+    return rows
+
+
+def watch(run_root: Path, processes: list[ServiceProcess], *, poll: float = 1.0) -> int:
+    """Block until SIGINT/SIGTERM or until a service dies; then stop everything.
+
+    Returns the exit code: 0 after a signal, 1 when a service died on its own.
+    """
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    code = 0
+    while not stop.wait(poll):
+        dead = [
+            p
+            for p in processes
+            if read_pid(run_root / "pids" / f"{p.name}.pid", marker=p.module) is None
+        ]
+        if dead:
+            for process in dead:
+                print(
+                    f"{process.name} exited; last lines of {process.log}:\n"
+                    f"{log_tail(Path(process.log))}",
+                    file=sys.stderr,
+                )
+            code = 1
+            break
+    print("stopping Leadtrail ...", file=sys.stderr)
+    started = time.monotonic()
+    stack_down(run_root)
+    print(f"stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    return code

@@ -1,0 +1,243 @@
+"""HTTP conventions shared by the services' APIs.
+
+* Errors are RFC 9457 ``application/problem+json`` with a stable ``type`` per error
+  (``urn:leadtrail:problem:<slug>``), a human ``title``/``detail`` and, for validation errors,
+  an ``errors`` list naming each field.
+* Request bodies are capped (413), requests are rate-limited per tenant (429 + ``Retry-After``).
+* Tenants authenticate with ``Authorization: Bearer <key>`` or ``X-Api-Key: <key>``;
+  missing or wrong keys get 401.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.common.tenants import Tenant, TenantDirectory
+
+__all__ = [
+    "PROBLEM_JSON",
+    "BodySizeLimit",
+    "ProblemError",
+    "RateLimiter",
+    "install_problem_handlers",
+    "problem_response",
+    "tenant_from_request",
+]
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "urn:leadtrail:problem:"
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_STATUS_SLUGS = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Missing or invalid API key"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ProblemError)  # noqa: S101 (registered for ProblemError only)
+        return problem_response(
+            error.status,
+            error.slug,
+            error.title,
+            error.detail,
+            instance=request.url.path,
+            headers=error.headers,
+            **error.extensions,
+        )
+
+    async def on_validation(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)  # noqa: S101
+        errors = [
+            {
+                "field": ".".join(str(part) for part in item.get("loc", ()) if part != "body"),
+                "message": item.get("msg", ""),
+                "code": item.get("type", ""),
+            }
+            for item in error.errors()
+        ]
+        return problem_response(
+            422,
+            "validation-error",
+            "The request is not valid",
+            "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)[:1000],
+            instance=request.url.path,
+            errors=errors,
+        )
+
+    async def on_http(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)  # noqa: S101
+        slug, title = _STATUS_SLUGS.get(error.status_code, ("http-error", "HTTP error"))
+        detail = error.detail if isinstance(error.detail, str) else None
+        return problem_response(
+            error.status_code,
+            slug,
+            title,
+            detail if detail != title else None,
+            instance=request.url.path,
+            headers=dict(error.headers or {}),
+        )
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLargeError:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "payload-too-large",
+            "Request body too large",
+            f"bodies are limited to {self.max_bytes} bytes",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """A token bucket per tenant (per process): ``rate`` requests/s, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._now = now
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, tenant_id: str) -> None:
+        """Take a token or raise a 429 problem saying when to retry."""
+        now = self._now()
+        bucket = self._buckets.setdefault(tenant_id, _Bucket(float(self.burst), now))
+        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return
+        wait = math.ceil((1 - bucket.tokens) / self.rate) if self.rate > 0 else 60
+        raise ProblemError(
+            429,
+            "rate-limited",
+            "Too many requests",
+            f"tenant {tenant_id} is limited to {self.rate:g} requests/s",
+            headers={"Retry-After": str(max(1, wait))},
+        )
+
+
+def tenant_from_request(
+    directory: TenantDirectory,
+) -> Callable[[Request], Awaitable[Tenant]]:
+    """A FastAPI dependency resolving the calling tenant from its API key (401 otherwise)."""
+
+    async def dependency(request: Request) -> Tenant:
+        key = request.headers.get("x-api-key")
+        authorization = request.headers.get("authorization", "")
+        if key is None and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        tenant = directory.authenticate(key)
+        if tenant is None:
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "Missing or invalid API key",
+                "send the tenant's key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return tenant
+
+    return dependency
