@@ -28,9 +28,18 @@ app = typer.Typer(
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI documents.")
 topics_app = typer.Typer(help="Kafka topics of the cluster.")
 stack_app = typer.Typer(help="The local stack: Kafka, FerretDB and the five services.")
+tenants_app = typer.Typer(help="Tenants and their API keys (stored as hashes only).")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stack_app, name="stack")
+app.add_typer(tenants_app, name="tenants")
+
+ConfigDir = typer.Option(
+    Path(".run/config"),
+    "--config-dir",
+    envvar="LEADTRAIL_CONFIG_DIR",
+    help="where tenants.json lives (the services read the same directory)",
+)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -155,6 +164,81 @@ def stack_status() -> None:
 
     for name, state in stack.stack_status():
         typer.echo(f"{name:20} {state}")
+
+
+@tenants_app.command("add")
+def tenants_add(
+    name: str = typer.Argument(..., help="display name, e.g. 'Acme Srl'"),
+    tenant_id: str = typer.Option(None, "--id", help="tenant id (default: derived from NAME)"),
+    region: str = typer.Option(
+        None, "--region", help="default phone region, ISO 3166 alpha-2 (e.g. IT)"
+    ),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Create a tenant and print its API key once (only its hash is stored).
+
+    Example: leadtrail tenants add "Acme Srl" --region IT
+    """
+    from services.common.tenants import TenantDirectory, TenantError
+
+    if region is not None and not (len(region) == 2 and region.isalpha() and region.isupper()):
+        raise fail(f"--region must be two upper-case letters, got {region!r}")
+    try:
+        tenant, key = TenantDirectory(config_dir).add(
+            name, tenant_id=tenant_id, default_region=region
+        )
+    except TenantError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"tenant: {tenant.id}")
+    typer.echo(f"api key: {key}")
+    typer.echo("store the key now: it is not shown again", err=True)
+
+
+@tenants_app.command("list")
+def tenants_list(
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """List tenants (ids, names, number of active keys); never prints keys.
+
+    Example: leadtrail tenants list --json
+    """
+    from services.common.tenants import TenantDirectory
+
+    directory = TenantDirectory(config_dir)
+    if as_json:
+        typer.echo(directory.to_json())
+        return
+    tenants = directory.all()
+    if not tenants:
+        typer.echo(f"no tenants in {directory.path}")
+    for tenant in tenants:
+        typer.echo(
+            f"{tenant.id:20} {tenant.name:30} keys={len(tenant.api_keys)} "
+            f"region={tenant.default_region or '-'} created={tenant.created_at:%Y-%m-%d}"
+        )
+
+
+@tenants_app.command("rotate-key")
+def tenants_rotate_key(
+    tenant_id: str = typer.Argument(..., help="the tenant's id"),
+    keep_old: bool = typer.Option(
+        False, "--keep-old", help="old keys keep working (rotate without downtime)"
+    ),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Issue a new API key for a tenant and print it once; old keys stop working.
+
+    Example: leadtrail tenants rotate-key acme-srl
+    """
+    from services.common.tenants import TenantDirectory, TenantError
+
+    try:
+        _, key = TenantDirectory(config_dir).rotate_key(tenant_id, keep_old=keep_old)
+    except TenantError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"api key: {key}")
+    typer.echo("store the key now: it is not shown again", err=True)
 
 
 def load_stack_env(run_root: Path = Path(".run")) -> None:

@@ -41,6 +41,7 @@ from services.common.topics import ensure_topics
 __all__ = ["SERVICES", "ServiceProcess", "stack_down", "stack_status", "stack_up"]
 
 TOPIC_PREFIX = "leadtrail."
+SECRET_KEYS = ("LEADTRAIL_KEK", "LEADTRAIL_BLIND_INDEX_KEY", "LEADTRAIL_UNSUBSCRIBE_KEY")
 MONGO_DB = "leadtrail"
 
 
@@ -75,17 +76,21 @@ class ServiceProcess:
 
 
 def _secrets(run_root: Path) -> dict[str, str]:
+    """The stack's secret keys, generated once (mode 0600) and kept across restarts."""
     path = run_root / "secrets.env"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kek = base64.b64encode(secrets.token_bytes(32)).decode()
-        path.touch(mode=0o600)
-        path.write_text(f"LEADTRAIL_KEK={kek}\n")
     values = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key] = value
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key] = value
+    missing = [name for name in SECRET_KEYS if name not in values]
+    if missing:
+        for name in missing:
+            values[name] = base64.b64encode(secrets.token_bytes(32)).decode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
     return values
 
 
@@ -136,6 +141,7 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
         "LEADTRAIL_MONGO_URL": mongo.url,
         "LEADTRAIL_MONGO_DB": MONGO_DB,
         "LEADTRAIL_TOPIC_PREFIX": TOPIC_PREFIX,
+        "LEADTRAIL_CONFIG_DIR": str(run_root / "config"),
     }
     stack_down(run_root, services_only=True)
     started: list[ServiceProcess] = []
@@ -155,6 +161,7 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
         f"LEADTRAIL_MONGO_URL={mongo.url}",
         f"LEADTRAIL_MONGO_DB={MONGO_DB}",
         f"LEADTRAIL_TOPIC_PREFIX={TOPIC_PREFIX}",
+        f"LEADTRAIL_CONFIG_DIR={run_root / 'config'}",
         *(f"{s.env_name}={p.url}" for s, p in zip(SERVICES, started, strict=True)),
     ]
     (run_root / "stack.env").write_text("\n".join(lines) + "\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +29,9 @@ __all__ = [
     "BodySizeLimit",
     "ProblemError",
     "RateLimiter",
+    "authenticate",
     "install_problem_handlers",
     "problem_response",
-    "tenant_from_request",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -219,25 +219,19 @@ class RateLimiter:
         )
 
 
-def tenant_from_request(
-    directory: TenantDirectory,
-) -> Callable[[Request], Awaitable[Tenant]]:
-    """A FastAPI dependency resolving the calling tenant from its API key (401 otherwise)."""
-
-    async def dependency(request: Request) -> Tenant:
-        key = request.headers.get("x-api-key")
-        authorization = request.headers.get("authorization", "")
-        if key is None and authorization.lower().startswith("bearer "):
-            key = authorization[7:].strip()
-        tenant = directory.authenticate(key)
-        if tenant is None:
-            raise ProblemError(
-                401,
-                "unauthorized",
-                "Missing or invalid API key",
-                "send the tenant's key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return tenant
-
-    return dependency
+def authenticate(directory: TenantDirectory, request: Request) -> Tenant:
+    """The calling tenant, from ``Authorization: Bearer <key>`` or ``X-Api-Key`` (else 401)."""
+    key = request.headers.get("x-api-key")
+    authorization = request.headers.get("authorization", "")
+    if key is None and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    tenant = directory.authenticate(key)
+    if tenant is None:
+        raise ProblemError(
+            401,
+            "unauthorized",
+            "Missing or invalid API key",
+            "send the tenant's key as 'Authorization: Bearer <key>' or 'X-Api-Key: <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return tenant

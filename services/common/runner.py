@@ -11,6 +11,7 @@ import asyncio
 import socket
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
 import uvicorn
 from pydantic import ValidationError
@@ -21,13 +22,16 @@ from services.common.settings import CommonSettings
 
 __all__ = ["run"]
 
+S = TypeVar("S", bound=CommonSettings)
 
-def run(spec: ServiceSpec, load_settings: Callable[[], CommonSettings] = CommonSettings) -> None:
+
+def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callable[[], S]) -> None:
     try:
         settings = load_settings()
     except ValidationError as error:
-        print(f"{spec.name}: invalid configuration:\n{error}", file=sys.stderr)
+        print(f"{name}: invalid configuration:\n{error}", file=sys.stderr)
         raise SystemExit(2) from None
+    spec = build_spec(settings)
     app = create_app(spec, settings)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

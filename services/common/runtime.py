@@ -25,6 +25,7 @@ from contracts.registry import EventRegistry
 from services.common.broker import make_broker
 from services.common.clock import Clock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
+from services.common.http import BodySizeLimit, install_problem_handlers
 from services.common.logging import configure_logging, get_logger
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
@@ -85,6 +86,7 @@ class ServiceSpec:
     background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
     """Long-running tasks (tickers), cancelled at shutdown."""
     title: str = ""
+    max_body_bytes: int = 64 * 1024
 
 
 def health_router(runtime: Runtime) -> APIRouter:
@@ -151,6 +153,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.started = False
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     app.include_router(health_router(runtime))
     for make_router in spec.routers:
         app.include_router(make_router(runtime))

@@ -1,7 +1,7 @@
 """`python -m services.crm_sync`: run the crm-sync service."""
 
 from services.common.runner import run
-from services.crm_sync.app import build_spec
+from services.crm_sync.app import SERVICE_NAME, SETTINGS_CLASS, build_spec
 
 if __name__ == "__main__":
-    run(build_spec())
+    run(SERVICE_NAME, build_spec, SETTINGS_CLASS)

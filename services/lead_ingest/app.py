@@ -1,13 +1,79 @@
-"""Composition of the lead-ingest service."""
+"""Composition of the lead-ingest service: HTTP API, projections, scoring."""
 
 from __future__ import annotations
 
-from services.common.runtime import ServiceSpec
+from fastapi import APIRouter
 
-__all__ = ["SERVICE_NAME", "build_spec"]
+from contracts.topics import CONSENT_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
+from services.common.consumer import subscribe_events
+from services.common.http import RateLimiter
+from services.common.runtime import Runtime, ServiceSpec
+from services.common.tenants import TenantDirectory
+from services.lead_ingest.api import IngestApi, build_router
+from services.lead_ingest.handlers import LeadIngestHandlers
+from services.lead_ingest.idempotency import IdempotencyStore
+from services.lead_ingest.linking import BlindIndex, SubjectLinker
+from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.settings import IngestSettings
+from services.lead_ingest.tenant_rules import TenantRules
+
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
 
 SERVICE_NAME = "lead-ingest"
+SETTINGS_CLASS = IngestSettings
 
 
-def build_spec() -> ServiceSpec:
-    return ServiceSpec(name=SERVICE_NAME)
+def build_spec(settings: IngestSettings) -> ServiceSpec:
+    parts: dict[str, IngestApi] = {}
+
+    def api_for(runtime: Runtime) -> IngestApi:
+        if "api" not in parts:
+            projection = LeadProjection(runtime.db)
+            parts["api"] = IngestApi(
+                runtime=runtime,
+                settings=settings,
+                tenants=TenantDirectory(settings.config_dir),
+                limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+                linker=SubjectLinker(
+                    runtime.db["subject_index"], BlindIndex(settings.blind_index_bytes())
+                ),
+                idempotency=IdempotencyStore(
+                    runtime.db["idempotency"], settings.idempotency_takeover_s
+                ),
+                projection=projection,
+                handlers=LeadIngestHandlers(runtime, projection, TenantRules(settings.config_dir)),
+            )
+        return parts["api"]
+
+    def register(runtime: Runtime) -> None:
+        handlers = api_for(runtime).handlers
+        for group, topic, handler in (
+            ("lead-ingest.leads", LEAD_EVENTS, handlers.on_lead_event),
+            ("lead-ingest.subjects", CONSENT_EVENTS, handlers.on_consent_event),
+            ("lead-ingest.privacy", PRIVACY_EVENTS, handlers.on_privacy_event),
+        ):
+            subscribe_events(
+                runtime.broker,
+                settings,
+                service=SERVICE_NAME,
+                group_id=group,
+                topics=[topic.name],
+                handler=handler,
+                clock=runtime.clock,
+                event_types=runtime.registry.types_on_topic(topic.name),
+            )
+
+    async def on_startup(runtime: Runtime) -> None:
+        await api_for(runtime).projection.ensure_indexes()
+
+    def router(runtime: Runtime) -> APIRouter:
+        return build_router(api_for(runtime))
+
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        title="Leadtrail lead-ingest API",
+        register=register,
+        on_startup=on_startup,
+        routers=[router],
+        max_body_bytes=settings.max_body_bytes,
+    )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from services.common.runtime import ServiceSpec
+from services.common.settings import CommonSettings
 
-__all__ = ["SERVICE_NAME", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
 
 SERVICE_NAME = "retention-scheduler"
+SETTINGS_CLASS = CommonSettings
 
 
-def build_spec() -> ServiceSpec:
+def build_spec(settings: CommonSettings) -> ServiceSpec:
     return ServiceSpec(name=SERVICE_NAME)

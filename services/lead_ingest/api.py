@@ -1,0 +1,580 @@
+"""The tenant-facing HTTP API of lead-ingest (R1-R8, R21, R26).
+
+Every route authenticates the tenant by API key (401), answers only about that tenant's data
+(another tenant's lead is a plain 404) and reports errors as problem+json. A write answers 202
+only after Kafka acknowledged its event with ``acks=all``; when Kafka can't be reached it
+answers 503 and nothing was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Annotated, Any
+
+import uuid_utils
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel
+
+from contracts.events import lead, privacy
+from services.common.http import ProblemError, RateLimiter, authenticate
+from services.common.logging import get_logger, message_context
+from services.common.runtime import Runtime
+from services.common.store import Document
+from services.common.tenants import Tenant, TenantDirectory
+from services.lead_ingest.deadlines import request_deadline
+from services.lead_ingest.handlers import LeadIngestHandlers, scoring_blocked
+from services.lead_ingest.idempotency import IdempotencyStore, request_fingerprint
+from services.lead_ingest.linking import Kind, SubjectLinker, new_subject_id
+from services.lead_ingest.normalise import (
+    InvalidContactError,
+    email_link_form,
+    normalise_email,
+    normalise_phone,
+)
+from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.schemas import (
+    Accepted,
+    ContactIn,
+    Explanation,
+    InteractionAccepted,
+    InteractionIn,
+    InteractionView,
+    LeadIn,
+    LeadView,
+    PrivacyRequestAccepted,
+    PrivacyRequestIn,
+    PrivacyRequestView,
+    ScoreReviewAccepted,
+    ScoreReviewIn,
+    ScoreView,
+    SubjectRef,
+    VerifyIn,
+)
+from services.lead_ingest.settings import IngestSettings
+
+__all__ = ["IngestApi", "build_router"]
+
+log = get_logger(__name__)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="retries with the same key return the first response and add no event",
+    ),
+]
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing or invalid API key (problem+json)"},
+    404: {"description": "no such resource for this tenant (problem+json)"},
+    413: {"description": "request body too large (problem+json)"},
+    422: {"description": "invalid request (problem+json, with an errors list)"},
+    429: {"description": "rate limited; see Retry-After (problem+json)"},
+    503: {"description": "Kafka unavailable; nothing was accepted (problem+json)"},
+}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid_utils.uuid7().hex}"
+
+
+def shorten_ip(ip: IPv4Address | IPv6Address | None) -> str | None:
+    """R33: keep the network, not the host (/24 for IPv4, /48 for IPv6)."""
+    if ip is None:
+        return None
+    prefix = 24 if isinstance(ip, IPv4Address) else 48
+    network = (IPv4Network if isinstance(ip, IPv4Address) else IPv6Network)(
+        f"{ip}/{prefix}", strict=False
+    )
+    return str(network)
+
+
+@dataclass
+class IngestApi:
+    runtime: Runtime
+    settings: IngestSettings
+    tenants: TenantDirectory
+    limiter: RateLimiter
+    linker: SubjectLinker
+    idempotency: IdempotencyStore
+    projection: LeadProjection
+    handlers: LeadIngestHandlers
+
+    # -- helpers --------------------------------------------------------------------------
+    def identifiers(self, contact: ContactIn | SubjectRef, tenant: Tenant) -> dict[Kind, str]:
+        found: dict[Kind, str] = {}
+        try:
+            if contact.email:
+                found["email"] = email_link_form(normalise_email(contact.email))
+            if contact.phone:
+                found["phone"] = normalise_phone(
+                    contact.phone, contact.phone_region or tenant.default_region
+                )
+        except InvalidContactError as error:
+            raise ProblemError(
+                422,
+                "invalid-contact",
+                "A contact detail is not valid",
+                str(error),
+                errors=[{"field": f"contact.{error.field}", "message": str(error)}],
+            ) from None
+        return found
+
+    async def publish(self, data: BaseModel, **kwargs: Any) -> None:
+        """Publish and wait for ``acks=all``; any failure is a 503 and nothing was accepted."""
+        try:
+            await asyncio.wait_for(
+                self.runtime.publisher.publish(data, **kwargs),
+                timeout=self.settings.publish_timeout_s,
+            )
+        except (TimeoutError, OSError, Exception) as error:  # aiokafka raises many kinds
+            if isinstance(error, ProblemError):
+                raise
+            log.error("publish failed", error_type=type(error).__name__, error=str(error))
+            raise ProblemError(
+                503,
+                "kafka-unavailable",
+                "The event log is unavailable",
+                "nothing was accepted; retry later (with the same Idempotency-Key)",
+                headers={"Retry-After": "5"},
+            ) from None
+
+    async def owned_lead(self, tenant: Tenant, lead_id: str) -> Document:
+        document = await self.projection.get(tenant.id, lead_id)
+        if document is None:
+            raise ProblemError(404, "not-found", "Not found", f"no lead {lead_id}")
+        return document
+
+    # -- leads ----------------------------------------------------------------------------
+    async def capture(
+        self, tenant: Tenant, body: LeadIn, idempotency_key: str | None, correlation_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        identifiers = self.identifiers(body.contact, tenant)
+        email = normalise_email(body.contact.email) if body.contact.email else None
+        ids = {"lead_id": new_id("lead"), "event_id": str(uuid_utils.uuid7())}
+        if idempotency_key is not None:
+            claim = await self.idempotency.claim(
+                tenant.id,
+                idempotency_key,
+                request_fingerprint(body.model_dump(mode="json")),
+                ids,
+                self.runtime.clock.now(),
+            )
+            if claim.outcome == "replay" and claim.response is not None:
+                return claim.status or 202, claim.response
+            if claim.outcome == "mismatch":
+                raise ProblemError(
+                    422,
+                    "idempotency-key-reused",
+                    "Idempotency-Key already used for another request",
+                    "a key names exactly one request body",
+                )
+            if claim.outcome == "in_progress":
+                raise ProblemError(
+                    409,
+                    "request-in-progress",
+                    "The first request with this Idempotency-Key is still running",
+                    headers={"Retry-After": "1"},
+                )
+            ids = claim.ids
+        try:
+            if body.source.kind == "third_party":
+                known = await self.linker.find(tenant.id, identifiers)
+                if known is not None:
+                    subject = await self.projection.subject(tenant.id, known.subject_id)
+                    if subject.get("suppressed"):
+                        raise ProblemError(
+                            409,
+                            "subject-suppressed",
+                            "This person opted out",
+                            "the person is on the tenant's suppression list; third-party data "
+                            "about them is refused (R13)",
+                        )
+            linked = await self.linker.link(tenant.id, identifiers)
+            contact = body.contact
+            await self.publish(
+                lead.LeadCapturedV1(
+                    lead_id=ids["lead_id"],
+                    source=body.source,
+                    consent=body.consent,
+                    linked_by=list(linked.matched),
+                    fields_present=sorted(
+                        k for k, v in contact.model_dump().items() if v and k != "phone_region"
+                    ),
+                ),
+                pii=lead.LeadContactV1(
+                    email=email,
+                    phone=identifiers.get("phone"),
+                    first_name=contact.first_name,
+                    last_name=contact.last_name,
+                    company=contact.company,
+                    job_title=contact.job_title,
+                    message=contact.message,
+                    ip_prefix=shorten_ip(body.context.ip if body.context else None),
+                    user_agent=body.context.user_agent if body.context else None,
+                ),
+                tenant_id=tenant.id,
+                subject_id=linked.subject_id,
+                correlation_id=correlation_id,
+                event_id=ids["event_id"],
+            )
+        except ProblemError:
+            if idempotency_key is not None:
+                await self.idempotency.release(tenant.id, idempotency_key)
+            raise
+        response = Accepted(lead_id=ids["lead_id"], subject_id=linked.subject_id).model_dump()
+        if idempotency_key is not None:
+            await self.idempotency.complete(
+                tenant.id, idempotency_key, response, 202, self.runtime.clock.now()
+            )
+        return 202, response
+
+    async def view(self, tenant: Tenant, document: Document) -> LeadView:
+        contact = (
+            await self.handlers.open(document, document["contact"])
+            if document.get("contact")
+            else {}
+        )
+        erased = contact is None
+        interactions = []
+        for item in document.get("interactions", []):
+            opened = (
+                await self.handlers.open(document, item["answers"]) if item.get("answers") else {}
+            )
+            interactions.append(
+                InteractionView(
+                    interaction_id=item["interaction_id"],
+                    channel=item["channel"],
+                    at=item["at"],
+                    answered=item.get("answered", []),
+                    answers=None if opened is None else opened.get("answers", {}),
+                    summary=None if opened is None else opened.get("summary"),
+                )
+            )
+        score = await self.score_view(document)
+        subject = await self.projection.subject(tenant.id, document["subject_id"])
+        qualified = document.get("qualified")
+        state = (
+            "erased"
+            if erased
+            else "qualified"
+            if qualified
+            else "scored"
+            if score is not None
+            else "captured"
+        )
+        return LeadView(
+            lead_id=document["_id"],
+            subject_id=document["subject_id"],
+            state=state,
+            captured_at=document["captured_at"],
+            updated_at=document["updated_at"],
+            source=document["source"],
+            consent=document.get("consent"),
+            contact=contact,
+            interactions=interactions,
+            score=score,
+            qualified_at=qualified["at"] if qualified else None,
+            processing={
+                "restricted": bool(subject.get("restricted")),
+                "objections": subject.get("objections", []),
+                "suppressed": bool(subject.get("suppressed")),
+                "scoring_paused": scoring_blocked(subject),
+            },
+        )
+
+    async def score_view(self, document: Document) -> ScoreView | None:
+        score = document.get("score")
+        if not score:
+            return None
+        inputs: dict[str, Any] | None = {}
+        if score.get("inputs"):
+            opened = await self.handlers.open(document, score["inputs"])
+            inputs = None if opened is None else opened.get("inputs", {})
+        review = score.get("review")
+        if review is not None:
+            reason = (
+                await self.handlers.open(document, review["reason"]) if review.get("reason") else {}
+            )
+            review = {
+                "review_id": review["review_id"],
+                "previous_score": review["previous_score"],
+                "reviewer": review["reviewer"],
+                "at": review["at"],
+                "reason": None if reason is None else reason.get("reason"),
+            }
+        return ScoreView(
+            value=score["value"],
+            threshold=score.get("threshold"),
+            qualified=bool(document.get("qualified")),
+            rules_version=score.get("rules_version"),
+            source=score.get("source", "rules"),
+            explanation=[
+                Explanation(
+                    criterion_id=m["criterion_id"],
+                    answer=m["answer"],
+                    points=m["points"],
+                    input=None if inputs is None else inputs.get(m["criterion_id"]),
+                )
+                for m in score.get("matched", [])
+            ],
+            review=review,
+        )
+
+    # -- privacy requests -------------------------------------------------------------------
+    async def resolve_subject(self, tenant: Tenant, ref: SubjectRef) -> tuple[str, bool, list[str]]:
+        identified_by: list[str] = []
+        if ref.lead_id:
+            identified_by.append("lead_id")
+            document = await self.projection.get(tenant.id, ref.lead_id)
+            if document is None:
+                raise ProblemError(404, "not-found", "Not found", f"no lead {ref.lead_id}")
+            return str(document["subject_id"]), True, identified_by
+        identifiers = self.identifiers(ref, tenant)
+        identified_by.extend(identifiers)
+        known = await self.linker.find(tenant.id, identifiers)
+        if known is None:
+            return new_subject_id(), False, identified_by
+        return known.subject_id, True, identified_by
+
+    async def receive_privacy_request(
+        self, who: Tenant, body: PrivacyRequestIn
+    ) -> PrivacyRequestAccepted:
+        subject_id, known, identified_by = await self.resolve_subject(who, body.subject)
+        request_id = new_id("pr")
+        correlation_id = str(uuid_utils.uuid7())
+        now = self.runtime.clock.now()
+        deadline = request_deadline(
+            body.type,
+            now,
+            calendar_days=self.settings.request_deadline_days,
+            erasure_working_days=self.settings.erasure_deadline_working_days,
+        )
+        token = None
+        if body.verification.method == "token":
+            token = secrets.token_urlsafe(24)
+            await self.runtime.db["verification_tokens"].insert_one(
+                {
+                    "_id": hashlib.sha256(token.encode()).hexdigest(),
+                    "request_id": request_id,
+                    "tenant_id": who.id,
+                    "subject_id": subject_id,
+                    "request_type": body.type,
+                    "expires_at": now + timedelta(days=7),
+                }
+            )
+        contact = body.subject
+        identifiers = self.identifiers(contact, who) if (contact.email or contact.phone) else {}
+        await self.publish(
+            privacy.PrivacyRequestReceivedV1(
+                request_id=request_id,
+                request_type=body.type,
+                relayed_by_tenant=body.relayed_by_tenant,
+                subject_known=known,
+                identified_by=identified_by,
+                deadline=deadline,
+                verification=body.verification.method,
+                purposes=body.purposes,
+                rectify_fields=sorted(body.corrections),
+            ),
+            pii=privacy.PrivacyRequestContactV1(
+                email=normalise_email(contact.email) if contact.email else None,
+                phone=identifiers.get("phone"),
+                corrections=dict(body.corrections),
+                note=body.note,
+            ),
+            tenant_id=who.id,
+            subject_id=subject_id,
+            correlation_id=correlation_id,
+        )
+        if body.verification.method != "tenant_attestation":
+            return PrivacyRequestAccepted(
+                request_id=request_id,
+                status="received",
+                deadline=deadline,
+                verification_token=token,
+            )
+        await self.publish(
+            privacy.PrivacyRequestVerifiedV1(
+                request_id=request_id,
+                request_type=body.type,
+                method="tenant_attestation",
+                attested_by=body.verification.attested_by,
+            ),
+            tenant_id=who.id,
+            subject_id=subject_id,
+            correlation_id=correlation_id,
+        )
+        return PrivacyRequestAccepted(request_id=request_id, status="verified", deadline=deadline)
+
+    async def verify_privacy_request(
+        self, who: Tenant, request_id: str, body: VerifyIn
+    ) -> PrivacyRequestAccepted:
+        record = await self.runtime.db["verification_tokens"].find_one_and_delete(
+            {
+                "_id": hashlib.sha256(body.token.encode()).hexdigest(),
+                "request_id": request_id,
+                "tenant_id": who.id,
+            }
+        )
+        if record is None or record["expires_at"] < self.runtime.clock.now():
+            raise ProblemError(
+                422,
+                "invalid-verification-token",
+                "The verification token is wrong, used or expired",
+            )
+        await self.publish(
+            privacy.PrivacyRequestVerifiedV1(
+                request_id=request_id, request_type=record["request_type"], method="token"
+            ),
+            tenant_id=who.id,
+            subject_id=record["subject_id"],
+            correlation_id=str(uuid_utils.uuid7()),
+        )
+        view = await self.projection.request(who.id, request_id)
+        deadline = view["deadline"] if view else self.runtime.clock.now()
+        return PrivacyRequestAccepted(request_id=request_id, status="verified", deadline=deadline)
+
+
+async def current_tenant(request: Request) -> Tenant:
+    """FastAPI dependency: the authenticated, rate-limited calling tenant."""
+    api: IngestApi = request.app.state.runtime.state["ingest_api"]
+    tenant = authenticate(api.tenants, request)
+    api.limiter.check(tenant.id)
+    return tenant
+
+
+Caller = Annotated[Tenant, Depends(current_tenant)]
+
+
+def build_router(api: IngestApi) -> APIRouter:
+    api.runtime.state["ingest_api"] = api
+    router = APIRouter(prefix="/v1", responses=PROBLEMS)
+
+    @router.post(
+        "/leads",
+        status_code=202,
+        response_model=Accepted,
+        summary="Accept a lead from a web form or a third-party source",
+        responses={409: {"description": "the person opted out (third-party data refused)"}},
+    )
+    async def post_lead(
+        body: LeadIn, who: Caller, response: Response, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, Any]:
+        correlation_id = str(uuid_utils.uuid7())
+        with message_context(tenant_id=who.id, correlation_id=correlation_id):
+            status, payload = await api.capture(who, body, idempotency_key, correlation_id)
+        response.status_code = status
+        response.headers["Location"] = f"/v1/leads/{payload['lead_id']}"
+        return payload
+
+    @router.get("/leads/{lead_id}", response_model=LeadView, summary="The current lead")
+    async def get_lead(lead_id: str, who: Caller) -> LeadView:
+        return await api.view(who, await api.owned_lead(who, lead_id))
+
+    @router.post(
+        "/leads/{lead_id}/interactions",
+        status_code=202,
+        response_model=InteractionAccepted,
+        summary="Record answers gathered on a channel (WhatsApp, phone, e-mail, chat)",
+    )
+    async def post_interaction(
+        lead_id: str, body: InteractionIn, who: Caller
+    ) -> InteractionAccepted:
+        document = await api.owned_lead(who, lead_id)
+        interaction_id = new_id("int")
+        await api.publish(
+            lead.LeadInteractionRecordedV1(
+                lead_id=lead_id,
+                interaction_id=interaction_id,
+                channel=body.channel,
+                answered=sorted(body.answers),
+            ),
+            pii=lead.InteractionAnswersV1(answers=body.answers, summary=body.summary),
+            tenant_id=who.id,
+            subject_id=document["subject_id"],
+            correlation_id=str(uuid_utils.uuid7()),
+        )
+        return InteractionAccepted(lead_id=lead_id, interaction_id=interaction_id)
+
+    @router.post(
+        "/leads/{lead_id}/score-reviews",
+        status_code=202,
+        response_model=ScoreReviewAccepted,
+        summary="A person overrides the score, with a reason (R8)",
+        responses={409: {"description": "processing of the subject is restricted"}},
+    )
+    async def post_score_review(
+        lead_id: str, body: ScoreReviewIn, who: Caller
+    ) -> ScoreReviewAccepted:
+        document = await api.owned_lead(who, lead_id)
+        subject = await api.projection.subject(who.id, document["subject_id"])
+        if subject.get("restricted"):
+            raise ProblemError(
+                409,
+                "processing-restricted",
+                "Processing of this person is restricted",
+                "the lead is stored but may not be scored until the restriction is lifted (R14)",
+            )
+        review_id = new_id("rev")
+        await api.publish(
+            lead.LeadScoreReviewedV1(
+                lead_id=lead_id,
+                review_id=review_id,
+                previous_score=(document.get("score") or {}).get("value"),
+                new_score=body.score,
+                reviewer=body.reviewer,
+            ),
+            pii=lead.ScoreReviewReasonV1(reason=body.reason),
+            tenant_id=who.id,
+            subject_id=document["subject_id"],
+            correlation_id=str(uuid_utils.uuid7()),
+        )
+        return ScoreReviewAccepted(lead_id=lead_id, review_id=review_id)
+
+    @router.post(
+        "/privacy-requests",
+        status_code=202,
+        response_model=PrivacyRequestAccepted,
+        summary="Record a data-subject request (access, erasure, ...)",
+    )
+    async def post_privacy_request(body: PrivacyRequestIn, who: Caller) -> PrivacyRequestAccepted:
+        return await api.receive_privacy_request(who, body)
+
+    @router.post(
+        "/privacy-requests/{request_id}/verify",
+        status_code=202,
+        response_model=PrivacyRequestAccepted,
+        summary="Verify a request with the token handed to the requester",
+    )
+    async def verify_privacy_request(
+        request_id: str, body: VerifyIn, who: Caller
+    ) -> PrivacyRequestAccepted:
+        return await api.verify_privacy_request(who, request_id, body)
+
+    @router.get(
+        "/privacy-requests/{request_id}",
+        response_model=PrivacyRequestView,
+        summary="Status and deadline of a data-subject request",
+    )
+    async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
+        document = await api.projection.request(who.id, request_id)
+        if document is None:
+            raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
+        return PrivacyRequestView(
+            request_id=request_id,
+            type=document["type"],
+            status=document.get("status", "received"),
+            subject_known=bool(document.get("subject_known")),
+            received_at=document["received_at"],
+            verified_at=document.get("verified_at"),
+            deadline=document["deadline"],
+        )
+
+    return router

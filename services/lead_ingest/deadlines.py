@@ -1,0 +1,31 @@
+"""When a data-subject request must be answered.
+
+* access, portability, rectification, restriction, objection: one month (R22; GDPR art. 12(3)),
+  counted here as ``request_deadline_days`` calendar days;
+* erasure: two working weeks (R25), counted as ``erasure_deadline_working_days`` Monday-Friday
+  days after the day of receipt, at the same time of day.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+__all__ = ["add_working_days", "request_deadline"]
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    moment = start
+    remaining = days
+    while remaining > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            remaining -= 1
+    return moment
+
+
+def request_deadline(
+    request_type: str, received_at: datetime, *, calendar_days: int, erasure_working_days: int
+) -> datetime:
+    if request_type == "erasure":
+        return add_working_days(received_at, erasure_working_days)
+    return received_at + timedelta(days=calendar_days)

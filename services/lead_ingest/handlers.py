@@ -1,0 +1,173 @@
+"""lead-ingest's event handlers: keep the read models, score and qualify leads.
+
+Derived events (``lead.scored``, ``lead.qualified``) get a name-based id (UUIDv5) computed from
+the event that caused them, so a redelivered cause republishes the *same* event id and every
+consumer deduplicates it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from contracts import EventEnvelope
+from contracts.envelope import EncryptedPII
+from contracts.events import consent, lead, privacy
+from services.common.logging import get_logger
+from services.common.runtime import Runtime
+from services.common.store import Document
+from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.rules import Answer, score
+from services.lead_ingest.tenant_rules import TenantRules
+
+__all__ = ["LeadIngestHandlers", "derived_event_id"]
+
+log = get_logger(__name__)
+DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
+
+
+def derived_event_id(cause_id: str, what: str) -> str:
+    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause_id}/{what}"))
+
+
+def scoring_blocked(subject: Document) -> str | None:
+    """Why the subject may not be scored now (R14 restriction, R13 objection), or None."""
+    if subject.get("restricted"):
+        return "restricted"
+    if "profiling" in subject.get("objections", []):
+        return "objected to profiling"
+    return None
+
+
+class LeadIngestHandlers:
+    def __init__(self, runtime: Runtime, projection: LeadProjection, rules: TenantRules) -> None:
+        self.runtime = runtime
+        self.projection = projection
+        self.rules = rules
+
+    async def on_lead_event(self, envelope: EventEnvelope) -> None:
+        data = self.runtime.registry.decode(envelope).data
+        if isinstance(data, lead.LeadCapturedV1):
+            await self.projection.captured(envelope, data)
+        elif isinstance(data, lead.LeadInteractionRecordedV1):
+            await self.projection.interaction(envelope, data)
+            await self.rescore(envelope, data.lead_id, trigger="interaction")
+        elif isinstance(data, lead.LeadScoredV1):
+            await self.projection.scored(envelope, data)
+            if data.qualified:
+                await self.qualify(envelope, data.lead_id, data.score, data.threshold, "rules")
+        elif isinstance(data, lead.LeadScoreReviewedV1):
+            await self.projection.reviewed(envelope, data)
+            rules = self.rules.for_tenant(envelope.tenant_id)
+            if rules is not None and data.new_score >= rules.threshold:
+                await self.qualify(
+                    envelope, data.lead_id, data.new_score, rules.threshold, "review"
+                )
+        elif isinstance(data, lead.LeadQualifiedV1):
+            await self.projection.qualified(envelope, data)
+
+    async def on_consent_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
+            return
+        data = self.runtime.registry.decode(envelope).data
+        await self.projection.subject_state(envelope, data)
+        if isinstance(data, consent.RestrictionLiftedV1):
+            for document in await self.projection.leads_of(envelope.tenant_id, envelope.subject_id):
+                await self.rescore(envelope, str(document["_id"]), trigger="restriction_lifted")
+
+    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
+        data = self.runtime.registry.decode(envelope).data
+        if isinstance(data, privacy.PrivacyRequestReceivedV1):
+            await self.projection.request_received(envelope, data)
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
+            await self.projection.request_verified(envelope, data)
+
+    async def answers(self, document: Document) -> dict[str, Answer] | None:
+        """The lead's latest answer per question, or None when its key was destroyed."""
+        merged: dict[str, Answer] = {}
+        for interaction in sorted(document.get("interactions", []), key=lambda i: i["at"]):
+            sealed = interaction.get("answers")
+            if not sealed:
+                continue
+            plain = await self.open(document, sealed)
+            if plain is None:
+                return None
+            merged.update(plain.get("answers", {}))
+        return merged
+
+    async def open(self, document: Document, sealed: dict[str, Any]) -> dict[str, Any] | None:
+        return await self.runtime.cipher.decrypt_parts(
+            tenant_id=document["tenant_id"],
+            subject_id=document["subject_id"],
+            event_id=sealed["event_id"],
+            pii=EncryptedPII.model_validate(sealed["pii"]),
+        )
+
+    async def rescore(
+        self,
+        cause: EventEnvelope,
+        lead_id: str,
+        *,
+        trigger: Literal["interaction", "restriction_lifted", "rescore"],
+    ) -> None:
+        document = await self.projection.get(cause.tenant_id, lead_id)
+        if document is None:
+            return
+        subject = await self.projection.subject(cause.tenant_id, document["subject_id"])
+        blocked = scoring_blocked(subject)
+        if blocked:
+            log.info("scoring paused", lead_id=lead_id, reason=blocked)
+            return
+        if (document.get("score") or {}).get("source") == "review":
+            log.info("score was set by a person; rules do not override it", lead_id=lead_id)
+            return
+        rules = self.rules.for_tenant(cause.tenant_id)
+        answers = await self.answers(document)
+        if rules is None or answers is None:
+            return
+        result = score(rules, answers)
+        await self.runtime.publisher.publish(
+            lead.LeadScoredV1(
+                lead_id=lead_id,
+                score=result.score,
+                threshold=result.threshold,
+                qualified=result.qualified,
+                rules_version=result.rules_version,
+                matched=[
+                    lead.ScoredCriterion(
+                        criterion_id=m.criterion_id, answer=m.answer, points=m.points
+                    )
+                    for m in result.matches
+                ],
+                trigger=trigger,
+            ),
+            pii=lead.ScoreInputsV1(inputs={m.criterion_id: m.input for m in result.matches}),
+            tenant_id=cause.tenant_id,
+            subject_id=document["subject_id"],
+            correlation_id=cause.correlation_id,
+            causation_id=cause.id,
+            event_id=derived_event_id(cause.id, f"lead.scored/{lead_id}"),
+        )
+
+    async def qualify(
+        self,
+        cause: EventEnvelope,
+        lead_id: str,
+        points: int,
+        threshold: int,
+        by: Literal["rules", "review"],
+    ) -> None:
+        subject = await self.projection.subject(cause.tenant_id, cause.subject_id)
+        if scoring_blocked(subject):
+            return
+        event_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
+        if not await self.projection.claim_qualification(lead_id, event_id):
+            return  # already qualified by an earlier cause
+        await self.runtime.publisher.publish(
+            lead.LeadQualifiedV1(lead_id=lead_id, score=points, threshold=threshold, by=by),
+            tenant_id=cause.tenant_id,
+            subject_id=cause.subject_id,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.id,
+            event_id=event_id,
+        )

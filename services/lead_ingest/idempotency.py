@@ -1,0 +1,105 @@
+"""``Idempotency-Key``: a retried request returns the first response, and never a second event.
+
+A request first claims its key with a *pending* record holding the ids it will use (lead id,
+event id). Only after Kafka acknowledged the event is the record completed with the response.
+
+* same key, same body, completed  -> the stored response, no new event;
+* same key, same body, pending    -> 409 while the first attempt may still be running; after
+  ``takeover_s`` (its process died between Kafka's ack and the completion) a retry takes it over
+  and publishes again *with the same event id*, which every consumer deduplicates;
+* same key, different body        -> 422: a key names one request;
+* Kafka failed                    -> the pending record is removed, so a retry starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
+
+from services.common.store import Document
+
+__all__ = ["Claim", "IdempotencyStore", "request_fingerprint"]
+
+
+def request_fingerprint(body: Any) -> str:
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: Literal["new", "takeover", "replay", "in_progress", "mismatch"]
+    ids: dict[str, str]
+    response: dict[str, Any] | None = None
+    status: int | None = None
+
+
+class IdempotencyStore:
+    def __init__(self, collection: AsyncCollection[Document], takeover_s: float) -> None:
+        self._collection = collection
+        self._takeover = timedelta(seconds=takeover_s)
+
+    @staticmethod
+    def _id(tenant_id: str, key: str) -> str:
+        return f"{tenant_id}:{key}"
+
+    async def claim(
+        self, tenant_id: str, key: str, fingerprint: str, ids: dict[str, str], now: datetime
+    ) -> Claim:
+        document_id = self._id(tenant_id, key)
+        try:
+            await self._collection.insert_one(
+                {
+                    "_id": document_id,
+                    "tenant_id": tenant_id,
+                    "fingerprint": fingerprint,
+                    "state": "pending",
+                    "ids": ids,
+                    "created_at": now,
+                    "claimed_at": now,
+                }
+            )
+            return Claim("new", ids)
+        except DuplicateKeyError:
+            pass
+        existing = await self._collection.find_one({"_id": document_id})
+        if existing is None:  # completed-and-removed between the two calls: try once more
+            return await self.claim(tenant_id, key, fingerprint, ids, now)
+        if existing["fingerprint"] != fingerprint:
+            return Claim("mismatch", dict(existing["ids"]))
+        if existing["state"] == "done":
+            return Claim(
+                "replay", dict(existing["ids"]), existing["response"], int(existing["status"])
+            )
+        taken = await self._collection.find_one_and_update(
+            {
+                "_id": document_id,
+                "state": "pending",
+                "claimed_at": {"$lte": now - self._takeover},
+            },
+            {"$set": {"claimed_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if taken is None:
+            return Claim("in_progress", dict(existing["ids"]))
+        return Claim("takeover", dict(taken["ids"]))
+
+    async def complete(
+        self, tenant_id: str, key: str, response: dict[str, Any], status: int, now: datetime
+    ) -> None:
+        await self._collection.update_one(
+            {"_id": self._id(tenant_id, key)},
+            {"$set": {"state": "done", "response": response, "status": status, "done_at": now}},
+        )
+
+    async def release(self, tenant_id: str, key: str) -> None:
+        """Forget a pending claim whose request failed before anything was accepted."""
+        await self._collection.delete_one({"_id": self._id(tenant_id, key), "state": "pending"})

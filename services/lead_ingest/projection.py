@@ -1,0 +1,227 @@
+"""lead-ingest's read models, written only by its event handlers.
+
+* ``leads``: one document per lead. Personal data stays as the events' ciphertexts (``contact``,
+  ``interactions[].answers``, ``score.inputs``) and is decrypted on read, so crypto-shredding
+  covers the read model too: after erasure nothing in it is readable.
+* ``subjects``: what consent-ledger said about each subject (restricted, suppressed, objections).
+* ``privacy_requests``: status of each data-subject request.
+
+Every write goes through :func:`~services.common.store.apply_once`, keyed by event id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import EventEnvelope
+from contracts.events import consent, lead, privacy
+from services.common.store import Document, apply_once
+
+__all__ = ["LeadProjection", "subject_key"]
+
+
+def subject_key(tenant_id: str, subject_id: str) -> str:
+    return f"{tenant_id}:{subject_id}"
+
+
+def _sealed(envelope: EventEnvelope) -> dict[str, Any] | None:
+    """The event's encrypted personal data with the event id it is bound to (its AAD)."""
+    if envelope.pii is None:
+        return None
+    return {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
+
+
+class LeadProjection:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.leads = db["leads"]
+        self.subjects = db["subjects"]
+        self.requests = db["privacy_requests"]
+
+    async def ensure_indexes(self) -> None:
+        await self.leads.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+        await self.requests.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+
+    # -- leads --------------------------------------------------------------------------
+    async def captured(self, envelope: EventEnvelope, data: lead.LeadCapturedV1) -> bool:
+        return await apply_once(
+            self.leads,
+            data.lead_id,
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "subject_id": envelope.subject_id,
+                    "captured_at": envelope.occurred_at,
+                    "source": data.source.model_dump(mode="json"),
+                    "consent": data.consent.model_dump(mode="json") if data.consent else None,
+                    "contact": _sealed(envelope),
+                    "updated_at": envelope.occurred_at,
+                },
+                "$setOnInsert": {"interactions": []},
+            },
+        )
+
+    async def interaction(
+        self, envelope: EventEnvelope, data: lead.LeadInteractionRecordedV1
+    ) -> bool:
+        return await apply_once(
+            self.leads,
+            data.lead_id,
+            envelope.id,
+            {
+                "$push": {
+                    "interactions": {
+                        "interaction_id": data.interaction_id,
+                        "event_id": envelope.id,
+                        "channel": data.channel,
+                        "at": envelope.occurred_at,
+                        "answered": data.answered,
+                        "answers": _sealed(envelope),
+                    }
+                },
+                "$set": {"updated_at": envelope.occurred_at},
+            },
+        )
+
+    async def scored(self, envelope: EventEnvelope, data: lead.LeadScoredV1) -> bool:
+        return await apply_once(
+            self.leads,
+            data.lead_id,
+            envelope.id,
+            {
+                "$set": {
+                    "score": {
+                        "value": data.score,
+                        "threshold": data.threshold,
+                        "qualified": data.qualified,
+                        "rules_version": data.rules_version,
+                        "matched": [m.model_dump() for m in data.matched],
+                        "inputs": _sealed(envelope),
+                        "event_id": envelope.id,
+                        "at": envelope.occurred_at,
+                        "source": "rules",
+                    },
+                    "updated_at": envelope.occurred_at,
+                }
+            },
+        )
+
+    async def reviewed(self, envelope: EventEnvelope, data: lead.LeadScoreReviewedV1) -> bool:
+        return await apply_once(
+            self.leads,
+            data.lead_id,
+            envelope.id,
+            {
+                "$set": {
+                    "score.value": data.new_score,
+                    "score.source": "review",
+                    "score.review": {
+                        "review_id": data.review_id,
+                        "previous_score": data.previous_score,
+                        "reviewer": data.reviewer,
+                        "reason": _sealed(envelope),
+                        "at": envelope.occurred_at,
+                    },
+                    "updated_at": envelope.occurred_at,
+                }
+            },
+        )
+
+    async def qualified(self, envelope: EventEnvelope, data: lead.LeadQualifiedV1) -> bool:
+        return await apply_once(
+            self.leads,
+            data.lead_id,
+            envelope.id,
+            {
+                "$set": {
+                    "qualified": {"at": envelope.occurred_at, "score": data.score, "by": data.by},
+                    "updated_at": envelope.occurred_at,
+                }
+            },
+        )
+
+    async def claim_qualification(self, lead_id: str, event_id: str) -> bool:
+        """Reserve the one ``lead.qualified`` of a lead for ``event_id``.
+
+        True when this event id holds the reservation (first time, or a redelivery of the same
+        cause, which republishes the same event id); False when another cause already did.
+        """
+        result = await self.leads.update_one(
+            {
+                "_id": lead_id,
+                "$or": [
+                    {"qualification_event_id": {"$exists": False}},
+                    {"qualification_event_id": event_id},
+                ],
+            },
+            {"$set": {"qualification_event_id": event_id}},
+        )
+        return result.matched_count == 1
+
+    async def get(self, tenant_id: str, lead_id: str) -> Document | None:
+        return await self.leads.find_one({"_id": lead_id, "tenant_id": tenant_id})
+
+    async def leads_of(self, tenant_id: str, subject_id: str) -> list[Document]:
+        cursor = self.leads.find({"tenant_id": tenant_id, "subject_id": subject_id})
+        return [document async for document in cursor]
+
+    # -- subjects ----------------------------------------------------------------------
+    async def subject_state(self, envelope: EventEnvelope, data: Any) -> bool:
+        update: dict[str, Any]
+        at = envelope.occurred_at
+        if isinstance(data, consent.RestrictionPlacedV1):
+            update = {"$set": {"restricted": True, "restricted_at": at}}
+        elif isinstance(data, consent.RestrictionLiftedV1):
+            update = {"$set": {"restricted": False, "restriction_lifted_at": at}}
+        elif isinstance(data, consent.SuppressionAddedV1):
+            update = {"$set": {"suppressed": True, "suppressed_at": at}}
+        elif isinstance(data, consent.ObjectionRecordedV1):
+            update = {"$addToSet": {"objections": {"$each": list(data.purposes)}}}
+        else:
+            return False
+        update.setdefault("$set", {})["tenant_id"] = envelope.tenant_id
+        return await apply_once(
+            self.subjects, subject_key(envelope.tenant_id, envelope.subject_id), envelope.id, update
+        )
+
+    async def subject(self, tenant_id: str, subject_id: str) -> Document:
+        found = await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})
+        return found or {}
+
+    # -- privacy requests --------------------------------------------------------------
+    async def request_received(
+        self, envelope: EventEnvelope, data: privacy.PrivacyRequestReceivedV1
+    ) -> bool:
+        return await apply_once(
+            self.requests,
+            data.request_id,
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "subject_id": envelope.subject_id,
+                    "type": data.request_type,
+                    "received_at": envelope.occurred_at,
+                    "deadline": data.deadline,
+                    "verification": data.verification,
+                    "subject_known": data.subject_known,
+                },
+                "$setOnInsert": {"status": "received"},
+            },
+        )
+
+    async def request_verified(
+        self, envelope: EventEnvelope, data: privacy.PrivacyRequestVerifiedV1
+    ) -> bool:
+        return await apply_once(
+            self.requests,
+            data.request_id,
+            envelope.id,
+            {"$set": {"status": "verified", "verified_at": envelope.occurred_at}},
+        )
+
+    async def request(self, tenant_id: str, request_id: str) -> Document | None:
+        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})

@@ -1,0 +1,215 @@
+"""Request and response bodies of the lead-ingest HTTP API (documented in its OpenAPI file).
+
+Request models reject unknown fields (R2: data minimisation, never silently kept).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from ipaddress import IPv4Address, IPv6Address
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.events.common import Channel, Purpose
+from contracts.events.lead import AnswerValue, ConsentClaims, LeadSource
+from contracts.events.privacy import PrivacyRequestType
+
+__all__ = [
+    "Accepted",
+    "ContactIn",
+    "InteractionIn",
+    "LeadIn",
+    "LeadView",
+    "PrivacyRequestAccepted",
+    "PrivacyRequestIn",
+    "PrivacyRequestView",
+    "ScoreReviewIn",
+    "VerifyIn",
+]
+
+Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+AnswerKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContactIn(_In):
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    phone_region: Region | None = Field(
+        default=None, description="region for national phone numbers; else the tenant's default"
+    )
+    first_name: Name | None = None
+    last_name: Name | None = None
+    company: Name | None = None
+    job_title: Name | None = None
+    message: Annotated[str, Field(max_length=5000)] | None = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ContactIn:
+        if not (self.email or self.phone):
+            raise ValueError("a lead needs an email or a phone number")
+        return self
+
+
+class RequestContext(_In):
+    ip: IPv4Address | IPv6Address | None = Field(
+        default=None, description="the submitter's IP; stored shortened (R33)"
+    )
+    user_agent: Annotated[str, Field(max_length=500)] | None = None
+
+
+class LeadIn(_In):
+    source: LeadSource
+    contact: ContactIn
+    consent: ConsentClaims | None = None
+    context: RequestContext | None = None
+
+
+class Accepted(BaseModel):
+    lead_id: str
+    subject_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class InteractionIn(_In):
+    channel: Channel
+    answers: Annotated[dict[AnswerKey, AnswerValue], Field(min_length=1, max_length=100)]
+    summary: Annotated[str, Field(max_length=5000)] | None = None
+
+
+class InteractionAccepted(BaseModel):
+    lead_id: str
+    interaction_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class ScoreReviewIn(_In):
+    score: Annotated[int, Field(ge=-100_000, le=100_000)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reviewer: Name
+
+
+class ScoreReviewAccepted(BaseModel):
+    lead_id: str
+    review_id: str
+    status: Literal["accepted"] = "accepted"
+
+
+class Explanation(BaseModel):
+    criterion_id: str
+    answer: str
+    input: AnswerValue | None = Field(description="null once the subject was erased")
+    points: int
+
+
+class ScoreView(BaseModel):
+    value: int
+    threshold: int | None
+    qualified: bool
+    rules_version: int | None
+    source: Literal["rules", "review"]
+    explanation: list[Explanation]
+    review: dict[str, Any] | None = None
+
+
+class InteractionView(BaseModel):
+    interaction_id: str
+    channel: str
+    at: datetime
+    answered: list[str]
+    answers: dict[str, AnswerValue] | None
+    summary: str | None = None
+
+
+class LeadView(BaseModel):
+    lead_id: str
+    subject_id: str
+    state: Literal["captured", "scored", "qualified", "erased"]
+    captured_at: datetime
+    updated_at: datetime
+    source: dict[str, Any]
+    consent: dict[str, Any] | None
+    contact: dict[str, Any] | None = Field(description="null once the subject was erased")
+    interactions: list[InteractionView]
+    score: ScoreView | None
+    qualified_at: datetime | None
+    processing: dict[str, Any]
+
+
+class SubjectRef(_In):
+    email: Annotated[str, Field(max_length=320)] | None = None
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    phone_region: Region | None = None
+    lead_id: Annotated[str, Field(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> SubjectRef:
+        if not (self.email or self.phone or self.lead_id):
+            raise ValueError("identify the subject by email, phone or lead_id")
+        return self
+
+
+class Attestation(_In):
+    method: Literal["tenant_attestation"]
+    attested_by: Name = Field(description="the tenant's operator who verified the requester")
+
+
+class TokenVerification(_In):
+    method: Literal["token"]
+
+
+class PrivacyRequestIn(_In):
+    type: PrivacyRequestType
+    subject: SubjectRef
+    verification: Annotated[Attestation | TokenVerification, Field(discriminator="method")]
+    relayed_by_tenant: bool = True
+    purposes: Annotated[list[Purpose], Field(max_length=32)] = Field(
+        default_factory=list, description="objection: the purposes objected to"
+    )
+    corrections: dict[
+        Literal["email", "phone", "first_name", "last_name", "company", "job_title"],
+        Annotated[str, Field(min_length=1, max_length=320)],
+    ] = Field(default_factory=dict, description="rectification: the corrected values")
+    note: Annotated[str, Field(max_length=2000)] | None = None
+
+    @model_validator(mode="after")
+    def _details_fit_the_type(self) -> PrivacyRequestIn:
+        if self.type == "objection" and not self.purposes:
+            raise ValueError("an objection names the purposes objected to")
+        if self.type == "rectification" and not self.corrections:
+            raise ValueError("a rectification carries the corrected values")
+        if self.type not in ("objection",) and self.purposes:
+            raise ValueError("purposes apply to objections only")
+        if self.type != "rectification" and self.corrections:
+            raise ValueError("corrections apply to rectifications only")
+        return self
+
+
+class PrivacyRequestAccepted(BaseModel):
+    request_id: str
+    status: Literal["received", "verified"]
+    deadline: datetime
+    verification_token: str | None = Field(
+        default=None,
+        description="token flow only: hand it to the requester through a channel they proved "
+        "they control; shown once",
+    )
+
+
+class VerifyIn(_In):
+    token: Annotated[str, Field(min_length=10, max_length=200)]
+
+
+class PrivacyRequestView(BaseModel):
+    request_id: str
+    type: PrivacyRequestType
+    status: str
+    subject_known: bool
+    received_at: datetime
+    verified_at: datetime | None
+    deadline: datetime

@@ -1,0 +1,263 @@
+"""lead-ingest's API on real Kafka and FerretDB (R1-R8, R13, R14)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from contracts.events.consent import RestrictionLiftedV1, RestrictionPlacedV1, SuppressionAddedV1
+from tests.integration.lead_ingest.conftest import Ingest, sample_lead
+
+pytestmark = pytest.mark.integration
+PROBLEM = "application/problem+json"
+
+
+async def test_a_lead_is_accepted_encrypted_and_readable_back(ingest: Ingest) -> None:
+    response = await ingest.post_lead(sample_lead())
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["lead_id"].startswith("lead_")
+    assert response.headers["location"] == f"/v1/leads/{accepted['lead_id']}"
+
+    (event,) = await ingest.events("lead-events", 1)
+    assert event.type == "lead.captured"
+    assert event.subject_id == accepted["subject_id"]
+    assert event.data["source"] == {"kind": "web_form", "url": "https://acme.example/contact"}
+    assert event.data["consent"]["purposes"] == ["crm_sync", "marketing_email"]
+    raw = event.model_dump_json()
+    for secret in ("maria", "Rossi", "3471234567", "203.0.113"):
+        assert secret not in raw, f"{secret} leaked into the event in clear"
+
+    lead = await ingest.lead(accepted["lead_id"])
+    assert lead["state"] == "captured"
+    assert lead["contact"]["email"] == "maria.rossi@example.org"
+    assert lead["contact"]["phone"] == "+393471234567"
+    assert lead["contact"]["ip_prefix"] == "203.0.113.0/24", "IP stored shortened (R33)"
+    assert lead["source"]["kind"] == "web_form"
+
+
+async def test_the_same_person_gets_the_same_subject_per_tenant(ingest: Ingest) -> None:
+    first = (await ingest.post_lead(sample_lead("Maria.Rossi@Example.org"))).json()
+    by_phone_only = sample_lead()
+    by_phone_only["contact"] = {"phone": "+39 347 123 4567"}
+    second = (await ingest.post_lead(by_phone_only)).json()
+    assert first["subject_id"] == second["subject_id"]
+    other = await ingest.post_lead(sample_lead(), Authorization=f"Bearer {ingest.other_key}")
+    assert other.json()["subject_id"] != first["subject_id"], "tenants are walls"
+    index = [doc async for doc in ingest.runtime.db["subject_index"].find({})]
+    assert index, "the blind index exists"
+    assert "maria" not in json.dumps(index, default=str).casefold(), "no plain-text PII index"
+
+
+async def test_third_party_leads_need_a_provider_and_an_attestation(ingest: Ingest) -> None:
+    missing = sample_lead(source={"kind": "third_party", "provider": "B2B Leads Ltd"})
+    response = await ingest.post_lead(missing)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert any("attestation" in e["field"] for e in response.json()["errors"])
+    attested = sample_lead(
+        source={
+            "kind": "third_party",
+            "provider": "B2B Leads Ltd",
+            "attestation": {
+                "legal_basis": "legitimate_interest",
+                "statement": "Collected from public registers, art. 14 notice sent.",
+                "attested_at": "2026-11-01T00:00:00Z",
+            },
+        }
+    )
+    assert (await ingest.post_lead(attested)).status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda body: body["contact"].update(favourite_colour="blue"), "contact.favourite_colour"),
+        (lambda body: body.update(tracking_pixel="x"), "tracking_pixel"),
+        (lambda body: body["contact"].update(email="not-an-email"), "contact.email"),
+        (lambda body: body["contact"].update(phone="12"), "contact.phone"),
+        (lambda body: body.pop("source"), "source"),
+        (lambda body: body.update(contact={"first_name": "Nobody"}), "contact"),
+    ],
+)
+async def test_bad_input_is_a_clear_problem(ingest: Ingest, mutate: object, field: str) -> None:
+    body = sample_lead()
+    mutate(body)  # type: ignore[operator]
+    response = await ingest.post_lead(body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"].startswith("urn:leadtrail:problem:")
+    assert problem["status"] == 422
+    assert any(e["field"].startswith(field) for e in problem["errors"]), problem
+
+
+async def test_api_keys_and_tenant_walls(ingest: Ingest) -> None:
+    missing = await ingest.client.post("/v1/leads", json=sample_lead())
+    assert missing.status_code == 401
+    assert missing.json()["type"] == "urn:leadtrail:problem:unauthorized"
+    wrong = await ingest.post_lead(sample_lead(), Authorization="Bearer lt_acme_nope")
+    assert wrong.status_code == 401
+    x_api_key = await ingest.client.post(
+        "/v1/leads", json=sample_lead(), headers={"X-Api-Key": ingest.key}
+    )
+    assert x_api_key.status_code == 202
+    lead_id = x_api_key.json()["lead_id"]
+    await ingest.lead(lead_id)
+    foreign = await ingest.client.get(f"/v1/leads/{lead_id}", headers=ingest.auth(ingest.other_key))
+    unknown = await ingest.client.get("/v1/leads/lead_nope", headers=ingest.auth(ingest.other_key))
+    assert foreign.status_code == unknown.status_code == 404
+    assert foreign.json()["detail"] == f"no lead {lead_id}", "no hint that it exists elsewhere"
+
+
+async def test_idempotent_retries_return_the_first_response_without_a_second_event(
+    ingest: Ingest,
+) -> None:
+    first = await ingest.post_lead(sample_lead(), **{"Idempotency-Key": "form-42"})
+    again = await ingest.post_lead(sample_lead(), **{"Idempotency-Key": "form-42"})
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    other_body = await ingest.post_lead(
+        sample_lead("someone.else@example.org"), **{"Idempotency-Key": "form-42"}
+    )
+    assert other_body.status_code == 422
+    assert other_body.json()["type"] == "urn:leadtrail:problem:idempotency-key-reused"
+    events = await ingest.all_events("lead-events")
+    assert [e.type for e in events] == ["lead.captured"]
+
+
+async def test_interactions_are_scored_with_an_explanation_and_qualify(ingest: Ingest) -> None:
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    first = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        json={"channel": "whatsapp", "answers": {"budget": 15000, "timeline": "next year"}},
+        headers=ingest.auth(),
+    )
+    assert first.status_code == 202, first.text
+    scored = await ingest.lead(lead_id, until=lambda lead: lead["score"] is not None)
+    assert scored["state"] == "scored"
+    assert scored["score"]["value"] == 30
+    assert scored["score"]["explanation"] == [
+        {"criterion_id": "budget_10k", "answer": "budget", "input": 15000, "points": 30}
+    ]
+    await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        json={"channel": "phone", "answers": {"role": "owner", "timeline": "this quarter"}},
+        headers=ingest.auth(),
+    )
+    qualified = await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
+    assert qualified["score"]["value"] == 75
+    assert {e["criterion_id"] for e in qualified["score"]["explanation"]} == {
+        "budget_10k",
+        "decision_maker",
+        "timeline_soon",
+    }
+    assert [i["channel"] for i in qualified["interactions"]] == ["whatsapp", "phone"]
+    events = [e.type for e in await ingest.all_events("lead-events")]
+    assert events.count("lead.qualified") == 1
+    assert events.count("lead.scored") == 2
+
+
+async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> None:
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    review = await ingest.client.post(
+        f"/v1/leads/{lead_id}/score-reviews",
+        json={"score": 80, "reason": "Confirmed budget on a call", "reviewer": "ops@acme.example"},
+        headers=ingest.auth(),
+    )
+    assert review.status_code == 202, review.text
+    lead = await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
+    assert lead["score"]["source"] == "review"
+    assert lead["score"]["value"] == 80
+    assert lead["score"]["review"]["reason"] == "Confirmed budget on a call"
+
+
+async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
+    ingest: Ingest,
+) -> None:
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
+    await ingest.lead(lead_id)
+    await ingest.consent_publisher.publish(
+        RestrictionPlacedV1(origin="operator", reason="accuracy contested"),
+        tenant_id="acme",
+        subject_id=subject_id,
+        correlation_id="restrict-1",
+    )
+    await ingest.lead(lead_id, until=lambda lead: lead["processing"]["restricted"])
+    response = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        json={"channel": "email", "answers": {"budget": 50000, "role": "CEO"}},
+        headers=ingest.auth(),
+    )
+    assert response.status_code == 202, "storage is allowed while restricted"
+    stored = await ingest.lead(lead_id, until=lambda lead: len(lead["interactions"]) == 1)
+    assert stored["score"] is None
+    assert stored["processing"]["scoring_paused"] == "restricted"
+    review = await ingest.client.post(
+        f"/v1/leads/{lead_id}/score-reviews",
+        json={"score": 99, "reason": "x", "reviewer": "ops"},
+        headers=ingest.auth(),
+    )
+    assert review.status_code == 409
+    await ingest.consent_publisher.publish(
+        RestrictionLiftedV1(origin="operator"),
+        tenant_id="acme",
+        subject_id=subject_id,
+        correlation_id="restrict-1",
+    )
+    lifted = await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
+    assert lifted["score"]["value"] == 55
+    assert lifted["processing"]["scoring_paused"] is None
+
+
+async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ingest) -> None:
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    await ingest.consent_publisher.publish(
+        SuppressionAddedV1(origin="privacy_request", reason="objection"),
+        tenant_id="acme",
+        subject_id=accepted["subject_id"],
+        correlation_id="suppress-1",
+    )
+    await ingest.lead(accepted["lead_id"], until=lambda lead: lead["processing"]["suppressed"])
+    third_party = sample_lead(
+        source={
+            "kind": "third_party",
+            "provider": "B2B Leads Ltd",
+            "attestation": {
+                "legal_basis": "legitimate_interest",
+                "statement": "Public register",
+                "attested_at": "2026-11-01T00:00:00Z",
+            },
+        }
+    )
+    response = await ingest.post_lead(third_party)
+    assert response.status_code == 409
+    assert response.json()["type"] == "urn:leadtrail:problem:subject-suppressed"
+    events = await ingest.all_events("lead-events")
+    assert [e.type for e in events] == ["lead.captured"], "nothing of the refused lead is kept"
+
+
+@pytest.mark.parametrize("ingest", [{"max_body_bytes": 2048}], indirect=True)
+async def test_oversized_bodies_are_refused(ingest: Ingest) -> None:
+    body = sample_lead()
+    body["contact"]["message"] = "x" * 4000
+    response = await ingest.post_lead(body)
+    assert response.status_code == 413
+    assert response.json()["type"] == "urn:leadtrail:problem:payload-too-large"
+
+
+@pytest.mark.parametrize(
+    "ingest", [{"rate_limit_per_s": 0.5, "rate_limit_burst": 2}], indirect=True
+)
+async def test_tenants_are_rate_limited(ingest: Ingest) -> None:
+    statuses = [(await ingest.post_lead(sample_lead())).status_code for _ in range(3)]
+    assert statuses == [202, 202, 429]
+    limited = await ingest.post_lead(sample_lead())
+    assert limited.headers["retry-after"].isdigit()
+    assert limited.json()["type"] == "urn:leadtrail:problem:rate-limited"
+    other = await ingest.post_lead(sample_lead(), Authorization=f"Bearer {ingest.other_key}")
+    assert other.status_code == 202, "limits are per tenant"
