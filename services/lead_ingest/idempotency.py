@@ -8,7 +8,8 @@ event id). Only after Kafka acknowledged the event is the record completed with 
   ``takeover_s`` (its process died between Kafka's ack and the completion) a retry takes it over
   and publishes again *with the same event id*, which every consumer deduplicates;
 * same key, different body        -> 422: a key names one request;
-* Kafka failed                    -> the pending record is removed, so a retry starts afresh.
+* Kafka failed                    -> the record is marked failed; a retry takes it over at once
+  and publishes with the same ids (a late delivery of the failed attempt is deduplicated).
 """
 
 from __future__ import annotations
@@ -82,10 +83,12 @@ class IdempotencyStore:
         taken = await self._collection.find_one_and_update(
             {
                 "_id": document_id,
-                "state": "pending",
-                "claimed_at": {"$lte": now - self._takeover},
+                "$or": [
+                    {"state": "failed"},
+                    {"state": "pending", "claimed_at": {"$lte": now - self._takeover}},
+                ],
             },
-            {"$set": {"claimed_at": now}},
+            {"$set": {"state": "pending", "claimed_at": now}},
             return_document=ReturnDocument.AFTER,
         )
         if taken is None:
@@ -101,5 +104,12 @@ class IdempotencyStore:
         )
 
     async def release(self, tenant_id: str, key: str) -> None:
-        """Forget a pending claim whose request failed before anything was accepted."""
-        await self._collection.delete_one({"_id": self._id(tenant_id, key), "state": "pending"})
+        """Mark a claim whose request failed, so a retry may take it over at once.
+
+        The claim keeps its ids: if the failed publish still reached Kafka (a timeout after
+        the broker had the record), the retry publishes the same event id, which consumers
+        deduplicate, instead of a second lead.
+        """
+        await self._collection.update_one(
+            {"_id": self._id(tenant_id, key), "state": "pending"}, {"$set": {"state": "failed"}}
+        )

@@ -1,0 +1,129 @@
+"""Privacy-request intake (R21, R26): recorded as events, verified before execution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from tests.helpers import eventually
+from tests.integration.lead_ingest.conftest import Ingest, sample_lead
+
+pytestmark = pytest.mark.integration
+
+
+async def _request_view(ingest: Ingest, request_id: str, status: str) -> dict[str, object]:
+    async def probe() -> dict[str, object] | None:
+        response = await ingest.client.get(
+            f"/v1/privacy-requests/{request_id}", headers=ingest.auth()
+        )
+        body: dict[str, object] = response.json()
+        return body if response.status_code == 200 and body["status"] == status else None
+
+    return await eventually(probe, what=f"request {request_id} {status}")
+
+
+async def test_an_attested_erasure_request_is_recorded_and_verified(ingest: Ingest) -> None:
+    lead = (await ingest.post_lead(sample_lead())).json()
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "erasure",
+            "subject": {"email": "MARIA.ROSSI@example.org"},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo@acme.example"},
+        },
+        headers=ingest.auth(),
+    )
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["status"] == "verified"
+    received_at = datetime.fromisoformat(accepted["deadline"])
+    assert received_at.tzinfo is not None
+
+    view = await _request_view(ingest, accepted["request_id"], "verified")
+    assert view["type"] == "erasure"
+    assert view["subject_known"] is True
+    events = await ingest.all_events("privacy-events")
+    assert [e.type for e in events] == ["privacy.request.received", "privacy.request.verified"]
+    assert {e.subject_id for e in events} == {lead["subject_id"]}
+    assert events[1].data["attested_by"] == "dpo@acme.example"
+    assert "maria" not in events[0].model_dump_json().casefold()
+
+
+async def test_the_token_flow_verifies_only_with_the_right_token(ingest: Ingest) -> None:
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "access",
+            "subject": {"phone": "+39 347 123 4567"},
+            "verification": {"method": "token"},
+            "relayed_by_tenant": False,
+        },
+        headers=ingest.auth(),
+    )
+    accepted = response.json()
+    assert accepted["status"] == "received"
+    token = accepted["verification_token"]
+    await _request_view(ingest, accepted["request_id"], "received")
+    path = f"/v1/privacy-requests/{accepted['request_id']}/verify"
+    wrong = await ingest.client.post(path, json={"token": "x" * 32}, headers=ingest.auth())
+    assert wrong.status_code == 422
+    assert wrong.json()["type"] == "urn:leadtrail:problem:invalid-verification-token"
+    right = await ingest.client.post(path, json={"token": token}, headers=ingest.auth())
+    assert right.status_code == 202
+    view = await _request_view(ingest, accepted["request_id"], "verified")
+    assert view["subject_known"] is False, "nobody with that phone was known"
+    reused = await ingest.client.post(path, json={"token": token}, headers=ingest.auth())
+    assert reused.status_code == 422, "a token works once"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "type": "objection",
+            "subject": {"email": "a@example.org"},
+            "verification": {"method": "token"},
+        },
+        {
+            "type": "rectification",
+            "subject": {"email": "a@example.org"},
+            "verification": {"method": "token"},
+        },
+        {"type": "erasure", "subject": {}, "verification": {"method": "token"}},
+        {
+            "type": "erasure",
+            "subject": {"email": "a@example.org"},
+            "verification": {"method": "telepathy"},
+        },
+        {
+            "type": "forget-me",
+            "subject": {"email": "a@example.org"},
+            "verification": {"method": "token"},
+        },
+    ],
+)
+async def test_malformed_requests_are_refused(ingest: Ingest, body: dict[str, object]) -> None:
+    response = await ingest.client.post("/v1/privacy-requests", json=body, headers=ingest.auth())
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:leadtrail:problem:validation-error"
+    assert await ingest.all_events("privacy-events", settle_ms=300) == []
+
+
+async def test_requests_are_tenant_scoped(ingest: Ingest) -> None:
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "objection",
+            "subject": {"email": "a@example.org"},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo"},
+            "purposes": ["profiling"],
+        },
+        headers=ingest.auth(),
+    )
+    request_id = response.json()["request_id"]
+    await _request_view(ingest, request_id, "verified")
+    foreign = await ingest.client.get(
+        f"/v1/privacy-requests/{request_id}", headers=ingest.auth(ingest.other_key)
+    )
+    assert foreign.status_code == 404
