@@ -49,13 +49,14 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contracts_app.command("generate")
 def contracts_generate() -> None:
-    """Regenerate contracts/schemas/*.json and contracts/asyncapi/*.json from the code.
+    """Regenerate JSON Schemas, AsyncAPI and OpenAPI documents under contracts/ from the code.
 
     Example: leadtrail contracts generate && git diff contracts/
     """
     from ops.asyncapi import write_asyncapi
+    from ops.openapi import write_openapi
 
-    written = write_schemas(REGISTRY) + write_asyncapi()
+    written = write_schemas(REGISTRY) + write_asyncapi() + write_openapi()
     for path in written:
         typer.echo(f"wrote {path}")
     if not written:

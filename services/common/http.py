@@ -32,10 +32,44 @@ __all__ = [
     "authenticate",
     "install_problem_handlers",
     "problem_response",
+    "problem_responses",
 ]
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:leadtrail:problem:"
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:leadtrail:problem:<slug>, stable"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "field": {"type": "string"},
+                    "message": {"type": "string"},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def problem_responses(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting problem+json bodies for these statuses."""
+    return {
+        code: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+        for code, text in codes.items()
+    }
 
 
 class ProblemError(Exception):

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
-from services.common.http import ProblemError, RateLimiter, authenticate
+from services.common.http import ProblemError, RateLimiter, authenticate, problem_responses
 from services.common.logging import get_logger, message_context
 from services.common.runtime import Runtime
 from services.common.store import Document
@@ -70,14 +70,17 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or invalid API key (problem+json)"},
-    404: {"description": "no such resource for this tenant (problem+json)"},
-    413: {"description": "request body too large (problem+json)"},
-    422: {"description": "invalid request (problem+json, with an errors list)"},
-    429: {"description": "rate limited; see Retry-After (problem+json)"},
-    503: {"description": "Kafka unavailable; nothing was accepted (problem+json)"},
-}
+PROBLEMS = problem_responses(
+    {
+        400: "the body is not parseable JSON",
+        401: "missing or invalid API key",
+        404: "no such resource for this tenant",
+        413: "request body too large",
+        422: "invalid request (with an errors list)",
+        429: "rate limited; see Retry-After",
+        503: "Kafka unavailable; nothing was accepted",
+    }
+)
 
 
 def new_id(prefix: str) -> str:
@@ -462,7 +465,12 @@ def build_router(api: IngestApi) -> APIRouter:
         status_code=202,
         response_model=Accepted,
         summary="Accept a lead from a web form or a third-party source",
-        responses={409: {"description": "the person opted out (third-party data refused)"}},
+        responses=problem_responses(
+            {
+                409: "the person opted out (third-party data refused), or a request with this "
+                "Idempotency-Key is still running"
+            }
+        ),
     )
     async def post_lead(
         body: LeadIn, who: Caller, response: Response, idempotency_key: IdempotencyKey = None
@@ -508,7 +516,7 @@ def build_router(api: IngestApi) -> APIRouter:
         status_code=202,
         response_model=ScoreReviewAccepted,
         summary="A person overrides the score, with a reason (R8)",
-        responses={409: {"description": "processing of the subject is restricted"}},
+        responses=problem_responses({409: "processing of the subject is restricted"}),
     )
     async def post_score_review(
         lead_id: str, body: ScoreReviewIn, who: Caller
