@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.events.common import Purpose
+from contracts.events.common import Channel, Purpose
 
 __all__ = [
+    "ConsentGrantedV1",
+    "ConsentProofV1",
+    "ConsentWithdrawnV1",
+    "NoBasisRemainingV1",
     "ObjectionRecordedV1",
     "RestrictionLiftedV1",
     "RestrictionPlacedV1",
@@ -57,3 +61,41 @@ class SuppressionAddedV1(_Strict):
     origin: Origin
     reason: Literal["objection", "opt_out", "operator"]
     request_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+class ConsentGrantedV1(_Strict):
+    """The subject consented to one purpose, with the proof of R10: when, through which
+    channel, which notice (version and hash of its text), where it was collected."""
+
+    purpose: Purpose
+    channel: Channel
+    notice_version: Annotated[str, Field(min_length=1, max_length=100)]
+    notice_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    given_at: AwareDatetime
+    collection_point: Annotated[str, Field(max_length=2000)] | None = None
+    origin: Literal["lead_capture", "api"]
+    lead_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+class ConsentProofV1(_Strict):
+    """Personal parts of the proof: the shortened IP address and the user agent."""
+
+    ip_prefix: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Annotated[str, Field(max_length=500)] | None = None
+
+
+class ConsentWithdrawnV1(_Strict):
+    """Consent to one purpose was withdrawn; effective for processing from this event on,
+    not retroactive (R11)."""
+
+    purpose: Purpose
+    origin: Literal["unsubscribe", "api", "privacy_request"]
+    request_id: Annotated[str, Field(max_length=64)] | None = None
+
+
+class NoBasisRemainingV1(_Strict):
+    """After a withdrawal no purpose of the subject has a lawful basis left, so their data
+    must be erased (R12); erasure-propagator acts on it."""
+
+    withdrawn_purpose: Purpose
+    cause_event_id: Annotated[str, Field(max_length=64)]

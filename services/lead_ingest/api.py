@@ -27,7 +27,7 @@ from services.common.runtime import Runtime
 from services.common.store import Document
 from services.common.tenants import Tenant, TenantDirectory
 from services.lead_ingest.deadlines import request_deadline
-from services.lead_ingest.handlers import LeadIngestHandlers, scoring_blocked
+from services.lead_ingest.handlers import LeadIngestHandlers, consent_state
 from services.lead_ingest.idempotency import IdempotencyStore, request_fingerprint
 from services.lead_ingest.linking import Kind, SubjectLinker, new_subject_id
 from services.lead_ingest.normalise import (
@@ -262,6 +262,7 @@ class IngestApi:
             )
         score = await self.score_view(document)
         subject = await self.projection.subject(tenant.id, document["subject_id"])
+        consents = consent_state(subject)
         qualified = document.get("qualified")
         state = (
             "erased"
@@ -285,10 +286,12 @@ class IngestApi:
             score=score,
             qualified_at=qualified["at"] if qualified else None,
             processing={
-                "restricted": bool(subject.get("restricted")),
-                "objections": subject.get("objections", []),
+                "restricted": consents.restricted,
+                "objections": sorted(
+                    name for name, p in consents.purposes.items() if p.objected_at is not None
+                ),
                 "suppressed": bool(subject.get("suppressed")),
-                "scoring_paused": scoring_blocked(subject),
+                "scoring_paused": self.handlers.blocked(tenant.id, subject),
             },
         )
 
@@ -523,7 +526,7 @@ def build_router(api: IngestApi) -> APIRouter:
     ) -> ScoreReviewAccepted:
         document = await api.owned_lead(who, lead_id)
         subject = await api.projection.subject(who.id, document["subject_id"])
-        if subject.get("restricted"):
+        if consent_state(subject).restricted:
             raise ProblemError(
                 409,
                 "processing-restricted",

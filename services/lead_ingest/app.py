@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from contracts.topics import CONSENT_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consumer import subscribe_events
 from services.common.http import RateLimiter
+from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
 from services.lead_ingest.api import IngestApi, build_router
@@ -41,7 +42,12 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                     runtime.db["idempotency"], settings.idempotency_takeover_s
                 ),
                 projection=projection,
-                handlers=LeadIngestHandlers(runtime, projection, TenantRules(settings.config_dir)),
+                handlers=LeadIngestHandlers(
+                    runtime,
+                    projection,
+                    TenantRules(settings.config_dir),
+                    TenantPurposes(settings.config_dir),
+                ),
             )
         return parts["api"]
 

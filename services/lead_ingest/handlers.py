@@ -8,19 +8,22 @@ consumer deduplicates it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from contracts import EventEnvelope
 from contracts.envelope import EncryptedPII
 from contracts.events import consent, lead, privacy
+from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
 from services.common.logging import get_logger
+from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime
 from services.common.store import Document
 from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.rules import Answer, score
 from services.lead_ingest.tenant_rules import TenantRules
 
-__all__ = ["LeadIngestHandlers", "derived_event_id"]
+__all__ = ["LeadIngestHandlers", "consent_state", "derived_event_id", "scoring_blocked"]
 
 log = get_logger(__name__)
 DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
@@ -30,20 +33,34 @@ def derived_event_id(cause_id: str, what: str) -> str:
     return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause_id}/{what}"))
 
 
-def scoring_blocked(subject: Document) -> str | None:
-    """Why the subject may not be scored now (R14 restriction, R13 objection), or None."""
-    if subject.get("restricted"):
-        return "restricted"
-    if "profiling" in subject.get("objections", []):
-        return "objected to profiling"
-    return None
+def consent_state(subject: Document) -> ConsentState:
+    return fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
+
+
+def scoring_blocked(subject: Document, bases: Mapping[str, LegalBasis]) -> str | None:
+    """Why the subject may not be scored (profiled) now, or None (R13, R14, R28).
+
+    The same shared decision every service uses, for the ``profiling`` purpose.
+    """
+    decision = decide(consent_state(subject), "profiling", bases)
+    return None if decision.allowed else decision.reason
 
 
 class LeadIngestHandlers:
-    def __init__(self, runtime: Runtime, projection: LeadProjection, rules: TenantRules) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        projection: LeadProjection,
+        rules: TenantRules,
+        purposes: TenantPurposes,
+    ) -> None:
         self.runtime = runtime
         self.projection = projection
         self.rules = rules
+        self.purposes = purposes
+
+    def blocked(self, tenant_id: str, subject: Document) -> str | None:
+        return scoring_blocked(subject, self.purposes.for_tenant(tenant_id).bases())
 
     async def on_lead_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
@@ -71,7 +88,7 @@ class LeadIngestHandlers:
             return
         data = self.runtime.registry.decode(envelope).data
         await self.projection.subject_state(envelope, data)
-        if isinstance(data, consent.RestrictionLiftedV1):
+        if isinstance(data, consent.RestrictionLiftedV1 | consent.ConsentGrantedV1):
             for document in await self.projection.leads_of(envelope.tenant_id, envelope.subject_id):
                 await self.rescore(envelope, str(document["_id"]), trigger="restriction_lifted")
 
@@ -114,7 +131,7 @@ class LeadIngestHandlers:
         if document is None:
             return
         subject = await self.projection.subject(cause.tenant_id, document["subject_id"])
-        blocked = scoring_blocked(subject)
+        blocked = self.blocked(cause.tenant_id, subject)
         if blocked:
             log.info("scoring paused", lead_id=lead_id, reason=blocked)
             return
@@ -158,7 +175,7 @@ class LeadIngestHandlers:
         by: Literal["rules", "review"],
     ) -> None:
         subject = await self.projection.subject(cause.tenant_id, cause.subject_id)
-        if scoring_blocked(subject):
+        if self.blocked(cause.tenant_id, subject):
             return
         event_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
         if not await self.projection.claim_qualification(lead_id, event_id):

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
+from services.common.consent import fact_from_event
 from services.common.store import Document, apply_once
 
 __all__ = ["LeadProjection", "subject_key"]
@@ -169,20 +171,16 @@ class LeadProjection:
         return [document async for document in cursor]
 
     # -- subjects ----------------------------------------------------------------------
-    async def subject_state(self, envelope: EventEnvelope, data: Any) -> bool:
-        update: dict[str, Any]
-        at = envelope.occurred_at
-        if isinstance(data, consent.RestrictionPlacedV1):
-            update = {"$set": {"restricted": True, "restricted_at": at}}
-        elif isinstance(data, consent.RestrictionLiftedV1):
-            update = {"$set": {"restricted": False, "restriction_lifted_at": at}}
+    async def subject_state(self, envelope: EventEnvelope, data: BaseModel) -> bool:
+        """Keep the consent facts the shared decision folds, and the suppression flag."""
+        update: dict[str, Any] = {"$set": {"tenant_id": envelope.tenant_id}}
+        fact = fact_from_event(envelope.type, envelope.id, envelope.occurred_at, data.model_dump())
+        if fact is not None:
+            update["$push"] = {"facts": fact.to_document()}
         elif isinstance(data, consent.SuppressionAddedV1):
-            update = {"$set": {"suppressed": True, "suppressed_at": at}}
-        elif isinstance(data, consent.ObjectionRecordedV1):
-            update = {"$addToSet": {"objections": {"$each": list(data.purposes)}}}
+            update["$set"].update(suppressed=True, suppressed_at=envelope.occurred_at)
         else:
             return False
-        update.setdefault("$set", {})["tenant_id"] = envelope.tenant_id
         return await apply_once(
             self.subjects, subject_key(envelope.tenant_id, envelope.subject_id), envelope.id, update
         )

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from contracts.events.consent import RestrictionLiftedV1, RestrictionPlacedV1, SuppressionAddedV1
+from contracts.events.consent import (
+    ObjectionRecordedV1,
+    RestrictionLiftedV1,
+    RestrictionPlacedV1,
+    SuppressionAddedV1,
+)
 from tests.integration.lead_ingest.conftest import Ingest, sample_lead
 
 pytestmark = pytest.mark.integration
@@ -196,7 +201,7 @@ async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
     assert response.status_code == 202, "storage is allowed while restricted"
     stored = await ingest.lead(lead_id, until=lambda lead: len(lead["interactions"]) == 1)
     assert stored["score"] is None
-    assert stored["processing"]["scoring_paused"] == "restricted"
+    assert stored["processing"]["scoring_paused"] == "processing is restricted (R14)"
     review = await ingest.client.post(
         f"/v1/leads/{lead_id}/score-reviews",
         json={"score": 99, "reason": "x", "reviewer": "ops"},
@@ -261,3 +266,24 @@ async def test_tenants_are_rate_limited(ingest: Ingest) -> None:
     assert limited.json()["type"] == "urn:leadtrail:problem:rate-limited"
     other = await ingest.post_lead(sample_lead(), Authorization=f"Bearer {ingest.other_key}")
     assert other.status_code == 202, "limits are per tenant"
+
+
+async def test_an_objection_to_profiling_stops_scoring(ingest: Ingest) -> None:
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    lead_id = accepted["lead_id"]
+    await ingest.lead(lead_id)
+    await ingest.consent_publisher.publish(
+        ObjectionRecordedV1(purposes=["profiling"], origin="privacy_request"),
+        tenant_id="acme",
+        subject_id=accepted["subject_id"],
+        correlation_id="object-1",
+    )
+    await ingest.lead(lead_id, until=lambda lead: lead["processing"]["objections"])
+    await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        json={"channel": "chat", "answers": {"budget": 90000, "role": "CEO"}},
+        headers=ingest.auth(),
+    )
+    stored = await ingest.lead(lead_id, until=lambda lead: len(lead["interactions"]) == 1)
+    assert stored["score"] is None
+    assert stored["processing"]["scoring_paused"] == "the subject objected to profiling (R13)"

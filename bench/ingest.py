@@ -1,0 +1,197 @@
+"""Benchmark: sustained ``POST /v1/leads`` against a running stack, beside a bare producer.
+
+    make up DETACH=1
+    .venv/bin/python bench/ingest.py --clients 32 --seconds 20
+
+For ``--seconds`` it keeps ``--clients`` concurrent HTTP clients posting distinct leads and
+records each request's latency (202 only after Kafka's ``acks=all``). Then, on the same broker
+and in the same run, a bare aiokafka producer (idempotent, ``acks=all``) sends payloads of the
+same size with the same concurrency for the same time. The figure to read is the ratio of the
+two throughputs; absolute numbers depend on the machine and what else it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bench._common import machine, save, stack_env, summary
+from services.common.tenants import TenantDirectory
+
+console = Console()
+
+
+def lead_body(n: int) -> dict[str, Any]:
+    return {
+        "source": {"kind": "web_form", "url": "https://bench.example/contact"},
+        "contact": {
+            "email": f"bench.{uuid.uuid4().hex[:12]}.{n}@example.org",
+            "first_name": "Bench",
+            "last_name": f"Person {n}",
+            "company": "Bench Srl",
+        },
+        "consent": {
+            "purposes": ["crm_sync", "marketing_email"],
+            "notice_version": "2026-10",
+            "given_at": "2026-11-02T09:15:03Z",
+            "channel": "web_form",
+        },
+    }
+
+
+async def run_clients(
+    seconds: float, clients: int, work: Any, label: str
+) -> tuple[list[float], float, int]:
+    """Run ``work(n)`` from ``clients`` concurrent loops for ``seconds``; latencies of successes."""
+    latencies: list[float] = []
+    failures = 0
+    counter = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    async def loop() -> None:
+        nonlocal counter, failures
+        while time.perf_counter() < deadline:
+            counter += 1
+            begin = time.perf_counter()
+            if await work(counter):
+                latencies.append(time.perf_counter() - begin)
+            else:
+                failures += 1
+
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        TextColumn("{task.fields[rate]:>8.0f}/s"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=seconds, rate=0.0)
+        runners = [asyncio.create_task(loop()) for _ in range(clients)]
+        while not all(r.done() for r in runners):
+            await asyncio.sleep(0.25)
+            elapsed = time.perf_counter() - started
+            progress.update(task, completed=min(elapsed, seconds), rate=len(latencies) / elapsed)
+        await asyncio.gather(*runners)
+    return latencies, time.perf_counter() - started, failures
+
+
+async def bench_api(env: dict[str, str], api_key: str, seconds: float, clients: int) -> Any:
+    url = env["LEADTRAIL_LEAD_INGEST_URL"]
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {api_key}"}, limits=limits, timeout=30
+    ) as client:
+
+        async def post(n: int) -> bool:
+            response = await client.post("/v1/leads", json=lead_body(n))
+            return response.status_code == 202
+
+        await post(0)  # warm-up: connections, the producer's metadata
+        return await run_clients(seconds, clients, post, "POST /v1/leads")
+
+
+async def bench_producer(bootstrap: str, seconds: float, clients: int, size: int) -> Any:
+    topic = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    await producer.start()
+    payload = base64.b64encode(os.urandom(size))[:size]
+    try:
+
+        async def send(n: int) -> bool:
+            await producer.send_and_wait(topic, payload, key=str(n).encode())
+            return True
+
+        await send(0)
+        return await run_clients(seconds, clients, send, "bare aiokafka producer")
+    finally:
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each phase")
+    args = parser.parse_args()
+    if args.clients < 1 or args.seconds <= 0:
+        parser.error("--clients must be >= 1 and --seconds > 0")
+    env = stack_env()
+    if "LEADTRAIL_LEAD_INGEST_URL" not in env:
+        parser.error("no lead-ingest URL in .run/stack.env: is `make up` running?")
+    directory = TenantDirectory(Path(env["LEADTRAIL_CONFIG_DIR"]))
+    tenant = directory.get("bench")
+    _, api_key = (
+        directory.rotate_key("bench", keep_old=True)
+        if tenant
+        else directory.add("Bench", tenant_id="bench")
+    )
+    await asyncio.sleep(0.2)  # the service reloads tenants.json on its next request
+
+    api_latencies, api_elapsed, api_failures = await bench_api(
+        env, api_key, args.seconds, args.clients
+    )
+    event_size = 1400  # a lead.captured envelope of these bodies is about this many bytes
+    bare_latencies, bare_elapsed, _ = await bench_producer(
+        env["LEADTRAIL_KAFKA_BOOTSTRAP"], args.seconds, args.clients, event_size
+    )
+    api = summary(api_latencies, api_elapsed)
+    bare = summary(bare_latencies, bare_elapsed)
+    ratio = api["per_second"] / bare["per_second"] if bare["per_second"] else float("nan")
+
+    table = Table(title=f"ingest, {args.clients} clients, {args.seconds:g}s per phase")
+    for column in ("", "per second", "p50 ms", "p99 ms", "failures"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "POST /v1/leads",
+        f"{api['per_second']:.0f}",
+        f"{api['p50_ms']:.1f}",
+        f"{api['p99_ms']:.1f}",
+        str(api_failures),
+    )
+    table.add_row(
+        "bare producer",
+        f"{bare['per_second']:.0f}",
+        f"{bare['p50_ms']:.1f}",
+        f"{bare['p99_ms']:.1f}",
+        "0",
+    )
+    console.print(table)
+    console.print(f"ingest / bare producer throughput: [bold]{ratio:.2f}[/bold]")
+    path = save(
+        "ingest",
+        {
+            "machine": machine(),
+            "clients": args.clients,
+            "seconds": args.seconds,
+            "api": api,
+            "api_failures": api_failures,
+            "bare_producer": bare,
+            "ratio": ratio,
+        },
+    )
+    console.print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
