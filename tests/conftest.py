@@ -1,0 +1,97 @@
+"""Session-wide Kafka and MongoDB-wire fixtures; the policy lives in :mod:`ops.infra.testing`.
+
+``kafka_bootstrap`` and ``mongo_url`` come from ``LEADTRAIL_KAFKA_BOOTSTRAP`` /
+``LEADTRAIL_MONGO_URL`` if set, else from Testcontainers if a Docker engine answers, else from
+local Kafka and FerretDB processes under pytest's temporary directory. Nothing starts unless a
+selected test needs it, and when the selected tests need both, both start concurrently.
+
+``kafka_control`` / ``mongo_control`` stop and restart the local servers in place. Where that
+is impossible (external or Docker servers), the tests using them are deselected, and the
+reason is printed in the terminal summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ops.infra.testing import InfraSession, ServerControl, Service, restart_unsupported_reason
+
+_CONTROL_FIXTURES: dict[Service, str] = {"kafka": "kafka_control", "mongo": "mongo_control"}
+_deselect_notes = pytest.StashKey[list[str]]()
+
+
+def _fixtures_of(items: list[pytest.Item]) -> set[str]:
+    names: set[str] = set()
+    for item in items:
+        names.update(getattr(item, "fixturenames", ()))
+    return names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect restart tests for servers that cannot be restarted in place."""
+    deselected: list[pytest.Item] = []
+    notes: list[str] = []
+    for service, fixture in _CONTROL_FIXTURES.items():
+        users = [item for item in items if fixture in getattr(item, "fixturenames", ())]
+        if not users:
+            continue
+        reason = restart_unsupported_reason(service)
+        if reason is not None:
+            deselected.extend(users)
+            notes.append(f"deselected {len(users)} test(s) using {fixture}: {reason}")
+    if deselected:
+        dropped = {id(item) for item in deselected}
+        items[:] = [item for item in items if id(item) not in dropped]
+        config.hook.pytest_deselected(items=deselected)
+    config.stash[_deselect_notes] = notes
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    for note in config.stash.get(_deselect_notes, []):
+        terminalreporter.write_line(note, yellow=True)
+
+
+@pytest.fixture(scope="session")
+def leadtrail_infra(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InfraSession]:
+    """The session's servers; starts what the selected tests need, all at once."""
+    needed = _fixtures_of(request.session.items)
+    with InfraSession(tmp_path_factory.mktemp("infra")) as infra:
+        infra.prepare(
+            kafka="kafka_bootstrap" in needed or "kafka_control" in needed,
+            mongo="mongo_url" in needed or "mongo_control" in needed,
+        )
+        yield infra
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(leadtrail_infra: InfraSession) -> str:
+    """``host:port`` of a Kafka broker with ``auto.create.topics.enable=false``."""
+    return leadtrail_infra.kafka_bootstrap()
+
+
+@pytest.fixture(scope="session")
+def mongo_url(leadtrail_infra: InfraSession) -> str:
+    """A ``mongodb://`` URL of MongoDB or FerretDB."""
+    return leadtrail_infra.mongo_url()
+
+
+@pytest.fixture
+def kafka_control(leadtrail_infra: InfraSession) -> Iterator[ServerControl]:
+    """Stop/start/restart the local broker; it is running again after the test."""
+    control = leadtrail_infra.control("kafka")
+    yield control
+    control.start()
+
+
+@pytest.fixture
+def mongo_control(leadtrail_infra: InfraSession) -> Iterator[ServerControl]:
+    """Stop/start/restart the local FerretDB; it is running again after the test."""
+    control = leadtrail_infra.control("mongo")
+    yield control
+    control.start()
