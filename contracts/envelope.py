@@ -60,8 +60,11 @@ class EventEnvelope(BaseModel):
 
     @field_validator("occurred_at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    def _utc_milliseconds(cls, value: datetime) -> datetime:
+        """UTC, to the millisecond: the precision MongoDB (BSON dates) keeps, so a read model
+        and a replay of the log agree exactly."""
+        value = value.astimezone(UTC)
+        return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
     def kafka_key(self) -> bytes:
         """Kafka key: the subject, so one person's events stay ordered in one partition."""

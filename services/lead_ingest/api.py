@@ -13,7 +13,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Annotated, Any
 
 import uuid_utils
@@ -23,6 +22,7 @@ from pydantic import BaseModel
 from contracts.events import lead, privacy
 from services.common.http import ProblemError, RateLimiter, authenticate, problem_responses
 from services.common.logging import get_logger, message_context
+from services.common.netprivacy import shorten_ip
 from services.common.runtime import Runtime
 from services.common.store import Document
 from services.common.tenants import Tenant, TenantDirectory
@@ -85,17 +85,6 @@ PROBLEMS = problem_responses(
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid_utils.uuid7().hex}"
-
-
-def shorten_ip(ip: IPv4Address | IPv6Address | None) -> str | None:
-    """R33: keep the network, not the host (/24 for IPv4, /48 for IPv6)."""
-    if ip is None:
-        return None
-    prefix = 24 if isinstance(ip, IPv4Address) else 48
-    network = (IPv4Network if isinstance(ip, IPv4Address) else IPv6Network)(
-        f"{ip}/{prefix}", strict=False
-    )
-    return str(network)
 
 
 @dataclass

@@ -89,8 +89,12 @@ class LeadIngestHandlers:
         data = self.runtime.registry.decode(envelope).data
         await self.projection.subject_state(envelope, data)
         if isinstance(data, consent.RestrictionLiftedV1 | consent.ConsentGrantedV1):
+            # Processing may have become allowed again: score what was held back.
+            trigger: Literal["restriction_lifted", "rescore"] = (
+                "restriction_lifted" if isinstance(data, consent.RestrictionLiftedV1) else "rescore"
+            )
             for document in await self.projection.leads_of(envelope.tenant_id, envelope.subject_id):
-                await self.rescore(envelope, str(document["_id"]), trigger="restriction_lifted")
+                await self.rescore(envelope, str(document["_id"]), trigger=trigger)
 
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
@@ -128,8 +132,8 @@ class LeadIngestHandlers:
         trigger: Literal["interaction", "restriction_lifted", "rescore"],
     ) -> None:
         document = await self.projection.get(cause.tenant_id, lead_id)
-        if document is None:
-            return
+        if document is None or not document.get("interactions"):
+            return  # nothing answered yet: nothing to score
         subject = await self.projection.subject(cause.tenant_id, document["subject_id"])
         blocked = self.blocked(cause.tenant_id, subject)
         if blocked:

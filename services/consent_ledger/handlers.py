@@ -1,0 +1,141 @@
+"""consent-ledger's event handlers.
+
+* ``lead.captured`` with consent claims -> one ``consent.granted`` per purpose, with the proof;
+* verified privacy requests: restriction -> ``restriction.placed``; objection ->
+  ``objection.recorded`` (and ``suppression.added`` for purposes that suppress, R13);
+* its own events -> the read model, and after a withdrawal the R12 check: when no purpose keeps a
+  lawful basis, ``consent.no_basis_remaining`` tells erasure-propagator to erase.
+
+Events derived from another event get a UUIDv5 id from it, so redelivery republishes the same id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel
+
+from contracts import EventEnvelope
+from contracts.events import consent, lead, privacy
+from services.common.consent import has_remaining_basis
+from services.common.logging import get_logger
+from services.common.purposes import TenantPurposes
+from services.common.runtime import Runtime
+from services.consent_ledger.projection import ConsentProjection
+
+__all__ = ["ConsentHandlers", "derived_event_id"]
+
+log = get_logger(__name__)
+DERIVED_NAMESPACE = uuid.UUID("0b7c5f7e-3f43-4d59-8d7e-93a1e1f2c6a4")
+
+
+def derived_event_id(cause_id: str, what: str) -> str:
+    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause_id}/{what}"))
+
+
+class ConsentHandlers:
+    def __init__(
+        self, runtime: Runtime, projection: ConsentProjection, purposes: TenantPurposes
+    ) -> None:
+        self.runtime = runtime
+        self.projection = projection
+        self.purposes = purposes
+
+    async def emit(
+        self, cause: EventEnvelope, what: str, data: BaseModel, pii: BaseModel | None = None
+    ) -> None:
+        await self.runtime.publisher.publish(
+            data,
+            pii=pii,
+            tenant_id=cause.tenant_id,
+            subject_id=cause.subject_id,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.id,
+            event_id=derived_event_id(cause.id, what),
+        )
+
+    async def on_lead_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type != "lead.captured":
+            return
+        data = self.runtime.registry.decode(envelope).data
+        assert isinstance(data, lead.LeadCapturedV1)  # noqa: S101 (filtered by type above)
+        await self.projection.known(envelope)
+        if data.consent is None:
+            return
+        contact = await self.runtime.cipher.decrypt(envelope) or {}
+        proof = consent.ConsentProofV1(
+            ip_prefix=contact.get("ip_prefix"), user_agent=contact.get("user_agent")
+        )
+        claims = data.consent
+        for purpose in claims.purposes:
+            await self.emit(
+                envelope,
+                f"consent.granted/{purpose}",
+                consent.ConsentGrantedV1(
+                    purpose=purpose,
+                    channel=claims.channel,
+                    notice_version=claims.notice_version,
+                    notice_sha256=claims.notice_sha256,
+                    given_at=claims.given_at,
+                    collection_point=claims.collection_point
+                    or (data.source.url if data.source.kind == "web_form" else None),
+                    origin="lead_capture",
+                    lead_id=data.lead_id,
+                ),
+                proof,
+            )
+
+    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
+        data = self.runtime.registry.decode(envelope).data
+        if isinstance(data, privacy.PrivacyRequestReceivedV1):
+            await self.projection.remember_request(envelope)
+            return
+        if not isinstance(data, privacy.PrivacyRequestVerifiedV1):
+            return
+        if data.request_type == "restriction":
+            await self.emit(
+                envelope,
+                "restriction.placed",
+                consent.RestrictionPlacedV1(origin="privacy_request", request_id=data.request_id),
+            )
+        elif data.request_type == "objection":
+            request = await self.projection.request(envelope.tenant_id, data.request_id)
+            purposes = list((request or {}).get("purposes", []))
+            if not purposes:
+                raise LookupError(f"objection {data.request_id} verified before it was received")
+            await self.emit(
+                envelope,
+                "objection.recorded",
+                consent.ObjectionRecordedV1(
+                    purposes=purposes, origin="privacy_request", request_id=data.request_id
+                ),
+            )
+            declared = self.purposes.for_tenant(envelope.tenant_id).purposes
+            if any(declared.get(p) and declared[p].suppresses for p in purposes):
+                await self.emit(
+                    envelope,
+                    "suppression.added",
+                    consent.SuppressionAddedV1(
+                        origin="privacy_request", reason="objection", request_id=data.request_id
+                    ),
+                )
+
+    async def on_consent_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
+            return
+        self.runtime.registry.decode(envelope)  # validates, and fails loudly on unknown versions
+        await self.projection.record(envelope)
+        if envelope.type != "consent.withdrawn":
+            return
+        document = await self.projection.subject(envelope.tenant_id, envelope.subject_id)
+        bases = self.purposes.for_tenant(envelope.tenant_id).bases()
+        if has_remaining_basis(self.projection.state(document), bases):
+            return
+        log.info("no lawful basis remains; asking for erasure", subject_id=envelope.subject_id)
+        await self.emit(
+            envelope,
+            "consent.no_basis_remaining",
+            consent.NoBasisRemainingV1(
+                withdrawn_purpose=envelope.data["purpose"], cause_event_id=envelope.id
+            ),
+        )

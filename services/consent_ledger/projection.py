@@ -1,0 +1,96 @@
+"""consent-ledger's read model: per subject, the consent facts, the full history with proof
+(personal parts still encrypted, as in the events) and the suppression flag; and the details of
+privacy requests it will act on once verified."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import EventEnvelope
+from services.common.consent import ConsentFact, ConsentState, fact_from_event, fold
+from services.common.store import Document, apply_once
+
+__all__ = ["ConsentProjection", "subject_key"]
+
+
+def subject_key(tenant_id: str, subject_id: str) -> str:
+    return f"{tenant_id}:{subject_id}"
+
+
+class ConsentProjection:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.subjects = db["consent_subjects"]
+        self.requests = db["consent_requests"]
+
+    async def ensure_indexes(self) -> None:
+        await self.subjects.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+
+    async def known(self, envelope: EventEnvelope) -> bool:
+        """Record that the subject exists for its tenant (from any event about them)."""
+        return await apply_once(
+            self.subjects,
+            subject_key(envelope.tenant_id, envelope.subject_id),
+            envelope.id,
+            {
+                "$set": {"tenant_id": envelope.tenant_id, "subject_id": envelope.subject_id},
+                "$setOnInsert": {"facts": [], "history": [], "first_seen": envelope.occurred_at},
+            },
+        )
+
+    async def record(self, envelope: EventEnvelope) -> bool:
+        """Apply one of consent-ledger's own events to the subject's document."""
+        update: dict[str, Any] = {
+            "$set": {"tenant_id": envelope.tenant_id, "subject_id": envelope.subject_id},
+            "$push": {
+                "history": {
+                    "event_id": envelope.id,
+                    "type": envelope.type,
+                    "version": envelope.version,
+                    "at": envelope.occurred_at,
+                    "data": envelope.data,
+                    "proof": (
+                        {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
+                        if envelope.pii is not None
+                        else None
+                    ),
+                }
+            },
+        }
+        fact = fact_from_event(envelope.type, envelope.id, envelope.occurred_at, envelope.data)
+        if fact is not None:
+            update["$push"]["facts"] = fact.to_document()
+        if envelope.type == "suppression.added":
+            update["$set"]["suppressed"] = True
+        return await apply_once(
+            self.subjects, subject_key(envelope.tenant_id, envelope.subject_id), envelope.id, update
+        )
+
+    async def subject(self, tenant_id: str, subject_id: str) -> Document | None:
+        return await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})
+
+    @staticmethod
+    def state(document: Document | None) -> ConsentState:
+        facts = (document or {}).get("facts", [])
+        return fold(ConsentFact.from_document(f) for f in facts)
+
+    async def remember_request(self, envelope: EventEnvelope) -> bool:
+        data = envelope.data
+        return await apply_once(
+            self.requests,
+            str(data["request_id"]),
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "subject_id": envelope.subject_id,
+                    "type": data["request_type"],
+                    "purposes": data.get("purposes", []),
+                }
+            },
+        )
+
+    async def request(self, tenant_id: str, request_id: str) -> Document | None:
+        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})

@@ -1,0 +1,141 @@
+"""Several Leadtrail services in one test process, each with its real lifespan (Kafka
+subscribers, MongoDB), sharing one topic prefix and database, driven over httpx's ASGI
+transport. The e2e suite runs them as separate processes instead."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+from contracts import ALL_TOPICS, EventEnvelope
+from services.common.runtime import Runtime, create_app
+from services.common.settings import CommonSettings
+from services.common.tenants import TenantDirectory
+from services.common.topics import ensure_topics
+from tests.helpers import eventually
+
+__all__ = ["Cluster", "cluster"]
+
+
+def _key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+@dataclass
+class Cluster:
+    base: dict[str, Any]
+    config_dir: Path
+    clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
+    runtimes: dict[str, Runtime] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    def settings_for(self, module: Any, **extra: Any) -> CommonSettings:
+        settings: CommonSettings = module.SETTINGS_CLASS.model_validate({**self.base, **extra})
+        return settings
+
+    def auth(self, tenant: str = "acme") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[tenant]}"}
+
+    def client(self, service: str) -> httpx.AsyncClient:
+        return self.clients[service]
+
+    def topic(self, name: str) -> str:
+        return f"{self.base['topic_prefix']}{name}"
+
+    async def events(self, topic: str, settle_ms: int = 1500) -> list[EventEnvelope]:
+        """Every event currently on a topic (reads until nothing new for ``settle_ms``)."""
+        consumer = AIOKafkaConsumer(
+            self.topic(topic),
+            bootstrap_servers=self.base["kafka_bootstrap"],
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        found: list[EventEnvelope] = []
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=settle_ms)
+                if not batch:
+                    return found
+                for records in batch.values():
+                    found.extend(EventEnvelope.model_validate_json(r.value) for r in records)
+        finally:
+            await consumer.stop()
+
+    async def wait_for_event(
+        self, topic: str, predicate: Any, *, within: float = 30.0
+    ) -> EventEnvelope:
+        async def probe() -> EventEnvelope | None:
+            for event in await self.events(topic, settle_ms=300):
+                if predicate(event):
+                    return event
+            return None
+
+        return await eventually(probe, within=within, what=f"an event on {topic}")
+
+    async def get_json(
+        self, service: str, path: str, tenant: str = "acme", until: Any = None
+    ) -> Any:
+        async def probe() -> Any:
+            response = await self.clients[service].get(path, headers=self.auth(tenant))
+            if response.status_code != 200:
+                return None
+            body = response.json()
+            return body if until is None or until(body) else None
+
+        return await eventually(probe, what=f"GET {path}")
+
+
+@asynccontextmanager
+async def cluster(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    config_dir: Path,
+    services: list[str],
+    **extra: Any,
+) -> AsyncIterator[Cluster]:
+    suffix = uuid.uuid4().hex[:10]
+    base: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "mongo_url": mongo_url,
+        "mongo_db": f"it_{suffix}",
+        "topic_prefix": f"it-{suffix}.",
+        "kek": _key(),
+        "blind_index_key": _key(),
+        "unsubscribe_key": _key(),
+        "config_dir": config_dir,
+        "handler_retry_backoff_s": 0.05,
+        "publish_timeout_s": 5.0,
+        **extra,
+    }
+    directory = TenantDirectory(config_dir)
+    keys = {}
+    _, keys["acme"] = directory.add("Acme", tenant_id="acme", default_region="IT")
+    _, keys["globex"] = directory.add("Globex", tenant_id="globex", default_region="DE")
+    await ensure_topics(kafka_bootstrap, base["topic_prefix"], ALL_TOPICS)
+    state = Cluster(base, config_dir, keys=keys)
+    async with AsyncExitStack() as stack:
+        for service in services:
+            module = importlib.import_module(f"services.{service}.app")
+            settings = state.settings_for(module)
+            app = create_app(module.build_spec(settings), settings)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"
+            )
+            await stack.enter_async_context(client)
+            state.clients[service] = client
+            state.runtimes[service] = app.state.runtime
+        yield state
+        any_runtime = next(iter(state.runtimes.values()))
+        await any_runtime.mongo.drop_database(base["mongo_db"])

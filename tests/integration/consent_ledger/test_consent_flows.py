@@ -1,0 +1,245 @@
+"""consent-ledger with lead-ingest on real Kafka and FerretDB (R9-R14, R28)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.consent import ConsentFact, fact_from_event, fold
+from tests.integration.cluster import Cluster, cluster
+from tests.integration.lead_ingest.conftest import RULES, sample_lead
+
+pytestmark = pytest.mark.integration
+
+ALL_CONSENT = """
+purposes:
+  crm_sync: {basis: consent}
+  marketing_email: {basis: consent, marketing: true}
+  profiling: {basis: consent}
+  partner_sharing: {basis: consent, suppresses: true}
+"""
+
+
+@pytest.fixture
+async def stack(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> AsyncIterator[Cluster]:
+    acme = tmp_path / "tenants" / "acme"
+    acme.mkdir(parents=True)
+    (acme / "scoring.yaml").write_text(RULES)
+    async with cluster(
+        kafka_bootstrap, mongo_url, tmp_path, ["lead_ingest", "consent_ledger"]
+    ) as running:
+        yield running
+
+
+async def capture(stack: Cluster, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = await stack.client("lead_ingest").post(
+        "/v1/leads", json=body or sample_lead(), headers=stack.auth()
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+async def consents(stack: Cluster, subject_id: str, until: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = await stack.get_json(
+        "consent_ledger", f"/v1/subjects/{subject_id}/consents", until=until
+    )
+    return body
+
+
+def purpose(view: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(p for p in view["purposes"] if p["purpose"] == name)
+    return found
+
+
+async def test_consent_claims_become_grants_with_proof(stack: Cluster) -> None:
+    lead = await capture(stack)
+    view = await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    assert purpose(view, "crm_sync")["allowed"] is True
+    assert purpose(view, "marketing_email")["consented"] is True
+    assert purpose(view, "sms") == purpose(view, "sms") | {"allowed": False, "consented": False}
+    assert purpose(view, "profiling")["basis"] == "legitimate_interest"
+    assert purpose(view, "profiling")["allowed"] is True
+    granted = view["history"][0]
+    assert granted["type"] == "consent.granted"
+    assert granted["data"]["notice_version"] == "2026-10"
+    assert granted["data"]["collection_point"] == "https://acme.example/contact"
+    assert granted["data"]["lead_id"] == lead["lead_id"]
+    assert granted["proof"] == {"ip_prefix": "203.0.113.0/24", "user_agent": "Mozilla/5.0"}
+    proof = await stack.client("consent_ledger").get(
+        f"/v1/subjects/{lead['subject_id']}/consents/proof", headers=stack.auth()
+    )
+    assert "attachment" in proof.headers["content-disposition"]
+    assert proof.json()["history"] == view["history"]
+
+
+async def test_one_click_unsubscribe_withdraws_marketing_only(stack: Cluster) -> None:
+    lead = await capture(stack)
+    subject = lead["subject_id"]
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 2)
+    link = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{subject}/unsubscribe-links",
+        json={"purpose": "marketing_email"},
+        headers=stack.auth(),
+    )
+    assert link.status_code == 201, link.text
+    path = "/" + link.json()["url"].split("/", 3)[3]
+    page = await stack.client("consent_ledger").get(path)
+    assert page.status_code == 200
+    assert "<form" in page.text, "GET only shows the page: mail scanners must not unsubscribe"
+    done = await stack.client("consent_ledger").post(path)
+    assert done.status_code == 200
+    assert "Unsubscribed" in done.text
+    view = await consents(
+        stack, subject, until=lambda v: not purpose(v, "marketing_email")["allowed"]
+    )
+    assert purpose(view, "marketing_email")["reason"] == "consent withdrawn (R11)"
+    assert purpose(view, "crm_sync")["allowed"] is True, "only that purpose stops"
+    forged = await stack.client("consent_ledger").post(path[:-3] + "xyz")
+    assert forged.status_code == 404
+
+
+async def test_withdrawing_the_only_basis_asks_for_erasure_r12(stack: Cluster) -> None:
+    (stack.config_dir / "tenants" / "acme" / "purposes.yaml").write_text(ALL_CONSENT)
+    body = sample_lead()
+    body["consent"]["purposes"] = ["crm_sync", "marketing_email"]
+    lead = await capture(stack, body)
+    subject = lead["subject_id"]
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 2)
+    client = stack.client("consent_ledger")
+    withdraw = f"/v1/subjects/{subject}/consents/{{}}/withdraw"
+    assert (
+        await client.post(withdraw.format("marketing_email"), headers=stack.auth())
+    ).status_code == 202
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 3)
+    events = [e.type for e in await stack.events("consent-events")]
+    assert "consent.no_basis_remaining" not in events, "crm_sync still has consent"
+    await client.post(withdraw.format("crm_sync"), headers=stack.auth())
+    exhausted = await stack.wait_for_event(
+        "consent-events", lambda e: e.type == "consent.no_basis_remaining"
+    )
+    assert exhausted.subject_id == subject
+    assert exhausted.data["withdrawn_purpose"] == "crm_sync"
+
+
+async def test_withdrawn_consent_stops_scoring_in_lead_ingest(stack: Cluster) -> None:
+    (stack.config_dir / "tenants" / "acme" / "purposes.yaml").write_text(ALL_CONSENT)
+    body = sample_lead()
+    body["consent"]["purposes"] = ["crm_sync", "profiling"]
+    lead = await capture(stack, body)
+    ingest, ledger = stack.client("lead_ingest"), stack.client("consent_ledger")
+    lead_path = f"/v1/leads/{lead['lead_id']}"
+
+    async def interact(answers: dict[str, Any]) -> None:
+        response = await ingest.post(
+            f"{lead_path}/interactions",
+            json={"channel": "chat", "answers": answers},
+            headers=stack.auth(),
+        )
+        assert response.status_code == 202
+
+    await stack.get_json(
+        "lead_ingest", lead_path, until=lambda v: v["processing"]["scoring_paused"] is None
+    )
+    await interact({"budget": 20000})
+    scored = await stack.get_json("lead_ingest", lead_path, until=lambda v: v["score"])
+    assert scored["score"]["value"] == 30
+    await ledger.post(
+        f"/v1/subjects/{lead['subject_id']}/consents/profiling/withdraw", headers=stack.auth()
+    )
+    paused = await stack.get_json(
+        "lead_ingest", lead_path, until=lambda v: v["processing"]["scoring_paused"]
+    )
+    assert paused["processing"]["scoring_paused"] == "consent withdrawn (R11)"
+    await interact({"role": "CEO"})
+    stored = await stack.get_json(
+        "lead_ingest", lead_path, until=lambda v: len(v["interactions"]) == 2
+    )
+    assert stored["score"]["value"] == 30, "no new score after the withdrawal"
+    scored_events = [e for e in await stack.events("lead-events") if e.type == "lead.scored"]
+    assert len(scored_events) == 1
+
+
+async def test_verified_objection_suppresses_and_restriction_pauses(stack: Cluster) -> None:
+    (stack.config_dir / "tenants" / "acme" / "purposes.yaml").write_text(ALL_CONSENT)
+    lead = await capture(stack)
+    subject = lead["subject_id"]
+    ingest = stack.client("lead_ingest")
+    await stack.get_json("lead_ingest", f"/v1/leads/{lead['lead_id']}")
+    for request in (
+        {"type": "objection", "purposes": ["partner_sharing"]},
+        {"type": "restriction"},
+    ):
+        response = await ingest.post(
+            "/v1/privacy-requests",
+            json={
+                **request,
+                "subject": {"lead_id": lead["lead_id"]},
+                "verification": {"method": "tenant_attestation", "attested_by": "dpo"},
+            },
+            headers=stack.auth(),
+        )
+        assert response.status_code == 202, response.text
+    view = await consents(stack, subject, until=lambda v: v["restricted"] and v["suppressed"])
+    assert purpose(view, "partner_sharing")["objected_at"] is not None
+    assert purpose(view, "crm_sync")["reason"] == "processing is restricted (R14)"
+    types = [e["type"] for e in view["history"]]
+    assert {"objection.recorded", "suppression.added", "restriction.placed"} <= set(types)
+    lead_view = await stack.get_json(
+        "lead_ingest",
+        f"/v1/leads/{lead['lead_id']}",
+        until=lambda v: v["processing"]["suppressed"] and v["processing"]["restricted"],
+    )
+    assert lead_view["processing"]["scoring_paused"] == "processing is restricted (R14)"
+    lifted = await stack.client("consent_ledger").delete(
+        f"/v1/subjects/{subject}/restriction", headers=stack.auth()
+    )
+    assert lifted.status_code == 202
+    await consents(stack, subject, until=lambda v: not v["restricted"])
+
+
+async def test_tenant_walls_and_unknown_subjects(stack: Cluster) -> None:
+    lead = await capture(stack)
+    path = f"/v1/subjects/{lead['subject_id']}/consents"
+    await consents(stack, lead["subject_id"])
+    foreign = await stack.client("consent_ledger").get(path, headers=stack.auth("globex"))
+    assert foreign.status_code == 404
+    unknown = await stack.client("consent_ledger").get(
+        "/v1/subjects/sub_nobody/consents", headers=stack.auth()
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "urn:leadtrail:problem:not-found"
+    no_key = await stack.client("consent_ledger").get(path)
+    assert no_key.status_code == 401
+
+
+async def test_the_read_model_equals_a_replay_of_the_topic(stack: Cluster) -> None:
+    lead = await capture(stack)
+    subject = lead["subject_id"]
+    ledger = stack.client("consent_ledger")
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 2)
+    await ledger.post(
+        f"/v1/subjects/{subject}/consents/marketing_email/withdraw", headers=stack.auth()
+    )
+    await ledger.post(
+        f"/v1/subjects/{subject}/objections", json={"purposes": ["profiling"]}, headers=stack.auth()
+    )
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 4)
+    replayed = fold(
+        fact
+        for event in await stack.events("consent-events")
+        if event.subject_id == subject
+        for fact in [fact_from_event(event.type, event.id, event.occurred_at, event.data)]
+        if fact is not None
+    )
+    document = (
+        await stack.runtimes["consent_ledger"]
+        .db["consent_subjects"]
+        .find_one({"_id": f"acme:{subject}"})
+    )
+    assert document is not None
+    live = fold(ConsentFact.from_document(f) for f in document["facts"])
+    assert live == replayed
