@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from contracts.events import consent, lead, privacy
+from contracts.events import consent, erasure, lead, privacy, retention
 from contracts.registry import EventDefinition, EventRegistry
-from contracts.topics import CONSENT_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
+from contracts.topics import (
+    CONSENT_EVENTS,
+    ERASURE_EVENTS,
+    LEAD_EVENTS,
+    PRIVACY_EVENTS,
+    RETENTION_EVENTS,
+)
 
 __all__ = ["build_registry"]
 
@@ -175,6 +181,115 @@ def build_registry() -> EventRegistry:
             producers=CONSENT,
             consumers=("lead-ingest", "crm-sync"),
         ),
+        *_retention_and_erasure(),
     ):
         registry.register(definition)
     return registry
+
+
+RETENTION = ("retention-scheduler",)
+ERASURE = ("erasure-propagator",)
+RECEIPT_SERVICES = ("lead-ingest", "consent-ledger", "retention-scheduler", "crm-sync")
+
+
+def _retention_and_erasure() -> list[EventDefinition]:
+    retention_topic, erasure_topic = RETENTION_EVENTS.name, ERASURE_EVENTS.name
+    return [
+        _v1(
+            "retention.policy_set",
+            retention.RetentionPolicySetV1,
+            retention_topic,
+            "A tenant set the retention period of a data category (R15, R16).",
+            producers=("operator",),
+            consumers=RETENTION,
+        ),
+        _v1(
+            "retention.hold_placed",
+            retention.RetentionHoldPlacedV1,
+            retention_topic,
+            "A legal hold suspends expiry and erasure (R18).",
+            producers=("operator",),
+            consumers=(*RETENTION, *ERASURE),
+        ),
+        _v1(
+            "retention.hold_released",
+            retention.RetentionHoldReleasedV1,
+            retention_topic,
+            "A legal hold was released; deferred erasures run.",
+            producers=("operator",),
+            consumers=(*RETENTION, *ERASURE),
+        ),
+        _v1(
+            "retention.expired",
+            retention.RetentionExpiredV1,
+            retention_topic,
+            "A data category of the subject reached the end of its retention period (R17).",
+            producers=RETENTION,
+            consumers=ERASURE,
+        ),
+        _v1(
+            "erasure.requested",
+            erasure.ErasureRequestedV1,
+            erasure_topic,
+            "The subject's keys are destroyed; services anonymise and send receipts (R20, R25).",
+            producers=ERASURE,
+            consumers=RECEIPT_SERVICES,
+        ),
+        _v1(
+            "erasure.deferred",
+            erasure.ErasureDeferredV1,
+            erasure_topic,
+            "An erasure met a legal hold and waits for its release (R18).",
+            producers=ERASURE,
+            consumers=ERASURE,
+        ),
+        _v1(
+            "erasure.receipt",
+            erasure.ErasureReceiptV1,
+            erasure_topic,
+            "A service confirms what it erased.",
+            producers=RECEIPT_SERVICES,
+            consumers=ERASURE,
+        ),
+        _v1(
+            "erasure.completed",
+            erasure.ErasureCompletedV1,
+            erasure_topic,
+            "Every expected receipt is in; the subject can be told (R25).",
+            producers=ERASURE,
+            consumers=("lead-ingest",),
+        ),
+        _v1(
+            "erasure.overdue",
+            erasure.ErasureOverdueV1,
+            erasure_topic,
+            "An erasure missed its deadline.",
+            producers=ERASURE,
+            consumers=("operator",),
+        ),
+        _v1(
+            "lead.rectified",
+            erasure.LeadRectifiedV1,
+            LEAD_EVENTS.name,
+            "Corrected personal data of the subject, to apply everywhere (R24).",
+            pii=erasure.RectifiedContactV1,
+            producers=ERASURE,
+            consumers=("lead-ingest", "crm-sync"),
+        ),
+        _v1(
+            "rectification.receipt",
+            erasure.RectificationReceiptV1,
+            erasure_topic,
+            "A service confirms it applied a rectification.",
+            producers=("lead-ingest", "crm-sync"),
+            consumers=ERASURE,
+        ),
+        _v1(
+            "rectification.completed",
+            erasure.RectificationCompletedV1,
+            erasure_topic,
+            "Every expected rectification receipt is in; the subject can be told (R24).",
+            producers=ERASURE,
+            consumers=("lead-ingest",),
+        ),
+    ]

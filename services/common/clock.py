@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "SystemClock", "add_working_days"]
 
 
 class Clock(Protocol):
@@ -40,3 +40,14 @@ class FakeClock:
         if moment.astimezone(UTC) < self._now:
             raise ValueError("time does not run backwards")
         self._now = moment.astimezone(UTC)
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """``days`` Monday-to-Friday days after ``start``, at the same time of day."""
+    moment = start
+    remaining = days
+    while remaining > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5:
+            remaining -= 1
+    return moment

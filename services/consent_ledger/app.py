@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from contracts.topics import CONSENT_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consumer import subscribe_events
 from services.common.http import RateLimiter
 from services.common.purposes import TenantPurposes
@@ -50,6 +50,12 @@ def build_spec(settings: ConsentSettings) -> ServiceSpec:
                 PRIVACY_EVENTS,
                 handlers.on_privacy_event,
                 ["privacy.request.received", "privacy.request.verified"],
+            ),
+            (
+                "consent-ledger.erasure",
+                ERASURE_EVENTS,
+                handlers.on_erasure_event,
+                ["erasure.requested"],
             ),
             (
                 "consent-ledger.ledger",

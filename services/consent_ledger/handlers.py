@@ -20,12 +20,14 @@ from contracts.events import consent, lead, privacy
 from services.common.consent import has_remaining_basis
 from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
+from services.common.receipts import send_erasure_receipt
 from services.common.runtime import Runtime
 from services.consent_ledger.projection import ConsentProjection
 
 __all__ = ["ConsentHandlers", "derived_event_id"]
 
 log = get_logger(__name__)
+SERVICE = "consent-ledger"
 DERIVED_NAMESPACE = uuid.UUID("0b7c5f7e-3f43-4d59-8d7e-93a1e1f2c6a4")
 
 
@@ -138,4 +140,16 @@ class ConsentHandlers:
             consent.NoBasisRemainingV1(
                 withdrawn_purpose=envelope.data["purpose"], cause_event_id=envelope.id
             ),
+        )
+
+    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type != "erasure.requested":
+            return
+        self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
+        dropped = await self.projection.erase_proof(envelope.tenant_id, envelope.subject_id)
+        await send_erasure_receipt(
+            self.runtime.publisher,
+            envelope,
+            SERVICE,
+            [f"consent proofs stripped of personal data: {dropped}", "consent history kept"],
         )

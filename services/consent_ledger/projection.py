@@ -68,6 +68,19 @@ class ConsentProjection:
             self.subjects, subject_key(envelope.tenant_id, envelope.subject_id), envelope.id, update
         )
 
+    async def erase_proof(self, tenant_id: str, subject_id: str) -> int:
+        """Erasure: drop the encrypted personal parts of the proofs; the non-personal history
+        (what was consented to, when, under which notice) stays as the audit trail."""
+        document = await self.subject(tenant_id, subject_id)
+        if document is None:
+            return 0
+        history = [{**entry, "proof": None} for entry in document.get("history", [])]
+        dropped = sum(1 for entry in document.get("history", []) if entry.get("proof"))
+        await self.subjects.update_one(
+            {"_id": document["_id"]}, {"$set": {"history": history, "erased": True}}
+        )
+        return dropped
+
     async def subject(self, tenant_id: str, subject_id: str) -> Document | None:
         return await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})
 

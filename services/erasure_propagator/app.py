@@ -2,14 +2,71 @@
 
 from __future__ import annotations
 
-from services.common.runtime import ServiceSpec
-from services.common.settings import CommonSettings
+import asyncio
+
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, PRIVACY_EVENTS, RETENTION_EVENTS
+from services.common.consumer import subscribe_events
+from services.common.logging import get_logger
+from services.common.runtime import Runtime, ServiceSpec
+from services.erasure_propagator.orchestrator import Orchestrator
+from services.erasure_propagator.settings import ErasureSettings
+from services.erasure_propagator.store import ErasureStore
 
 __all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
 
 SERVICE_NAME = "erasure-propagator"
-SETTINGS_CLASS = CommonSettings
+SETTINGS_CLASS = ErasureSettings
+log = get_logger(__name__)
+
+EVENT_TYPES = [
+    "privacy.request.received",
+    "privacy.request.verified",
+    "retention.expired",
+    "retention.hold_placed",
+    "retention.hold_released",
+    "consent.no_basis_remaining",
+    "erasure.receipt",
+    "rectification.receipt",
+]
 
 
-def build_spec(settings: CommonSettings) -> ServiceSpec:
-    return ServiceSpec(name=SERVICE_NAME)
+def build_spec(settings: ErasureSettings) -> ServiceSpec:
+    def register(runtime: Runtime) -> None:
+        store = ErasureStore(runtime.db)
+        orchestrator = Orchestrator(runtime, store, settings)
+        runtime.state["orchestrator"] = orchestrator
+        subscribe_events(
+            runtime.broker,
+            settings,
+            service=SERVICE_NAME,
+            group_id="erasure-propagator",
+            topics=[
+                PRIVACY_EVENTS.name,
+                RETENTION_EVENTS.name,
+                CONSENT_EVENTS.name,
+                ERASURE_EVENTS.name,
+            ],
+            handler=orchestrator.on_event,
+            clock=runtime.clock,
+            event_types=EVENT_TYPES,
+        )
+
+    async def on_startup(runtime: Runtime) -> None:
+        orchestrator: Orchestrator = runtime.state["orchestrator"]
+        await orchestrator.store.ensure_indexes()
+
+    async def watch_deadlines(runtime: Runtime) -> None:
+        orchestrator: Orchestrator = runtime.state["orchestrator"]
+        while True:
+            try:
+                await orchestrator.check_overdue()
+            except Exception:  # retried on the next round
+                log.exception("deadline check failed")
+            await asyncio.sleep(settings.overdue_check_interval_s)
+
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        register=register,
+        on_startup=on_startup,
+        background=[watch_deadlines],
+    )

@@ -39,6 +39,7 @@ from services.lead_ingest.normalise import (
 from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.schemas import (
     Accepted,
+    AggregateRow,
     ContactIn,
     Explanation,
     InteractionAccepted,
@@ -137,6 +138,23 @@ class IngestApi:
                 headers={"Retry-After": "5"},
             ) from None
 
+    def normalise_corrections(self, tenant: Tenant, corrections: dict[str, str]) -> dict[str, str]:
+        """Rectified e-mail and phone are normalised like any lead's, or refused (422)."""
+        try:
+            if "email" in corrections:
+                corrections["email"] = normalise_email(corrections["email"])
+            if "phone" in corrections:
+                corrections["phone"] = normalise_phone(corrections["phone"], tenant.default_region)
+        except InvalidContactError as error:
+            raise ProblemError(
+                422,
+                "invalid-contact",
+                "A corrected contact detail is not valid",
+                str(error),
+                errors=[{"field": f"corrections.{error.field}", "message": str(error)}],
+            ) from None
+        return corrections
+
     async def owned_lead(self, tenant: Tenant, lead_id: str) -> Document:
         document = await self.projection.get(tenant.id, lead_id)
         if document is None:
@@ -233,7 +251,13 @@ class IngestApi:
             if document.get("contact")
             else {}
         )
-        erased = contact is None
+        for rectification in document.get("rectifications", []):
+            corrected = await self.handlers.open(document, rectification["sealed"])
+            if contact is not None and corrected is not None:
+                contact = {**contact, **corrected}  # R24: corrected values win
+        erased = contact is None or document.get("erased_at") is not None
+        if erased:
+            contact = None
         interactions = []
         for item in document.get("interactions", []):
             opened = (
@@ -366,6 +390,9 @@ class IngestApi:
             )
         contact = body.subject
         identifiers = self.identifiers(contact, who) if (contact.email or contact.phone) else {}
+        corrections = self.normalise_corrections(
+            who, {str(field): value for field, value in body.corrections.items()}
+        )
         await self.publish(
             privacy.PrivacyRequestReceivedV1(
                 request_id=request_id,
@@ -381,7 +408,7 @@ class IngestApi:
             pii=privacy.PrivacyRequestContactV1(
                 email=normalise_email(contact.email) if contact.email else None,
                 phone=identifiers.get("phone"),
-                corrections=dict(body.corrections),
+                corrections=corrections,
                 note=body.note,
             ),
             tenant_id=who.id,
@@ -473,6 +500,26 @@ def build_router(api: IngestApi) -> APIRouter:
         response.status_code = status
         response.headers["Location"] = f"/v1/leads/{payload['lead_id']}"
         return payload
+
+    @router.get(
+        "/aggregates",
+        response_model=list[AggregateRow],
+        summary="Anonymous lead counts per month, source and score band (R19)",
+    )
+    async def get_aggregates(who: Caller) -> list[AggregateRow]:
+        rows = await api.projection.aggregates(who.id)
+        return sorted(
+            (
+                AggregateRow(
+                    month=row["_id"].get("month") or "",
+                    source=row["_id"].get("source") or "",
+                    score_band=row["_id"].get("band") or "unscored",
+                    leads=int(row["leads"]),
+                )
+                for row in rows
+            ),
+            key=lambda r: (r.month, r.source, r.score_band),
+        )
 
     @router.get("/leads/{lead_id}", response_model=LeadView, summary="The current lead")
     async def get_lead(lead_id: str, who: Caller) -> LeadView:

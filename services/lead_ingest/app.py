@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from contracts.topics import CONSENT_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consumer import subscribe_events
 from services.common.http import RateLimiter
 from services.common.purposes import TenantPurposes
@@ -30,14 +30,15 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
     def api_for(runtime: Runtime) -> IngestApi:
         if "api" not in parts:
             projection = LeadProjection(runtime.db)
+            linker = SubjectLinker(
+                runtime.db["subject_index"], BlindIndex(settings.blind_index_bytes())
+            )
             parts["api"] = IngestApi(
                 runtime=runtime,
                 settings=settings,
                 tenants=TenantDirectory(settings.config_dir),
                 limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
-                linker=SubjectLinker(
-                    runtime.db["subject_index"], BlindIndex(settings.blind_index_bytes())
-                ),
+                linker=linker,
                 idempotency=IdempotencyStore(
                     runtime.db["idempotency"], settings.idempotency_takeover_s
                 ),
@@ -47,6 +48,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                     projection,
                     TenantRules(settings.config_dir),
                     TenantPurposes(settings.config_dir),
+                    linker,
                 ),
             )
         return parts["api"]
@@ -57,6 +59,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
             ("lead-ingest.leads", LEAD_EVENTS, handlers.on_lead_event),
             ("lead-ingest.subjects", CONSENT_EVENTS, handlers.on_consent_event),
             ("lead-ingest.privacy", PRIVACY_EVENTS, handlers.on_privacy_event),
+            ("lead-ingest.erasure", ERASURE_EVENTS, handlers.on_erasure_event),
         ):
             subscribe_events(
                 runtime.broker,

@@ -10,17 +10,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from services.common.clock import add_working_days
+
 __all__ = ["add_working_days", "request_deadline"]
-
-
-def add_working_days(start: datetime, days: int) -> datetime:
-    moment = start
-    remaining = days
-    while remaining > 0:
-        moment += timedelta(days=1)
-        if moment.weekday() < 5:
-            remaining -= 1
-    return moment
 
 
 def request_deadline(

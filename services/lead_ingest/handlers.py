@@ -17,8 +17,11 @@ from contracts.events import consent, lead, privacy
 from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
 from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
+from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
 from services.common.store import Document
+from services.lead_ingest.linking import Kind, SubjectLinker
+from services.lead_ingest.normalise import email_link_form
 from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.rules import Answer, score
 from services.lead_ingest.tenant_rules import TenantRules
@@ -26,6 +29,7 @@ from services.lead_ingest.tenant_rules import TenantRules
 __all__ = ["LeadIngestHandlers", "consent_state", "derived_event_id", "scoring_blocked"]
 
 log = get_logger(__name__)
+SERVICE = "lead-ingest"
 DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
 
 
@@ -53,11 +57,13 @@ class LeadIngestHandlers:
         projection: LeadProjection,
         rules: TenantRules,
         purposes: TenantPurposes,
+        linker: SubjectLinker,
     ) -> None:
         self.runtime = runtime
         self.projection = projection
         self.rules = rules
         self.purposes = purposes
+        self.linker = linker
 
     def blocked(self, tenant_id: str, subject: Document) -> str | None:
         return scoring_blocked(subject, self.purposes.for_tenant(tenant_id).bases())
@@ -82,6 +88,42 @@ class LeadIngestHandlers:
                 )
         elif isinstance(data, lead.LeadQualifiedV1):
             await self.projection.qualified(envelope, data)
+        elif envelope.type == "lead.rectified":
+            await self.on_rectified(envelope)
+
+    async def on_rectified(self, envelope: EventEnvelope) -> None:
+        changed = await self.projection.rectified(envelope)
+        corrections = await self.runtime.cipher.decrypt(envelope) or {}
+        identifiers: dict[Kind, str] = {}
+        if corrections.get("email"):
+            identifiers["email"] = email_link_form(corrections["email"])
+        if corrections.get("phone"):
+            identifiers["phone"] = corrections["phone"]
+        await self.linker.attach(envelope.tenant_id, envelope.subject_id, identifiers)
+        await send_rectification_receipt(
+            self.runtime.publisher,
+            envelope,
+            SERVICE,
+            [f"lead records updated: {changed}", f"identifiers linked: {len(identifiers)}"],
+        )
+
+    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type != "erasure.requested":
+            return
+        self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
+        unlinked = await self.linker.forget(envelope.tenant_id, envelope.subject_id)
+        anonymised = await self.projection.anonymise_subject(
+            envelope.tenant_id, envelope.subject_id, envelope.occurred_at
+        )
+        await send_erasure_receipt(
+            self.runtime.publisher,
+            envelope,
+            SERVICE,
+            [
+                f"blind-index entries deleted: {unlinked}",
+                f"lead records anonymised (non-personal facts kept for aggregates): {anonymised}",
+            ],
+        )
 
     async def on_consent_event(self, envelope: EventEnvelope) -> None:
         if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):

@@ -95,6 +95,18 @@ class SubjectLinker:
                 subject_id = str(entry["subject_id"])
         return Linked(subject_id, known.matched if known else ())
 
+    async def attach(self, tenant_id: str, subject_id: str, identifiers: dict[Kind, str]) -> None:
+        """Point identifiers (e.g. a rectified e-mail) at a known subject, if still free."""
+        for kind, value in identifiers.items():
+            try:
+                await self._collection.update_one(
+                    {"_id": self._id(tenant_id, kind, value)},
+                    {"$setOnInsert": {"subject_id": subject_id, "tenant_id": tenant_id}},
+                    upsert=True,
+                )
+            except DuplicateKeyError:
+                continue
+
     async def forget(self, tenant_id: str, subject_id: str) -> int:
         """Remove the subject's index entries (erasure): the person is no longer recognised."""
         result = await self._collection.delete_many(

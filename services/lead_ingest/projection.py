@@ -11,6 +11,7 @@ Every write goes through :func:`~services.common.store.apply_once`, keyed by eve
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -27,6 +28,17 @@ __all__ = ["LeadProjection", "subject_key"]
 
 def subject_key(tenant_id: str, subject_id: str) -> str:
     return f"{tenant_id}:{subject_id}"
+
+
+def score_band(score: int) -> str:
+    """Coarse, non-personal score bands for aggregates (R19)."""
+    if score < 25:
+        return "0-24"
+    if score < 50:
+        return "25-49"
+    if score < 75:
+        return "50-74"
+    return "75+"
 
 
 def _sealed(envelope: EventEnvelope) -> dict[str, Any] | None:
@@ -57,7 +69,9 @@ class LeadProjection:
                     "tenant_id": envelope.tenant_id,
                     "subject_id": envelope.subject_id,
                     "captured_at": envelope.occurred_at,
+                    "month": envelope.occurred_at.strftime("%Y-%m"),
                     "source": data.source.model_dump(mode="json"),
+                    "source_kind": data.source.kind,
                     "consent": data.consent.model_dump(mode="json") if data.consent else None,
                     "contact": _sealed(envelope),
                     "updated_at": envelope.occurred_at,
@@ -106,6 +120,7 @@ class LeadProjection:
                         "at": envelope.occurred_at,
                         "source": "rules",
                     },
+                    "score_band": score_band(data.score),
                     "updated_at": envelope.occurred_at,
                 }
             },
@@ -119,6 +134,7 @@ class LeadProjection:
             {
                 "$set": {
                     "score.value": data.new_score,
+                    "score_band": score_band(data.new_score),
                     "score.source": "review",
                     "score.review": {
                         "review_id": data.review_id,
@@ -145,6 +161,47 @@ class LeadProjection:
             },
         )
 
+    async def rectified(self, envelope: EventEnvelope) -> int:
+        """Add corrected contact details to every lead of the subject (R24)."""
+        changed = 0
+        for document in await self.leads_of(envelope.tenant_id, envelope.subject_id):
+            changed += await apply_once(
+                self.leads,
+                str(document["_id"]),
+                envelope.id,
+                {
+                    "$push": {
+                        "rectifications": {
+                            "at": envelope.occurred_at,
+                            "fields": envelope.data["fields"],
+                            "sealed": _sealed(envelope),
+                        }
+                    },
+                    "$set": {"updated_at": envelope.occurred_at},
+                },
+            )
+        return changed
+
+    async def anonymise_subject(self, tenant_id: str, subject_id: str, at: datetime) -> int:
+        """Erasure: drop every personal field (already unreadable once the keys are gone) and
+        keep the non-personal facts (source, times, scores) for aggregates (R19)."""
+        count = 0
+        for document in await self.leads_of(tenant_id, subject_id):
+            interactions = [{**item, "answers": None} for item in document.get("interactions", [])]
+            update: dict[str, Any] = {
+                "contact": None,
+                "interactions": interactions,
+                "rectifications": [],
+                "erased_at": at,
+            }
+            if document.get("score"):
+                update["score.inputs"] = None
+                if document["score"].get("review"):
+                    update["score.review.reason"] = None
+            await self.leads.update_one({"_id": document["_id"]}, {"$set": update})
+            count += 1
+        return count
+
     async def claim_qualification(self, lead_id: str, event_id: str) -> bool:
         """Reserve the one ``lead.qualified`` of a lead for ``event_id``.
 
@@ -162,6 +219,25 @@ class LeadProjection:
             {"$set": {"qualification_event_id": event_id}},
         )
         return result.matched_count == 1
+
+    async def aggregates(self, tenant_id: str) -> list[Document]:
+        """Lead counts per month, source and score band: anonymous, they outlive erasure."""
+        cursor = await self.leads.aggregate(
+            [
+                {"$match": {"tenant_id": tenant_id}},
+                {
+                    "$group": {
+                        "_id": {
+                            "month": "$month",
+                            "source": "$source_kind",
+                            "band": "$score_band",
+                        },
+                        "leads": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+        return [document async for document in cursor]
 
     async def get(self, tenant_id: str, lead_id: str) -> Document | None:
         return await self.leads.find_one({"_id": lead_id, "tenant_id": tenant_id})

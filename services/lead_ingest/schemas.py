@@ -17,6 +17,7 @@ from contracts.events.privacy import PrivacyRequestType
 
 __all__ = [
     "Accepted",
+    "AggregateRow",
     "ContactIn",
     "InteractionIn",
     "LeadIn",
@@ -213,3 +214,10 @@ class PrivacyRequestView(BaseModel):
     received_at: datetime
     verified_at: datetime | None
     deadline: datetime
+
+
+class AggregateRow(BaseModel):
+    month: str
+    source: str
+    score_band: str
+    leads: int

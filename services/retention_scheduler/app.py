@@ -2,14 +2,76 @@
 
 from __future__ import annotations
 
-from services.common.runtime import ServiceSpec
-from services.common.settings import CommonSettings
+import asyncio
+
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, RETENTION_EVENTS
+from services.common.consumer import subscribe_events
+from services.common.logging import get_logger
+from services.common.runtime import Runtime, ServiceSpec
+from services.retention_scheduler.handlers import CONSENT_CHANGES, RetentionHandlers
+from services.retention_scheduler.schedule import RetentionStore, Scheduler
+from services.retention_scheduler.settings import RetentionSettings
 
 __all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
 
 SERVICE_NAME = "retention-scheduler"
-SETTINGS_CLASS = CommonSettings
+SETTINGS_CLASS = RetentionSettings
+log = get_logger(__name__)
+
+EVENT_TYPES = [
+    "lead.captured",
+    "lead.interaction_recorded",
+    "lead.score_reviewed",
+    "lead.rectified",
+    *sorted(CONSENT_CHANGES),
+    "retention.policy_set",
+    "retention.hold_placed",
+    "retention.hold_released",
+    "erasure.requested",
+]
 
 
-def build_spec(settings: CommonSettings) -> ServiceSpec:
-    return ServiceSpec(name=SERVICE_NAME)
+def build_spec(settings: RetentionSettings) -> ServiceSpec:
+    def register(runtime: Runtime) -> None:
+        store = RetentionStore(runtime.db)
+        runtime.state["retention_store"] = store
+        runtime.state["scheduler"] = Scheduler(
+            store, runtime.publisher, runtime.clock, settings.tick_batch_size
+        )
+        subscribe_events(
+            runtime.broker,
+            settings,
+            service=SERVICE_NAME,
+            group_id="retention-scheduler",
+            topics=[
+                LEAD_EVENTS.name,
+                CONSENT_EVENTS.name,
+                RETENTION_EVENTS.name,
+                ERASURE_EVENTS.name,
+            ],
+            handler=RetentionHandlers(runtime.registry, runtime.publisher, store).on_event,
+            clock=runtime.clock,
+            event_types=EVENT_TYPES,
+        )
+
+    async def on_startup(runtime: Runtime) -> None:
+        store: RetentionStore = runtime.state["retention_store"]
+        await store.ensure_indexes()
+
+    async def tick_forever(runtime: Runtime) -> None:
+        scheduler: Scheduler = runtime.state["scheduler"]
+        while True:
+            try:
+                expired = await scheduler.tick()
+                if expired:
+                    log.info("retention tick", expired=expired)
+            except Exception:  # keep ticking; a failed tick is retried on the next one
+                log.exception("retention tick failed")
+            await asyncio.sleep(settings.tick_interval_s)
+
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        register=register,
+        on_startup=on_startup,
+        background=[tick_forever],
+    )

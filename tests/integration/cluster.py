@@ -18,6 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from contracts import ALL_TOPICS, EventEnvelope
+from services.common.clock import Clock
 from services.common.runtime import Runtime, create_app
 from services.common.settings import CommonSettings
 from services.common.tenants import TenantDirectory
@@ -102,6 +103,8 @@ async def cluster(
     mongo_url: str,
     config_dir: Path,
     services: list[str],
+    *,
+    clock: Clock | None = None,
     **extra: Any,
 ) -> AsyncIterator[Cluster]:
     suffix = uuid.uuid4().hex[:10]
@@ -128,7 +131,7 @@ async def cluster(
         for service in services:
             module = importlib.import_module(f"services.{service}.app")
             settings = state.settings_for(module)
-            app = create_app(module.build_spec(settings), settings)
+            app = create_app(module.build_spec(settings), settings, clock=clock)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"

@@ -1,0 +1,138 @@
+"""erasure-propagator's read models: erasures and rectifications with their receipts, the
+legal holds in force, and the privacy requests it will execute once verified."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import EventEnvelope
+from contracts.events.privacy import PrivacyRequestReceivedV1
+from services.common.store import Document, apply_once
+
+__all__ = ["ErasureStore"]
+
+
+class ErasureStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.erasures = db["erasures"]
+        self.rectifications = db["rectifications"]
+        self.holds = db["erasure_holds"]
+        self.requests = db["erasure_requests"]
+
+    async def ensure_indexes(self) -> None:
+        await self.erasures.create_index([("state", ASCENDING), ("deadline", ASCENDING)])
+        await self.erasures.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+        await self.holds.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
+
+    # -- privacy requests ------------------------------------------------------------------
+    async def remember_request(self, envelope: EventEnvelope) -> None:
+        received = PrivacyRequestReceivedV1.model_validate(envelope.data)
+        await apply_once(
+            self.requests,
+            received.request_id,
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "subject_id": envelope.subject_id,
+                    "type": received.request_type,
+                    "deadline": received.deadline,
+                    "subject_known": received.subject_known,
+                    "sealed": (
+                        {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
+                        if envelope.pii is not None
+                        else None
+                    ),
+                }
+            },
+        )
+
+    async def request(self, tenant_id: str, request_id: str) -> Document | None:
+        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})
+
+    # -- holds -----------------------------------------------------------------------------
+    async def hold(self, envelope: EventEnvelope, active: bool) -> None:
+        scope = envelope.data["scope"]
+        await apply_once(
+            self.holds,
+            str(envelope.data["hold_id"]),
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "subject_id": None if scope == "tenant" else envelope.subject_id,
+                    "scope": scope,
+                    "active": active,
+                    "reason": envelope.data.get("reason"),
+                }
+            },
+        )
+
+    async def active_holds(self, tenant_id: str, subject_id: str) -> list[Document]:
+        cursor = self.holds.find(
+            {
+                "tenant_id": tenant_id,
+                "active": True,
+                "$or": [{"subject_id": subject_id}, {"scope": "tenant"}],
+            },
+            sort=[("_id", ASCENDING)],
+        )
+        return [document async for document in cursor]
+
+    # -- erasures --------------------------------------------------------------------------
+    async def open_erasure(self, erasure_id: str, values: dict[str, Any]) -> Document:
+        await self.erasures.update_one(
+            {"_id": erasure_id},
+            {"$setOnInsert": {**values, "receipts": {}, "state": "new"}},
+            upsert=True,
+        )
+        document = await self.erasures.find_one({"_id": erasure_id})
+        assert document is not None  # noqa: S101 (just upserted)
+        return document
+
+    async def set_state(self, erasure_id: str, state: str, **extra: Any) -> None:
+        await self.erasures.update_one({"_id": erasure_id}, {"$set": {"state": state, **extra}})
+
+    async def deferred(self, tenant_id: str, subject_id: str | None) -> list[Document]:
+        query: dict[str, Any] = {"tenant_id": tenant_id, "state": "deferred"}
+        if subject_id is not None:
+            query["subject_id"] = subject_id
+        return [document async for document in self.erasures.find(query)]
+
+    async def add_receipt(
+        self, collection: str, document_id: str, envelope: EventEnvelope
+    ) -> Document | None:
+        """Record one service's receipt (once) and return the document."""
+        target = self.erasures if collection == "erasures" else self.rectifications
+        service = envelope.data["service"]
+        await target.update_one(
+            {"_id": document_id, f"receipts.{service}": {"$exists": False}},
+            {
+                "$set": {
+                    f"receipts.{service}": {
+                        "actions": envelope.data["actions"],
+                        "at": envelope.occurred_at,
+                        "event_id": envelope.id,
+                    }
+                }
+            },
+        )
+        return await target.find_one({"_id": document_id})
+
+    async def overdue(self, now: datetime) -> list[Document]:
+        cursor = self.erasures.find(
+            {"state": "requested", "deadline": {"$lte": now}, "overdue_event_id": None}
+        )
+        return [document async for document in cursor]
+
+    # -- rectifications --------------------------------------------------------------------
+    async def open_rectification(self, rectification_id: str, values: dict[str, Any]) -> None:
+        await self.rectifications.update_one(
+            {"_id": rectification_id},
+            {"$setOnInsert": {**values, "receipts": {}, "state": "requested"}},
+            upsert=True,
+        )

@@ -1,0 +1,347 @@
+"""Retention, legal holds, erasure with receipts, rectification (R12, R15-R20, R24, R25), on
+real Kafka and FerretDB with the services sharing a fake clock: two years pass in milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from contracts import EventEnvelope
+from ops.operator import OperatorError, place_hold, release_hold, set_policy
+from services.common.publisher import EventPublisher
+from services.retention_scheduler.app import EVENT_TYPES
+from services.retention_scheduler.handlers import RetentionHandlers
+from services.retention_scheduler.policy import PolicyError
+from services.retention_scheduler.schedule import RetentionStore, Scheduler
+from tests.helpers import eventually
+from tests.integration.retention_erasure.conftest import Lifecycle
+
+pytestmark = pytest.mark.integration
+
+
+async def due(lifecycle: Lifecycle, subject_id: str, category: str = "lead_data") -> Any:
+    async def probe() -> Any:
+        return (
+            await lifecycle.stack.runtimes["retention_scheduler"]
+            .db["retention_due"]
+            .find_one({"_id": f"acme:{subject_id}:{category}"})
+        )
+
+    return await eventually(probe, what=f"{category} schedule of {subject_id}")
+
+
+async def completed(lifecycle: Lifecycle, subject_id: str) -> EventEnvelope:
+    return await lifecycle.stack.wait_for_event(
+        "erasure-events",
+        lambda e: e.type == "erasure.completed" and e.subject_id == subject_id,
+        within=60,
+    )
+
+
+async def test_two_years_after_the_last_activity_the_lead_expires_once_and_is_erased(
+    lifecycle: Lifecycle,
+) -> None:
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    await due(lifecycle, subject)
+    lifecycle.clock.advance(timedelta(days=100))
+    await lifecycle.stack.client("lead_ingest").post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={"channel": "phone", "answers": {"budget": 5000}},
+        headers=lifecycle.stack.auth(),
+    )
+    schedule = await eventually(
+        lambda: _moved(lifecycle, subject), what="the due date to follow the last activity"
+    )
+    assert schedule["due_at"] == lifecycle.clock.now() + timedelta(days=730)
+
+    lifecycle.clock.advance(timedelta(days=729))
+    assert await lifecycle.scheduler.tick() == 0, "not due yet"
+    lifecycle.clock.advance(timedelta(days=2))
+    assert await lifecycle.scheduler.tick() == 1
+    assert await lifecycle.scheduler.tick() == 0, "exactly once"
+
+    done = await completed(lifecycle, subject)
+    assert done.data["trigger"]["kind"] == "retention"
+    assert {r["service"] for r in done.data["receipts"]} == {
+        "lead-ingest",
+        "consent-ledger",
+        "retention-scheduler",
+        "crm-sync",
+    }
+    view = await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/leads/{lead['lead_id']}", until=lambda v: v["state"] == "erased"
+    )
+    assert view["contact"] is None
+    assert view["interactions"][0]["answers"] is None
+    assert view["source"]["kind"] == "web_form", "non-personal facts stay"
+    expired = [
+        e for e in await lifecycle.stack.events("retention-events") if e.type == "retention.expired"
+    ]
+    assert len(expired) == 1
+
+
+async def _moved(lifecycle: Lifecycle, subject: str) -> Any:
+    document = await due(lifecycle, subject)
+    return (
+        document
+        if document["anchor_at"] > document["due_at"] - timedelta(days=731)
+        and (document["anchor_at"] == lifecycle.clock.now())
+        else None
+    )
+
+
+class RecordingPublisher(EventPublisher):
+    """Builds events exactly like the real publisher and keeps them instead of sending."""
+
+    def __init__(self, original: EventPublisher) -> None:
+        self.__dict__.update(original.__dict__)
+        self.sent: list[EventEnvelope] = []
+
+    async def send(self, envelope: EventEnvelope) -> None:
+        self.sent.append(envelope)
+
+
+async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
+    lifecycle: Lifecycle,
+) -> None:
+    subjects = [
+        (await lifecycle.capture(contact={"email": f"p{n}@example.org"}))["subject_id"]
+        for n in range(4)
+    ]
+    assert len(set(subjects)) == 4
+    for subject in subjects:
+        await due(lifecycle, subject)
+    lifecycle.clock.advance(timedelta(days=731))
+    scheduler = lifecycle.scheduler
+    replica = Scheduler(scheduler.store, scheduler.publisher, lifecycle.clock)
+    counts = await asyncio.gather(scheduler.tick(), replica.tick())
+    assert sum(counts) == 4, "two replicas ticking at once expire each subject once"
+    assert await scheduler.tick() + await replica.tick() == 0
+    live = [
+        e for e in await lifecycle.stack.events("retention-events") if e.type == "retention.expired"
+    ]
+    assert sorted(e.subject_id for e in live) == sorted(subjects)
+
+    # Replay: a fresh read model fed the same events, ticked with the same clock.
+    runtime = lifecycle.stack.runtimes["retention_scheduler"]
+    fresh = RetentionStore(runtime.mongo[f"{runtime.settings.mongo_db}_replay"])
+    await fresh.ensure_indexes()
+    recorder = RecordingPublisher(scheduler.publisher)
+    handlers = RetentionHandlers(runtime.registry, recorder, fresh)
+    for topic in ("lead-events", "consent-events"):
+        for event in await lifecycle.stack.events(topic):
+            if event.type in EVENT_TYPES:
+                await handlers.on_event(event)
+    assert await Scheduler(fresh, recorder, lifecycle.clock).tick() == 4
+    replayed = [e for e in recorder.sent if e.type == "retention.expired"]
+    assert {(e.id, e.subject_id, e.data["due_at"]) for e in replayed} == {
+        (e.id, e.subject_id, e.data["due_at"]) for e in live
+    }
+    await runtime.mongo.drop_database(f"{runtime.settings.mongo_db}_replay")
+
+
+async def test_a_tenant_may_shorten_never_lengthen(lifecycle: Lifecycle) -> None:
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    await due(lifecycle, subject)
+    with pytest.raises(PolicyError, match="only shorten"):
+        await set_policy(
+            lifecycle.operator,
+            lifecycle.stack.config_dir,
+            tenant_id="acme",
+            category="lead_data",
+            period_days=800,
+            set_by="ops",
+        )
+    await set_policy(
+        lifecycle.operator,
+        lifecycle.stack.config_dir,
+        tenant_id="acme",
+        category="lead_data",
+        period_days=30,
+        set_by="ops",
+    )
+
+    async def shortened() -> Any:
+        document = await due(lifecycle, subject)
+        return document if document["period_days"] == 30 else None
+
+    await eventually(shortened, what="the schedule to follow the new policy")
+    lifecycle.clock.advance(timedelta(days=31))
+    assert await lifecycle.scheduler.tick() == 1
+    await completed(lifecycle, subject)
+
+
+async def test_a_legal_hold_stops_expiry_and_defers_an_erasure_until_released(
+    lifecycle: Lifecycle,
+) -> None:
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    await due(lifecycle, subject)
+    with pytest.raises(OperatorError):
+        await place_hold(
+            lifecycle.operator, tenant_id="acme", subject_id=subject, reason=" ", placed_by="legal"
+        )
+    hold = await place_hold(
+        lifecycle.operator,
+        tenant_id="acme",
+        subject_id=subject,
+        reason="Litigation 2026/118",
+        placed_by="legal@acme",
+    )
+    await eventually(
+        lambda: lifecycle.scheduler.store.holds.find_one({"_id": hold.data["hold_id"]}),
+        what="the hold to reach retention-scheduler",
+    )
+    lifecycle.clock.advance(timedelta(days=800))
+    assert await lifecycle.scheduler.tick() == 0, "nothing under hold expires"
+
+    await lifecycle.request("erasure", lead["lead_id"])
+    deferred = await lifecycle.stack.wait_for_event(
+        "erasure-events", lambda e: e.type == "erasure.deferred"
+    )
+    assert deferred.data["hold_ids"] == [hold.data["hold_id"]]
+    view = await lifecycle.stack.get_json("lead_ingest", f"/v1/leads/{lead['lead_id']}")
+    assert view["contact"]["email"] == "maria.rossi@example.org", "held data stays readable"
+
+    await release_hold(
+        lifecycle.operator,
+        tenant_id="acme",
+        subject_id=subject,
+        hold_id=hold.data["hold_id"],
+        released_by="legal@acme",
+        reason="case closed",
+    )
+    done = await completed(lifecycle, subject)
+    assert done.data["erasure_id"] == deferred.data["erasure_id"]
+    assert done.data["trigger"]["kind"] == "privacy_request"
+
+
+@pytest.mark.parametrize(
+    "lifecycle",
+    [
+        {
+            "erasure_receipts": [
+                "lead-ingest",
+                "consent-ledger",
+                "retention-scheduler",
+                "crm-sync",
+                "archive",
+            ]
+        }
+    ],
+    indirect=True,
+)
+async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
+    lifecycle: Lifecycle,
+) -> None:
+    lead = await lifecycle.capture()
+    accepted = await lifecycle.request("erasure", lead["lead_id"])
+    await lifecycle.stack.wait_for_event("erasure-events", lambda e: e.type == "erasure.requested")
+
+    async def four_receipts() -> Any:
+        document = await lifecycle.orchestrator.store.erasures.find_one({})
+        return document if document and len(document["receipts"]) == 4 else None
+
+    await eventually(four_receipts, what="the four receipts")
+    assert await lifecycle.orchestrator.check_overdue() == 0, "the deadline has not passed"
+    lifecycle.clock.advance(timedelta(days=15))
+    assert await lifecycle.orchestrator.check_overdue() == 1
+    assert await lifecycle.orchestrator.check_overdue() == 0, "raised once"
+    overdue = await lifecycle.stack.wait_for_event(
+        "erasure-events", lambda e: e.type == "erasure.overdue"
+    )
+    assert overdue.data["missing_receipts"] == ["archive"]
+    assert datetime.fromisoformat(overdue.data["deadline"]) == datetime.fromisoformat(
+        accepted["deadline"]
+    )
+
+
+async def test_rectification_reaches_every_projection_with_receipts(lifecycle: Lifecycle) -> None:
+    lead = await lifecycle.capture()
+    await lifecycle.request(
+        "rectification",
+        lead["lead_id"],
+        corrections={"email": "Maria.Bianchi@Example.org", "last_name": "Bianchi"},
+    )
+    done = await lifecycle.stack.wait_for_event(
+        "erasure-events", lambda e: e.type == "rectification.completed"
+    )
+    assert {r["service"] for r in done.data["receipts"]} == {"lead-ingest", "crm-sync"}
+    view = await lifecycle.stack.get_json(
+        "lead_ingest",
+        f"/v1/leads/{lead['lead_id']}",
+        until=lambda v: v["contact"]["last_name"] == "Bianchi",
+    )
+    assert view["contact"]["email"] == "Maria.Bianchi@example.org"
+    assert view["contact"]["first_name"] == "Maria", "fields not corrected stay"
+    again = await lifecycle.capture("maria.bianchi@example.org")
+    assert again["subject_id"] == lead["subject_id"], "the corrected e-mail links the person"
+
+
+async def test_after_erasure_nothing_personal_is_left_anywhere(lifecycle: Lifecycle) -> None:
+    secrets_of_maria = ["maria.rossi@example.org", "+393471234567", "3471234567", "Rossi", "Maria"]
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    client = lifecycle.stack.client("lead_ingest")
+    await client.post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={
+            "channel": "whatsapp",
+            "answers": {"budget": 15000, "role": "owner"},
+            "summary": "Maria Rossi wants a quote",
+        },
+        headers=lifecycle.stack.auth(),
+    )
+    await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/leads/{lead['lead_id']}", until=lambda v: v["score"]
+    )
+    before = await lifecycle.stack.get_json("lead_ingest", "/v1/aggregates")
+    await lifecycle.request("erasure", lead["lead_id"])
+    await completed(lifecycle, subject)
+    await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/leads/{lead['lead_id']}", until=lambda v: v["state"] == "erased"
+    )
+
+    db = lifecycle.stack.runtimes["lead_ingest"].db
+    for name in await db.list_collection_names():
+        dump = json.dumps([d async for d in db[name].find({})], default=str)
+        for secret in secrets_of_maria:
+            assert secret not in dump, f"{secret!r} left in collection {name}"
+
+    cipher = lifecycle.stack.runtimes["erasure_propagator"].cipher
+    audit: list[str] = []
+    for topic in (
+        "lead-events",
+        "consent-events",
+        "privacy-events",
+        "retention-events",
+        "erasure-events",
+        "crm-events",
+        "crm-sync",
+        "dead-letters",
+    ):
+        for event in await lifecycle.stack.events(topic, settle_ms=500):
+            raw = event.model_dump_json()
+            for secret in secrets_of_maria:
+                assert secret not in raw, f"{secret!r} in clear on {topic}"
+            if event.subject_id == subject and event.pii is not None:
+                assert await cipher.decrypt(event) is None, f"{event.type} still decrypts"
+            if event.subject_id == subject:
+                audit.append(event.type)
+    assert {
+        "lead.captured",
+        "lead.interaction_recorded",
+        "lead.scored",
+        "consent.granted",
+        "privacy.request.received",
+        "erasure.requested",
+        "erasure.completed",
+    } <= set(audit)
+    after = await lifecycle.stack.get_json("lead_ingest", "/v1/aggregates")
+    assert after == before, "anonymous aggregates survive (R19)"
