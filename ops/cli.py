@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import typer
 
-from contracts import ALL_TOPICS, REGISTRY
+from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
 from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
+from services.common.publisher import EventPublisher
+from services.common.settings import CommonSettings
 
 __all__ = ["app", "main"]
 
@@ -29,10 +32,14 @@ contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI doc
 topics_app = typer.Typer(help="Kafka topics of the cluster.")
 stack_app = typer.Typer(help="The local stack: Kafka, FerretDB and the five services.")
 tenants_app = typer.Typer(help="Tenants and their API keys (stored as hashes only).")
+retention_app = typer.Typer(help="Retention policies per tenant and data category (R15, R16).")
+holds_app = typer.Typer(help="Legal holds: suspend expiry and erasure (R18).")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stack_app, name="stack")
 app.add_typer(tenants_app, name="tenants")
+app.add_typer(retention_app, name="retention")
+app.add_typer(holds_app, name="holds")
 
 ConfigDir = typer.Option(
     Path(".run/config"),
@@ -240,6 +247,139 @@ def tenants_rotate_key(
         raise fail(str(error)) from None
     typer.echo(f"api key: {key}")
     typer.echo("store the key now: it is not shown again", err=True)
+
+
+def _operator_settings() -> CommonSettings:
+    from pydantic import ValidationError
+
+    try:
+        return CommonSettings()
+    except ValidationError as error:
+        missing = ", ".join(f"LEADTRAIL_{str(e['loc'][0]).upper()}" for e in error.errors())
+        raise fail(f"no stack settings ({missing}): start one with `make up` or set them") from None
+
+
+def _publish(action: Callable[[EventPublisher], Awaitable[EventEnvelope]]) -> EventEnvelope:
+    from ops.operator import operator_publisher
+
+    async def run() -> EventEnvelope:
+        async with operator_publisher(_operator_settings()) as publisher:
+            return await asyncio.wait_for(action(publisher), timeout=30)
+
+    try:
+        return asyncio.run(run())
+    except TimeoutError:
+        raise fail("Kafka did not acknowledge within 30 s; nothing was changed") from None
+
+
+@retention_app.command("defaults")
+def retention_defaults(config_dir: Path = ConfigDir) -> None:
+    """Show every data category with its default period, anchor and the installation maximum.
+
+    Example: leadtrail retention defaults
+    """
+    from services.retention_scheduler.policy import DEFAULTS, load_maximums
+
+    maximums = load_maximums(config_dir)
+    typer.echo(f"{'category':26} {'default days':>12} {'maximum':>8}  counted from")
+    for name, policy in DEFAULTS.items():
+        typer.echo(f"{name:26} {policy.period_days:>12} {maximums[name]:>8}  {policy.anchor}")
+
+
+@retention_app.command("set")
+def retention_set(
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    category: str = typer.Option(..., "--category", help="see: leadtrail retention defaults"),
+    days: int = typer.Option(..., "--days", min=1, help="the new, shorter period in days"),
+    set_by: str = typer.Option(..., "--by", help="who decided (recorded in the event)"),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Shorten a tenant's retention period for one category; longer than the maximum fails.
+
+    Example: leadtrail retention set --tenant acme --category lead_data --days 365 --by dpo@acme
+    """
+    from ops.operator import set_policy
+    from services.common.tenants import TenantDirectory
+    from services.retention_scheduler.policy import PolicyError, load_maximums, validate_period
+
+    if TenantDirectory(config_dir).get(tenant) is None:
+        raise fail(f"no tenant {tenant!r} (see: leadtrail tenants list)")
+    try:
+        validate_period(category, days, load_maximums(config_dir))
+    except PolicyError as error:
+        raise fail(str(error)) from None
+    event = _publish(
+        lambda publisher: set_policy(
+            publisher,
+            config_dir,
+            tenant_id=tenant,
+            category=category,
+            period_days=days,
+            set_by=set_by,
+        )
+    )
+    typer.echo(f"retention of {category} for {tenant}: {days} days (event {event.id})")
+
+
+@holds_app.command("place")
+def holds_place(
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    subject: str = typer.Option(
+        None, "--subject", help="subject id; without it the hold covers the whole tenant"
+    ),
+    reason: str = typer.Option(..., "--reason", help="e.g. the case number"),
+    placed_by: str = typer.Option(..., "--by", help="who placed it"),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Place a legal hold: nothing in scope expires or is erased until it is released.
+
+    Example: leadtrail holds place --tenant acme --subject sub_123 --reason "Case 118" --by legal
+    """
+    from ops.operator import OperatorError, place_hold
+    from services.common.tenants import TenantDirectory
+
+    if TenantDirectory(config_dir).get(tenant) is None:
+        raise fail(f"no tenant {tenant!r} (see: leadtrail tenants list)")
+    try:
+        event = _publish(
+            lambda publisher: place_hold(
+                publisher,
+                tenant_id=tenant,
+                subject_id=subject,
+                reason=reason,
+                placed_by=placed_by,
+            )
+        )
+    except OperatorError as error:
+        raise fail(str(error)) from None
+    typer.echo(f"hold {event.data['hold_id']} placed on {subject or 'the whole tenant ' + tenant}")
+
+
+@holds_app.command("release")
+def holds_release(
+    hold_id: str = typer.Argument(..., help="the id printed by 'holds place'"),
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    subject: str = typer.Option(None, "--subject", help="subject id, for a subject's hold"),
+    released_by: str = typer.Option(..., "--by", help="who released it"),
+    reason: str = typer.Option(None, "--reason"),
+) -> None:
+    """Release a legal hold; erasures it deferred run now.
+
+    Example: leadtrail holds release hold_0a1b2c3d --tenant acme --subject sub_123 --by legal
+    """
+    from ops.operator import release_hold
+
+    event = _publish(
+        lambda publisher: release_hold(
+            publisher,
+            tenant_id=tenant,
+            subject_id=subject,
+            hold_id=hold_id,
+            released_by=released_by,
+            reason=reason,
+        )
+    )
+    typer.echo(f"hold {hold_id} released (event {event.id})")
 
 
 def load_stack_env(run_root: Path = Path(".run")) -> None:

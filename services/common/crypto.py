@@ -18,6 +18,7 @@ ciphertexts stay unreadable, new ones use the new key.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -28,7 +29,6 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -138,10 +138,16 @@ class _KeyCache:
 class MongoDataKeyring:
     """Data keys in MongoDB collection ``data_keys``, wrapped by the KEK.
 
-    Documents: ``{_id: key_id, tenant_id, subject_id, generation, wrapped, kek_id,
-    created_at, destroyed_at}``. Destruction removes ``wrapped`` and sets ``destroyed_at``; the
-    tombstone stays so exports and audits can say "erased" rather than "unknown". Creation is
-    race-free across processes because the key id (the ``_id``) is deterministic per generation.
+    Two kinds of documents, both read by ``_id`` only (on FerretDB 1.x anything else is a
+    collection scan):
+
+    * ``{_id: "<tenant>/<subject>/<generation>", wrapped, kek_id, created_at, destroyed_at}``:
+      one key. Destruction removes ``wrapped`` and sets ``destroyed_at``; the tombstone stays so
+      exports and audits can say "erased" rather than "unknown".
+    * ``{_id: "current:<tenant>/<subject>", generation, destroyed}``: which generation is live.
+
+    Creation is race-free across processes: a key is inserted under its deterministic id before
+    the pointer moves to it, and a unique-key insert is atomic everywhere.
     """
 
     def __init__(
@@ -158,19 +164,21 @@ class MongoDataKeyring:
         self._cache = _KeyCache(cache_ttl)
 
     async def ensure_indexes(self) -> None:
-        await self._collection.create_index(
-            [("tenant_id", ASCENDING), ("subject_id", ASCENDING), ("generation", ASCENDING)]
-        )
+        """Every lookup is by ``_id``; nothing else to index."""
+
+    @staticmethod
+    def _pointer_id(tenant_id: str, subject_id: str) -> str:
+        return f"current:{tenant_id}/{subject_id}"
 
     async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
-        while True:
-            latest = await self._collection.find_one(
-                {"tenant_id": tenant_id, "subject_id": subject_id},
-                sort=[("generation", -1)],
-            )
-            if latest is not None and latest.get("destroyed_at") is None:
-                return self._unwrap(latest)
-            generation = 1 if latest is None else int(latest["generation"]) + 1
+        pointer_id = self._pointer_id(tenant_id, subject_id)
+        for attempt in range(50):
+            pointer = await self._collection.find_one({"_id": pointer_id})
+            if pointer is not None and not pointer.get("destroyed"):
+                key = await self.get(_key_id(tenant_id, subject_id, int(pointer["generation"])))
+                if key is not None:
+                    return key
+            generation = 1 if pointer is None else int(pointer["generation"]) + 1
             key_id = _key_id(tenant_id, subject_id, generation)
             material = AESGCM.generate_key(bit_length=256)
             try:
@@ -187,10 +195,18 @@ class MongoDataKeyring:
                     }
                 )
             except DuplicateKeyError:
-                continue  # another process created it first: read theirs
+                # Another process created this generation and is about to point at it.
+                await asyncio.sleep(0.005 * (attempt + 1))
+                continue
+            await self._collection.update_one(
+                {"_id": pointer_id},
+                {"$set": {"generation": generation, "destroyed": False}},
+                upsert=True,
+            )
             key = DataKey(key_id, tenant_id, subject_id, material)
             self._cache.put(key)
             return key
+        raise RuntimeError(f"could not create a data key for {tenant_id}/{subject_id}")
 
     async def get(self, key_id: str) -> DataKey | None:
         cached = self._cache.get(key_id)
@@ -203,11 +219,19 @@ class MongoDataKeyring:
 
     async def destroy(self, tenant_id: str, subject_id: str) -> int:
         self._cache.forget(tenant_id, subject_id)
-        result = await self._collection.update_many(
-            {"tenant_id": tenant_id, "subject_id": subject_id, "destroyed_at": None},
-            {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
-        )
-        return int(result.modified_count)
+        pointer_id = self._pointer_id(tenant_id, subject_id)
+        pointer = await self._collection.find_one({"_id": pointer_id})
+        if pointer is None:
+            return 0
+        await self._collection.update_one({"_id": pointer_id}, {"$set": {"destroyed": True}})
+        destroyed = 0
+        for generation in range(1, int(pointer["generation"]) + 1):
+            result = await self._collection.update_one(
+                {"_id": _key_id(tenant_id, subject_id, generation), "destroyed_at": None},
+                {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
+            )
+            destroyed += int(result.modified_count)
+        return destroyed
 
     async def is_destroyed(self, key_id: str) -> bool:
         document = await self._collection.find_one({"_id": key_id}, {"destroyed_at": 1})

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from services.common.consent import ConsentFact, ConsentState, fact_from_event, fold
-from services.common.store import Document, apply_once
+from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["ConsentProjection", "subject_key"]
 
@@ -106,4 +106,4 @@ class ConsentProjection:
         )
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
-        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})
+        return await find_owned(self.requests, request_id, tenant_id)

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from contracts.events.privacy import PrivacyRequestReceivedV1
-from services.common.store import Document, apply_once
+from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["ErasureStore"]
 
@@ -52,7 +52,7 @@ class ErasureStore:
         )
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
-        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})
+        return await find_owned(self.requests, request_id, tenant_id)
 
     # -- holds -----------------------------------------------------------------------------
     async def hold(self, envelope: EventEnvelope, active: bool) -> None:

@@ -260,9 +260,13 @@ class IngestApi:
             contact = None
         interactions = []
         for item in document.get("interactions", []):
-            opened = (
-                await self.handlers.open(document, item["answers"]) if item.get("answers") else {}
-            )
+            opened: dict[str, Any] | None = None
+            if not erased:
+                opened = (
+                    await self.handlers.open(document, item["answers"])
+                    if item.get("answers")
+                    else {}
+                )
             interactions.append(
                 InteractionView(
                     interaction_id=item["interaction_id"],

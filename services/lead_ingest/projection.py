@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
 from services.common.consent import fact_from_event
-from services.common.store import Document, apply_once
+from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["LeadProjection", "subject_key"]
 
@@ -60,6 +60,17 @@ class LeadProjection:
 
     # -- leads --------------------------------------------------------------------------
     async def captured(self, envelope: EventEnvelope, data: lead.LeadCapturedV1) -> bool:
+        # The subject document lists its leads, so finding them is a lookup by _id (a query on
+        # another field is a collection scan on FerretDB 1.x).
+        await apply_once(
+            self.subjects,
+            subject_key(envelope.tenant_id, envelope.subject_id),
+            envelope.id,
+            {
+                "$set": {"tenant_id": envelope.tenant_id, "subject_id": envelope.subject_id},
+                "$addToSet": {"lead_ids": data.lead_id},
+            },
+        )
         return await apply_once(
             self.leads,
             data.lead_id,
@@ -240,11 +251,15 @@ class LeadProjection:
         return [document async for document in cursor]
 
     async def get(self, tenant_id: str, lead_id: str) -> Document | None:
-        return await self.leads.find_one({"_id": lead_id, "tenant_id": tenant_id})
+        return await find_owned(self.leads, lead_id, tenant_id)
 
     async def leads_of(self, tenant_id: str, subject_id: str) -> list[Document]:
-        cursor = self.leads.find({"tenant_id": tenant_id, "subject_id": subject_id})
-        return [document async for document in cursor]
+        subject = await self.subject(tenant_id, subject_id)
+        lead_ids = subject.get("lead_ids", [])
+        if not lead_ids:
+            return []
+        found = [await find_owned(self.leads, lead_id, tenant_id) for lead_id in lead_ids]
+        return [document for document in found if document is not None]
 
     # -- subjects ----------------------------------------------------------------------
     async def subject_state(self, envelope: EventEnvelope, data: BaseModel) -> bool:
@@ -298,4 +313,4 @@ class LeadProjection:
         )
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
-        return await self.requests.find_one({"_id": request_id, "tenant_id": tenant_id})
+        return await find_owned(self.requests, request_id, tenant_id)

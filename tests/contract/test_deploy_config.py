@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from services.common.settings import CommonSettings
+from ops.asyncapi import SERVICE_APPS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,8 +38,24 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
 
 
 def test_compose_sets_only_settings_the_code_reads() -> None:
-    known = {f"LEADTRAIL_{name.upper()}" for name in CommonSettings.model_fields}
+    known = {
+        f"LEADTRAIL_{name.upper()}"
+        for module in SERVICE_APPS
+        for name in importlib.import_module(module).SETTINGS_CLASS.model_fields
+    }
     for name, spec in _compose()["services"].items():
         for variable in spec.get("environment", {}):
             if variable.startswith("LEADTRAIL_"):
                 assert variable in known, f"{name} sets unknown {variable}"
+
+
+def test_compose_gives_every_service_its_required_settings() -> None:
+    environment = _compose()["x-leadtrail-env"]
+    for module in SERVICE_APPS:
+        settings_class = importlib.import_module(module).SETTINGS_CLASS
+        required = {
+            f"LEADTRAIL_{name.upper()}"
+            for name, field in settings_class.model_fields.items()
+            if field.is_required()
+        }
+        assert required <= set(environment), f"{module} needs {required - set(environment)}"
