@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from contracts.events import consent, erasure, lead, privacy, retention
+from contracts.events import consent, crm, erasure, lead, privacy, retention
 from contracts.registry import EventDefinition, EventRegistry
 from contracts.topics import (
     CONSENT_EVENTS,
+    CRM_EVENTS,
+    CRM_SYNC,
     ERASURE_EVENTS,
     LEAD_EVENTS,
     PRIVACY_EVENTS,
@@ -182,6 +184,7 @@ def build_registry() -> EventRegistry:
             consumers=("lead-ingest", "crm-sync"),
         ),
         *_retention_and_erasure(),
+        *_crm(),
     ):
         registry.register(definition)
     return registry
@@ -291,5 +294,60 @@ def _retention_and_erasure() -> list[EventDefinition]:
             "Every expected rectification receipt is in; the subject can be told (R24).",
             producers=ERASURE,
             consumers=("lead-ingest",),
+        ),
+    ]
+
+
+def _crm() -> list[EventDefinition]:
+    crm_sync = ("crm-sync",)
+    return [
+        _v1(
+            "crm.lead_synced",
+            crm.CrmLeadSyncedV1,
+            CRM_EVENTS.name,
+            "The lead was created or updated in a tenant's CRM (R7).",
+            producers=crm_sync,
+            consumers=("operator",),
+        ),
+        _v1(
+            "crm.sync_failed",
+            crm.CrmSyncFailedV1,
+            CRM_EVENTS.name,
+            "A CRM call failed; transient failures are retried, others dead-lettered.",
+            producers=crm_sync,
+            consumers=("operator",),
+        ),
+        _v1(
+            "crm.record_deleted",
+            crm.CrmRecordDeletedV1,
+            CRM_EVENTS.name,
+            "The CRM confirmed it deleted the lead's record (R25).",
+            producers=crm_sync,
+            consumers=("operator",),
+        ),
+        _v1(
+            "crm.recipient_changed",
+            crm.CrmRecipientChangedV1,
+            CRM_EVENTS.name,
+            "A recipient (CRM connection) of a tenant was added, changed or removed (R27).",
+            producers=crm_sync,
+            consumers=("operator",),
+        ),
+        _v1(
+            "crm.lead_upserted",
+            crm.CrmLeadUpsertedV1,
+            CRM_SYNC.name,
+            "Pull feed for CRM-side consumers: the lead with the tenant's field mapping.",
+            pii=crm.MappedFieldsV1,
+            producers=crm_sync,
+            consumers=("crm-side consumers",),
+        ),
+        _v1(
+            "crm.lead_deleted",
+            crm.CrmLeadDeletedV1,
+            CRM_SYNC.name,
+            "Pull feed for CRM-side consumers: delete the lead (erasure).",
+            producers=crm_sync,
+            consumers=("crm-side consumers",),
         ),
     ]

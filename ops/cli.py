@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
+from contracts.dead_letter import DeadLetterV1
 from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
@@ -34,12 +35,14 @@ stack_app = typer.Typer(help="The local stack: Kafka, FerretDB and the five serv
 tenants_app = typer.Typer(help="Tenants and their API keys (stored as hashes only).")
 retention_app = typer.Typer(help="Retention policies per tenant and data category (R15, R16).")
 holds_app = typer.Typer(help="Legal holds: suspend expiry and erasure (R18).")
+dlq_app = typer.Typer(help="The dead-letter topic: what failed, and sending it again.")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(topics_app, name="topics")
 app.add_typer(stack_app, name="stack")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(retention_app, name="retention")
 app.add_typer(holds_app, name="holds")
+app.add_typer(dlq_app, name="dlq")
 
 ConfigDir = typer.Option(
     Path(".run/config"),
@@ -380,6 +383,57 @@ def holds_release(
         )
     )
     typer.echo(f"hold {hold_id} released (event {event.id})")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    service: str = typer.Option(None, "--service", help="only this service's dead letters"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+) -> None:
+    """List dead letters: when, which service, where from, the error.
+
+    Example: leadtrail dlq list --service crm-sync
+    """
+    from ops.dlq import read_dead_letters
+
+    settings = _operator_settings()
+
+    async def collect() -> list[DeadLetterV1]:
+        return [
+            letter
+            async for letter in read_dead_letters(settings.kafka_bootstrap, settings.topic_prefix)
+            if service is None or letter.service == service
+        ]
+
+    letters = asyncio.run(collect())
+    for letter in letters:
+        if as_json:
+            typer.echo(letter.model_dump_json())
+        else:
+            typer.echo(
+                f"{letter.id}  {letter.failed_at:%Y-%m-%d %H:%M:%S}  {letter.service:20} "
+                f"{letter.event_type or '-':28} {letter.error_type}: {letter.error_message[:80]}"
+            )
+    if not as_json:
+        typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(letter_id: str = typer.Argument(..., help="id from 'leadtrail dlq list'")) -> None:
+    """Send a dead letter's original record to its topic again (consumers deduplicate by
+    event id, so a record that was meanwhile handled changes nothing).
+
+    Example: leadtrail dlq redrive 019ad0f2-5e30-7c6d-9043-7dab2e4f9033
+    """
+    from ops.dlq import DeadLetterNotFoundError, redrive
+
+    settings = _operator_settings()
+    try:
+        letter = asyncio.run(redrive(settings.kafka_bootstrap, settings.topic_prefix, letter_id))
+    except DeadLetterNotFoundError as error:
+        raise fail(str(error)) from None
+    what = f"{letter.event_type or 'record'} {letter.event_id or ''}".strip()
+    typer.echo(f"redriven to {letter.source_topic}: {what}")
 
 
 def load_stack_env(run_root: Path = Path(".run")) -> None:

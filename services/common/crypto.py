@@ -109,12 +109,19 @@ class _KeyCache:
     """A short-lived in-process cache of unwrapped keys.
 
     A destroyed key may stay usable in *another* process for at most ``ttl`` seconds; services
-    also call :meth:`forget` when they see ``erasure.requested``.
+    also call :meth:`forget` when they see ``erasure.requested``. Within a process, a key read
+    before its destruction can't be put back afterwards: :meth:`forget` leaves a tombstone that
+    refuses keys read before it.
     """
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[float, DataKey]] = {}
+        self._tombstones: dict[str, float] = {}
+
+    @staticmethod
+    def _prefix(tenant_id: str, subject_id: str) -> str:
+        return f"{tenant_id}/{subject_id}/"
 
     def get(self, key_id: str) -> DataKey | None:
         entry = self._entries.get(key_id)
@@ -123,14 +130,22 @@ class _KeyCache:
             return None
         return entry[1]
 
-    def put(self, key: DataKey) -> None:
-        if self._ttl > 0:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key.key_id] = (time.monotonic() + self._ttl, key)
+    def put(self, key: DataKey, read_at: float) -> None:
+        """Cache ``key``, read from the store at ``read_at`` (``time.monotonic()``)."""
+        forgotten = self._tombstones.get(self._prefix(key.tenant_id, key.subject_id))
+        if self._ttl <= 0 or (forgotten is not None and forgotten >= read_at):
+            return
+        if len(self._entries) > 10_000:
+            self._entries.clear()
+        self._entries[key.key_id] = (time.monotonic() + self._ttl, key)
 
     def forget(self, tenant_id: str, subject_id: str) -> None:
-        prefix = f"{tenant_id}/{subject_id}/"
+        prefix = self._prefix(tenant_id, subject_id)
+        now = time.monotonic()
+        if len(self._tombstones) > 10_000:
+            horizon = now - max(self._ttl, 60.0)
+            self._tombstones = {p: t for p, t in self._tombstones.items() if t > horizon}
+        self._tombstones[prefix] = now
         for key_id in [k for k in self._entries if k.startswith(prefix)]:
             del self._entries[key_id]
 
@@ -173,6 +188,7 @@ class MongoDataKeyring:
     async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
         pointer_id = self._pointer_id(tenant_id, subject_id)
         for attempt in range(50):
+            read_at = time.monotonic()
             pointer = await self._collection.find_one({"_id": pointer_id})
             if pointer is not None and not pointer.get("destroyed"):
                 key = await self.get(_key_id(tenant_id, subject_id, int(pointer["generation"])))
@@ -204,7 +220,7 @@ class MongoDataKeyring:
                 upsert=True,
             )
             key = DataKey(key_id, tenant_id, subject_id, material)
-            self._cache.put(key)
+            self._cache.put(key, read_at)
             return key
         raise RuntimeError(f"could not create a data key for {tenant_id}/{subject_id}")
 
@@ -212,10 +228,11 @@ class MongoDataKeyring:
         cached = self._cache.get(key_id)
         if cached is not None:
             return cached
+        read_at = time.monotonic()
         document = await self._collection.find_one({"_id": key_id})
         if document is None or document.get("destroyed_at") is not None:
             return None
-        return self._unwrap(document)
+        return self._unwrap(document, read_at)
 
     async def destroy(self, tenant_id: str, subject_id: str) -> int:
         self._cache.forget(tenant_id, subject_id)
@@ -231,6 +248,8 @@ class MongoDataKeyring:
                 {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
             )
             destroyed += int(result.modified_count)
+        # Again, now that the store says destroyed: a read that raced the updates can't cache.
+        self._cache.forget(tenant_id, subject_id)
         return destroyed
 
     async def is_destroyed(self, key_id: str) -> bool:
@@ -240,7 +259,7 @@ class MongoDataKeyring:
     def forget_cached(self, tenant_id: str, subject_id: str) -> None:
         self._cache.forget(tenant_id, subject_id)
 
-    def _unwrap(self, document: dict[str, Any]) -> DataKey:
+    def _unwrap(self, document: dict[str, Any], read_at: float) -> DataKey:
         key_id = str(document["_id"])
         key = DataKey(
             key_id,
@@ -248,7 +267,7 @@ class MongoDataKeyring:
             str(document["subject_id"]),
             self._wrapper.unwrap(key_id, str(document["wrapped"])),
         )
-        self._cache.put(key)
+        self._cache.put(key, read_at)
         return key
 
 

@@ -33,7 +33,9 @@ def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callab
         raise SystemExit(2) from None
     spec = build_spec(settings)
     app = create_app(spec, settings)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
+    # without it every small response waits ~40 ms for Nagle's algorithm.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((settings.http_host, settings.http_port))
     host, port = listener.getsockname()[:2]

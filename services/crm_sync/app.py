@@ -2,29 +2,98 @@
 
 from __future__ import annotations
 
-from contracts.topics import ERASURE_EVENTS, LEAD_EVENTS
+import asyncio
+
+from fastapi import APIRouter
+
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS
+from services.common.consent import CONSENT_EVENT_TYPES
 from services.common.consumer import subscribe_events
+from services.common.logging import get_logger
+from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
-from services.common.settings import CommonSettings
-from services.crm_sync.handlers import CrmSyncHandlers
+from services.common.tenants import TenantDirectory
+from services.crm_sync.connections import TenantConnections
+from services.crm_sync.dispatcher import Dispatcher
+from services.crm_sync.handlers import UPDATES, CrmSyncHandlers
+from services.crm_sync.recipients import announce_changes, build_router
+from services.crm_sync.settings import CrmSettings
+from services.crm_sync.store import CrmStore
 
 __all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
 
 SERVICE_NAME = "crm-sync"
-SETTINGS_CLASS = CommonSettings
+SETTINGS_CLASS = CrmSettings
+log = get_logger(__name__)
+LEAD_TYPES = ["lead.captured", "lead.qualified", "lead.rectified", *sorted(UPDATES)]
 
 
-def build_spec(settings: CommonSettings) -> ServiceSpec:
+def build_spec(settings: CrmSettings) -> ServiceSpec:
+    connections = TenantConnections(settings.config_dir)
+
     def register(runtime: Runtime) -> None:
-        subscribe_events(
-            runtime.broker,
-            settings,
-            service=SERVICE_NAME,
-            group_id="crm-sync.receipts",
-            topics=[LEAD_EVENTS.name, ERASURE_EVENTS.name],
-            handler=CrmSyncHandlers(runtime).on_event,
-            clock=runtime.clock,
-            event_types=["erasure.requested", "lead.rectified"],
+        store = CrmStore(runtime.db)
+        dispatcher = Dispatcher(
+            runtime, store, connections, TenantPurposes(settings.config_dir), settings
         )
+        handlers = CrmSyncHandlers(runtime, store, connections, dispatcher)
+        runtime.state.update(crm_store=store, dispatcher=dispatcher)
+        for group, topic, handler, types in (
+            ("crm-sync.leads", LEAD_EVENTS, handlers.on_lead_event, LEAD_TYPES),
+            (
+                "crm-sync.consent",
+                CONSENT_EVENTS,
+                handlers.on_consent_event,
+                sorted(CONSENT_EVENT_TYPES),
+            ),
+            ("crm-sync.erasure", ERASURE_EVENTS, handlers.on_erasure_event, ["erasure.requested"]),
+        ):
+            subscribe_events(
+                runtime.broker,
+                settings,
+                service=SERVICE_NAME,
+                group_id=group,
+                topics=[topic.name],
+                handler=handler,
+                clock=runtime.clock,
+                event_types=types,
+            )
 
-    return ServiceSpec(name=SERVICE_NAME, register=register)
+    async def on_startup(runtime: Runtime) -> None:
+        store: CrmStore = runtime.state["crm_store"]
+        await store.ensure_indexes()
+
+    async def dispatch_forever(runtime: Runtime) -> None:
+        dispatcher: Dispatcher = runtime.state["dispatcher"]
+        try:
+            while True:
+                try:
+                    busy = await dispatcher.run_once()
+                except Exception:  # the outbox keeps the work; try again shortly
+                    log.exception("CRM dispatch round failed")
+                    busy = 0
+                if not busy:
+                    await asyncio.sleep(settings.dispatch_interval_s)
+        finally:
+            await dispatcher.aclose()
+
+    async def watch_recipients(runtime: Runtime) -> None:
+        store: CrmStore = runtime.state["crm_store"]
+        while True:
+            try:
+                await announce_changes(runtime, store, connections)
+            except Exception:
+                log.exception("recipient check failed")
+            await asyncio.sleep(settings.recipients_check_interval_s)
+
+    def router(runtime: Runtime) -> APIRouter:
+        return build_router(runtime, connections, TenantDirectory(settings.config_dir))
+
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        title="Leadtrail crm-sync API",
+        register=register,
+        on_startup=on_startup,
+        routers=[router],
+        background=[dispatch_forever, watch_recipients],
+    )

@@ -1,37 +1,140 @@
-"""crm-sync's handlers.
+"""crm-sync's event handlers: keep an encrypted copy of each lead and queue CRM operations.
 
-Until CRM connections are configured for a tenant, crm-sync holds no copy of anyone's data,
-and its erasure and rectification receipts say exactly that; erasure-propagator waits for them.
+The handlers only write crm-sync's own collections (fast, so the partition keeps moving); the
+:class:`~services.crm_sync.dispatcher.Dispatcher` carries out the queued CRM calls with retries.
 """
 
 from __future__ import annotations
 
 from contracts import EventEnvelope
-from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
+from services.crm_sync.connections import TenantConnections
+from services.crm_sync.dispatcher import Dispatcher
+from services.crm_sync.store import CrmStore, outbox_id
 
 __all__ = ["CrmSyncHandlers"]
 
-SERVICE = "crm-sync"
+UPDATES = {"lead.interaction_recorded", "lead.scored", "lead.score_reviewed"}
 
 
 class CrmSyncHandlers:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: CrmStore,
+        connections: TenantConnections,
+        dispatcher: Dispatcher,
+    ) -> None:
         self.runtime = runtime
+        self.store = store
+        self.connections = connections
+        self.dispatcher = dispatcher
 
-    async def on_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type == "erasure.requested":
-            self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
-            await send_erasure_receipt(
-                self.runtime.publisher,
-                envelope,
-                SERVICE,
-                ["no CRM connection holds records of the subject: nothing to delete"],
+    async def push(
+        self, cause: EventEnvelope, lead_id: str, wait_id: str | None = None
+    ) -> list[str]:
+        """Queue an upsert of the lead to every CRM connection of its tenant."""
+        queued = []
+        for connection in self.connections.for_tenant(cause.tenant_id).connections:
+            await self.store.enqueue(
+                tenant_id=cause.tenant_id,
+                subject_id=cause.subject_id,
+                lead_id=lead_id,
+                connection_id=connection.id,
+                operation="upsert",
+                cause=cause,
+                now=self.runtime.clock.now(),
+                wait_id=wait_id,
             )
+            queued.append(outbox_id(lead_id, connection.id))
+        return queued
+
+    async def on_lead_event(self, envelope: EventEnvelope) -> None:
+        self.runtime.registry.decode(envelope)  # validates; unknown versions fail loudly
+        data = envelope.data
+        if envelope.type == "lead.captured":
+            await self.store.captured(envelope)
+        elif envelope.type == "lead.qualified":
+            await self.store.qualified(envelope)
+            await self.push(envelope, data["lead_id"])
+        elif envelope.type in UPDATES:
+            if envelope.type == "lead.interaction_recorded":
+                await self.store.interaction(envelope)
+            else:
+                score = data["score"] if "score" in data else data["new_score"]
+                await self.store.scored(envelope, int(score))
+            lead = await self.store.lead(envelope.tenant_id, data["lead_id"])
+            if lead is not None and lead.get("qualified"):
+                await self.push(envelope, data["lead_id"])  # keep the CRM record current
         elif envelope.type == "lead.rectified":
-            await send_rectification_receipt(
-                self.runtime.publisher,
-                envelope,
-                SERVICE,
-                ["no CRM connection holds records of the subject: nothing to update"],
-            )
+            await self.on_rectified(envelope)
+
+    async def on_rectified(self, envelope: EventEnvelope) -> None:
+        wait_id = f"rectification:{envelope.data['rectification_id']}"
+        lead_ids = await self.store.rectified(envelope)
+        pending = [
+            outbox_id(lead_id, connection.id)
+            for lead_id in lead_ids
+            for connection in self.connections.for_tenant(envelope.tenant_id).connections
+            if await self.store.record_of(lead_id, connection.id) is not None
+        ]
+        await self.store.open_wait(wait_id, "rectification", envelope, pending, [])
+        for queued in pending:
+            lead_id = queued.rsplit(":", 1)[0]
+            await self.push_one(envelope, lead_id, queued.rsplit(":", 1)[1], wait_id)
+        await self.dispatcher.maybe_receipt(wait_id)
+
+    async def push_one(
+        self, cause: EventEnvelope, lead_id: str, connection_id: str, wait_id: str
+    ) -> None:
+        await self.store.enqueue(
+            tenant_id=cause.tenant_id,
+            subject_id=cause.subject_id,
+            lead_id=lead_id,
+            connection_id=connection_id,
+            operation="upsert",
+            cause=cause,
+            now=self.runtime.clock.now(),
+            wait_id=wait_id,
+        )
+
+    async def on_consent_event(self, envelope: EventEnvelope) -> None:
+        await self.store.consent_fact(envelope)
+        regained = envelope.type == "restriction.lifted" or (
+            envelope.type == "consent.granted" and envelope.data.get("purpose") == "crm_sync"
+        )
+        if regained:
+            # Pushing may be allowed again: retry the subject's qualified leads.
+            for lead_id in await self.store.lead_ids(envelope.tenant_id, envelope.subject_id):
+                lead = await self.store.lead(envelope.tenant_id, lead_id)
+                if lead is not None and lead.get("qualified"):
+                    await self.push(envelope, lead_id)
+
+    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type != "erasure.requested":
+            return
+        tenant_id, subject_id = envelope.tenant_id, envelope.subject_id
+        self.runtime.keyring.forget_cached(tenant_id, subject_id)
+        erasure_id = envelope.data["erasure_id"]
+        wait_id = f"erasure:{erasure_id}"
+        lead_ids = await self.store.lead_ids(tenant_id, subject_id)
+        connections = self.connections.for_tenant(tenant_id).connections
+        pending = [
+            outbox_id(lead_id, connection.id) for lead_id in lead_ids for connection in connections
+        ]
+        await self.store.open_wait(wait_id, "erasure", envelope, pending, [])
+        await self.store.forget_subject(tenant_id, subject_id)
+        for lead_id in lead_ids:
+            for connection in connections:
+                await self.store.enqueue(
+                    tenant_id=tenant_id,
+                    subject_id=subject_id,
+                    lead_id=lead_id,
+                    connection_id=connection.id,
+                    operation="delete",
+                    cause=envelope,
+                    now=self.runtime.clock.now(),
+                    erasure_id=erasure_id,
+                    wait_id=wait_id,
+                )
+        await self.dispatcher.maybe_receipt(wait_id)

@@ -128,7 +128,7 @@ class Orchestrator:
         document = await self.store.add_receipt("erasures", erasure_id, envelope)
         if document is None or document["state"] == "completed":
             return
-        if set(document["expected"]) - set(document["receipts"]):
+        if set(document["expected"]) - set(document.get("receipts", {})):
             return
         receipts = [
             erasure.Receipt(service=name, actions=r["actions"], at=r["at"], event_id=r["event_id"])
@@ -155,7 +155,7 @@ class Orchestrator:
         document = await self.store.add_receipt("rectifications", rectification_id, envelope)
         if document is None or document["state"] == "completed":
             return
-        if set(document["expected"]) - set(document["receipts"]):
+        if set(document["expected"]) - set(document.get("receipts", {})):
             return
         await self.publish(
             erasure.RectificationCompletedV1(
@@ -252,7 +252,9 @@ class Orchestrator:
                 erasure.ErasureOverdueV1(
                     erasure_id=document["_id"],
                     deadline=document["deadline"],
-                    missing_receipts=sorted(set(document["expected"]) - set(document["receipts"])),
+                    missing_receipts=sorted(
+                        set(document["expected"]) - set(document.get("receipts", {}))
+                    ),
                 ),
                 tenant_id=document["tenant_id"],
                 subject_id=document["subject_id"],

@@ -85,6 +85,8 @@ class ErasureStore:
 
     # -- erasures --------------------------------------------------------------------------
     async def open_erasure(self, erasure_id: str, values: dict[str, Any]) -> Document:
+        """Create the erasure once. (FerretDB 1.x drops empty arrays and documents from
+        ``$setOnInsert``, so readers use ``.get("receipts", {})``.)"""
         await self.erasures.update_one(
             {"_id": erasure_id},
             {"$setOnInsert": {**values, "receipts": {}, "state": "new"}},

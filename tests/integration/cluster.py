@@ -4,6 +4,7 @@ transport. The e2e suite runs them as separate processes instead."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib
 import os
@@ -25,7 +26,34 @@ from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
 from tests.helpers import eventually
 
-__all__ = ["Cluster", "cluster"]
+__all__ = ["Cluster", "cluster", "read_topic"]
+
+
+async def read_topic(bootstrap: str, topic: str, fetch_ms: int = 1500) -> list[EventEnvelope]:
+    """All events on ``topic`` up to the end offsets it has now."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    found: list[EventEnvelope] = []
+    try:
+
+        async def assigned() -> set[Any] | None:
+            return consumer.assignment() or None
+
+        async with asyncio.timeout(60):
+            partitions = await eventually(assigned, what=f"partitions of {topic}")
+            ends = await consumer.end_offsets(list(partitions))
+            remaining = {tp for tp, end in ends.items() if end > 0}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=fetch_ms)
+                for tp, records in batch.items():
+                    found.extend(EventEnvelope.model_validate_json(r.value) for r in records)
+                    if records and records[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return found
 
 
 def _key() -> str:
@@ -54,24 +82,9 @@ class Cluster:
         return f"{self.base['topic_prefix']}{name}"
 
     async def events(self, topic: str, settle_ms: int = 1500) -> list[EventEnvelope]:
-        """Every event currently on a topic (reads until nothing new for ``settle_ms``)."""
-        consumer = AIOKafkaConsumer(
-            self.topic(topic),
-            bootstrap_servers=self.base["kafka_bootstrap"],
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        found: list[EventEnvelope] = []
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=settle_ms)
-                if not batch:
-                    return found
-                for records in batch.values():
-                    found.extend(EventEnvelope.model_validate_json(r.value) for r in records)
-        finally:
-            await consumer.stop()
+        """Every event on a topic up to its current end offsets (``settle_ms`` bounds the wait
+        for each fetch; reading stops at the end offsets, not at a quiet moment)."""
+        return await read_topic(self.base["kafka_bootstrap"], self.topic(topic), settle_ms)
 
     async def wait_for_event(
         self, topic: str, predicate: Any, *, within: float = 30.0

@@ -23,6 +23,7 @@ from services.common.topics import ensure_topics
 from services.lead_ingest.app import build_spec
 from services.lead_ingest.settings import IngestSettings
 from tests.helpers import eventually
+from tests.integration.cluster import read_topic
 
 RULES = """
 version: 1
@@ -108,24 +109,10 @@ class Ingest:
         return found
 
     async def all_events(self, topic: str, settle_ms: int = 1500) -> list[EventEnvelope]:
-        """Every event currently on a topic (reads until nothing new for ``settle_ms``)."""
-        consumer = AIOKafkaConsumer(
-            self.settings.topic(topic),
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
+        """Every event currently on a topic (up to its end offsets)."""
+        return await read_topic(
+            self.settings.kafka_bootstrap, self.settings.topic(topic), settle_ms
         )
-        await consumer.start()
-        found: list[EventEnvelope] = []
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=settle_ms)
-                if not batch:
-                    return found
-                for records in batch.values():
-                    found.extend(EventEnvelope.model_validate_json(r.value) for r in records)
-        finally:
-            await consumer.stop()
 
 
 def sample_lead(email: str = "maria.rossi@example.org", **overrides: Any) -> dict[str, Any]:

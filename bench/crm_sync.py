@@ -1,0 +1,226 @@
+"""Benchmark: qualified leads pushed through crm-sync into a local CRM, beside the bare adapter.
+
+    make up DETACH=1
+    .venv/bin/python -m bench.crm_sync --leads 200 --clients 16
+
+Starts a local HubSpot (tests/crm_fakes) on loopback, points a ``bench-crm`` tenant's crm.yaml
+at it (the token in a file the running crm-sync reads), posts leads with a qualifying answer
+through the ingest API, and reads ``lead.qualified`` and ``crm.lead_synced`` from Kafka. Reports
+leads/s pushed (first qualification to last CRM confirmation) and the lag from
+``lead.qualified`` to the CRM's confirmation (p50/p99), beside the throughput of the same HubSpot
+adapter calling the same local server directly in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from bench._common import machine, percentile, save, stack_env
+from contracts import EventEnvelope
+from services.common.tenants import TenantDirectory
+from services.crm_sync.adapters.base import build_adapter
+from services.crm_sync.adapters.config import ConnectionConfig
+from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
+from tests.crm_fakes.samples import sample_contact
+
+console = Console()
+TENANT = "bench-crm"
+RULES = {
+    "version": 1,
+    "threshold": 10,
+    "criteria": [{"id": "budget", "answer": "budget", "op": "gte", "value": 1000, "points": 10}],
+}
+
+
+def configure(config_dir: Path, base_url: str) -> str:
+    directory = TenantDirectory(config_dir)
+    if directory.get(TENANT) is None:
+        _, key = directory.add("Bench CRM", tenant_id=TENANT, default_region="IT")
+    else:
+        _, key = directory.rotate_key(TENANT)
+    tenant_dir = config_dir / "tenants" / TENANT
+    tenant_dir.mkdir(parents=True, exist_ok=True)
+    token = tenant_dir / "hubspot.token"
+    token.write_text(DEFAULT_TOKEN)
+    token.chmod(0o600)
+    (tenant_dir / "scoring.yaml").write_text(yaml.safe_dump(RULES))
+    (tenant_dir / "crm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "connections": [
+                    {
+                        "id": "hubspot-bench",
+                        "recipient": {"name": "Local HubSpot", "location": "127.0.0.1"},
+                        "adapter": {
+                            "kind": "hubspot",
+                            "base_url": base_url,
+                            "secret_file": str(token),
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    return key
+
+
+async def post_leads(url: str, key: str, leads: int, clients: int) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(leads):
+        queue.put_nowait(n)
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                n = queue.get_nowait()
+                body = {
+                    "source": {"kind": "web_form", "url": "https://bench.example/f"},
+                    "contact": {
+                        "email": f"crm.{uuid.uuid4().hex[:10]}.{n}@example.org",
+                        "last_name": "Bench",
+                        "company": "Bench Srl",
+                    },
+                    "consent": {
+                        "purposes": ["crm_sync"],
+                        "notice_version": "1",
+                        "given_at": "2026-11-01T00:00:00Z",
+                        "channel": "web_form",
+                    },
+                }
+                lead = (await client.post("/v1/leads", json=body)).json()
+                for _ in range(200):
+                    answer = await client.post(
+                        f"/v1/leads/{lead['lead_id']}/interactions",
+                        json={"channel": "chat", "answers": {"budget": 5000}},
+                    )
+                    if answer.status_code == 202:
+                        break
+                    await asyncio.sleep(0.05)  # the lead is projected a moment after its 202
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+
+
+async def collect(
+    env: dict[str, str], leads: int, patience: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    prefix = env["LEADTRAIL_TOPIC_PREFIX"]
+    consumer = AIOKafkaConsumer(
+        f"{prefix}lead-events",
+        f"{prefix}crm-events",
+        bootstrap_servers=env["LEADTRAIL_KAFKA_BOOTSTRAP"],
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    qualified: dict[str, Any] = {}
+    synced: dict[str, Any] = {}
+    deadline = time.monotonic() + patience
+    try:
+        while len(synced) < leads and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    event = EventEnvelope.model_validate_json(record.value)
+                    if event.tenant_id != TENANT:
+                        continue
+                    if event.type == "lead.qualified":
+                        qualified[event.data["lead_id"]] = event.occurred_at
+                    elif event.type == "crm.lead_synced" and event.data["created"]:
+                        synced[event.data["lead_id"]] = event.occurred_at
+    finally:
+        await consumer.stop()
+    return qualified, synced
+
+
+async def bare_adapter(base_url: str, calls: int, clients: int, token_file: Path) -> float:
+    adapter = build_adapter(
+        ConnectionConfig(id="bare", kind="hubspot", base_url=base_url, secret_file=token_file)
+    )
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(calls):
+        queue.put_nowait(n)
+
+    async def worker() -> None:
+        while not queue.empty():
+            n = queue.get_nowait()
+            await adapter.upsert(
+                sample_contact(email=f"bare{n}@example.org", lead_id=f"lead_bare{n}"), None
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    elapsed = time.perf_counter() - started
+    await adapter.aclose()
+    return calls / elapsed
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    if args.leads < 1 or args.clients < 1:
+        parser.error("--leads and --clients must be >= 1")
+    env = stack_env()
+    config_dir = Path(env["LEADTRAIL_CONFIG_DIR"])
+    async with HubSpotFake.running() as hubspot:
+        key = configure(config_dir, hubspot.base_url)
+        await asyncio.sleep(0.5)
+        console.print(f"posting {args.leads} leads through {env['LEADTRAIL_LEAD_INGEST_URL']} ...")
+        collector = asyncio.create_task(collect(env, args.leads, args.timeout))
+        await post_leads(env["LEADTRAIL_LEAD_INGEST_URL"], key, args.leads, args.clients)
+        qualified, synced = await collector
+        bare_rate = await bare_adapter(
+            hubspot.base_url,
+            args.leads,
+            args.clients,
+            config_dir / "tenants" / TENANT / "hubspot.token",
+        )
+    lags = [(synced[k] - qualified[k]).total_seconds() for k in synced if k in qualified]
+    window = (max(synced.values()) - min(qualified.values())).total_seconds() if synced else 0
+    rate = len(synced) / window if window else 0.0
+    table = Table(title=f"crm-sync, {args.leads} leads, {args.clients} clients")
+    for column in ("", "leads/s", "lag p50 ms", "lag p99 ms", "pushed"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "through crm-sync",
+        f"{rate:.1f}",
+        f"{percentile(lags, 50) * 1000:.0f}",
+        f"{percentile(lags, 99) * 1000:.0f}",
+        f"{len(synced)}/{args.leads}",
+    )
+    table.add_row("bare adapter", f"{bare_rate:.1f}", "-", "-", f"{args.leads}")
+    console.print(table)
+    console.print(f"crm-sync / bare adapter: [bold]{rate / bare_rate:.2f}[/bold]")
+    console.print(
+        save(
+            "crm_sync",
+            {
+                "machine": machine(),
+                "leads": args.leads,
+                "clients": args.clients,
+                "pushed": len(synced),
+                "leads_per_s": rate,
+                "lag_p50_ms": percentile(lags, 50) * 1000,
+                "lag_p99_ms": percentile(lags, 99) * 1000,
+                "bare_adapter_per_s": bare_rate,
+            },
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

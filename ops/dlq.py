@@ -1,0 +1,73 @@
+"""Reading and redriving the dead-letter topic (``leadtrail dlq``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.dead_letter import DeadLetterV1
+from contracts.topics import DEAD_LETTERS
+
+__all__ = ["DeadLetterNotFoundError", "read_dead_letters", "redrive"]
+
+
+class DeadLetterNotFoundError(LookupError):
+    pass
+
+
+async def read_dead_letters(bootstrap: str, prefix: str) -> AsyncIterator[DeadLetterV1]:
+    """Every dead letter currently on the topic, oldest first per partition."""
+    topic = f"{prefix}{DEAD_LETTERS.name}"
+    # Without a group id, a subscription is assigned every partition of the topic.
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        for _ in range(100):
+            if consumer.assignment():
+                break
+            await asyncio.sleep(0.05)
+        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        if not assigned:
+            return
+        ends = await consumer.end_offsets(assigned)
+        remaining = {tp for tp in assigned if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=2000)
+            if not batch:
+                break
+            for tp, records in batch.items():
+                for record in records:
+                    yield DeadLetterV1.model_validate_json(record.value)
+                    if record.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:
+    """Send the dead letter's original record to its source topic again."""
+    async for letter in read_dead_letters(bootstrap, prefix):
+        if letter.id == letter_id:
+            break
+    else:
+        raise DeadLetterNotFoundError(f"no dead letter {letter_id}")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            letter.source_topic,
+            base64.b64decode(letter.value_b64),
+            key=base64.b64decode(letter.key_b64) if letter.key_b64 else None,
+            headers=[
+                *((k, v.encode()) for k, v in letter.headers.items()),
+                ("redriven_from", letter.id.encode()),
+            ],
+        )
+    finally:
+        await producer.stop()
+    return letter

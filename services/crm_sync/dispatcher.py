@@ -1,0 +1,329 @@
+"""Carrying out the outbox: CRM calls with retries, backoff, a circuit breaker, dead letters.
+
+For each due outbox entry (lead, connection):
+
+* ``upsert``: only if the shared consent decision allows ``crm_sync`` for the subject *now*
+  (R28, R14); the CRM record id from an earlier push makes it an update of the same record;
+* ``delete`` (erasure): the CRM's (GDPR) delete of the recorded id; the erasure's receipt waits
+  for the CRM's confirmation (R25).
+
+A transient failure (timeout, 429, 5xx) is retried with exponential backoff and jitter, honouring
+``Retry-After``; repeated failures open the connection's circuit so a CRM that is down is not
+hammered, and its backlog drains when it is back. A permanent failure (another 4xx) or too many
+attempts goes to the dead-letter topic with the full context (``leadtrail dlq redrive`` re-sends
+it). Every failure is a ``crm.sync_failed`` event; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from contracts import EventEnvelope
+from contracts.dead_letter import DeadLetterV1
+from contracts.events import crm
+from contracts.topics import DEAD_LETTERS
+from services.common.consent import ConsentFact, decide, fold
+from services.common.logging import get_logger, message_context
+from services.common.purposes import TenantPurposes
+from services.common.receipts import send_erasure_receipt, send_rectification_receipt
+from services.common.runtime import Runtime
+from services.common.store import Document
+from services.crm_sync.adapters.base import CrmAdapter, CrmError, build_adapter
+from services.crm_sync.adapters.config import SecretUnavailableError
+from services.crm_sync.breaker import CircuitBreaker
+from services.crm_sync.connections import CrmConnection, TenantConnections
+from services.crm_sync.contact import build_contact, mapped_fields
+from services.crm_sync.settings import CrmSettings
+from services.crm_sync.store import CrmStore
+
+__all__ = ["SERVICE", "Dispatcher"]
+
+SERVICE = "crm-sync"
+log = get_logger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        runtime: Runtime,
+        store: CrmStore,
+        connections: TenantConnections,
+        purposes: TenantPurposes,
+        settings: CrmSettings,
+    ) -> None:
+        self.runtime = runtime
+        self.store = store
+        self.connections = connections
+        self.purposes = purposes
+        self.settings = settings
+        self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_open_s)
+        self._adapters: dict[tuple[str, str, str], CrmAdapter] = {}
+
+    async def aclose(self) -> None:
+        for adapter in self._adapters.values():
+            await adapter.aclose()
+        self._adapters.clear()
+
+    def adapter(self, tenant_id: str, connection: CrmConnection) -> CrmAdapter:
+        key = (tenant_id, connection.id, connection.fingerprint())
+        if key not in self._adapters:
+            self._adapters[key] = build_adapter(connection.adapter)
+        return self._adapters[key]
+
+    async def run_once(self, limit: int = 100) -> int:
+        """Work through the due outbox entries; returns how many CRM calls succeeded."""
+        done = 0
+        for entry in await self.store.due(self.runtime.clock.now(), limit):
+            with message_context(tenant_id=entry["tenant_id"], lead_id=entry["lead_id"]):
+                done += await self.process(entry)
+        return done
+
+    async def process(self, entry: Document) -> int:
+        now = self.runtime.clock.now()
+        tenant_id, connection_id = entry["tenant_id"], entry["connection_id"]
+        breaker_key = f"{tenant_id}/{connection_id}"
+        connection = self.connections.for_tenant(tenant_id).connection(connection_id)
+        if connection is None:
+            await self.fail(
+                entry, CrmError("connection no longer configured", status=None, transient=False)
+            )
+            return 0
+        if not self.breaker.allows(breaker_key):
+            await self.store.outbox.update_one(
+                {"_id": entry["_id"], "state": "pending"},
+                {
+                    "$set": {
+                        "next_attempt_at": now + timedelta(seconds=self.settings.breaker_open_s)
+                    }
+                },
+            )
+            return 0
+        try:
+            if entry["operation"] == "upsert":
+                succeeded = await self.upsert(entry, connection)
+            else:
+                succeeded = await self.delete(entry, connection)
+        except CrmError as error:
+            self.breaker.failed(breaker_key)
+            await self.fail(entry, error)
+            return 0
+        except SecretUnavailableError as error:
+            await self.fail(entry, CrmError(str(error), status=None, transient=False))
+            return 0
+        self.breaker.succeeded(breaker_key)
+        return 1 if succeeded else 0
+
+    async def upsert(self, entry: Document, connection: CrmConnection) -> bool:
+        tenant_id, lead_id = entry["tenant_id"], entry["lead_id"]
+        lead = await self.store.lead(tenant_id, lead_id)
+        subject = await self.store.subject(tenant_id, entry["subject_id"])
+        state = fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
+        decision = decide(state, "crm_sync", self.purposes.for_tenant(tenant_id).bases())
+        if not decision.allowed or lead is None:
+            await self.finish(entry, state="skipped", reason=decision.reason)
+            log.info("CRM push not allowed now", reason=decision.reason)
+            return False
+        contact = await build_contact(self.runtime.cipher, lead, connection.field_mapping)
+        if contact is None:
+            await self.finish(entry, state="skipped", reason="personal data erased")
+            return False
+        record_id = await self.adapter(tenant_id, connection).upsert(
+            contact, entry.get("record_id")
+        )
+        await self.finish(entry, state="done", record_id=record_id)
+        cause = EventEnvelope.model_validate(entry["cause"])
+        await self.publish(
+            cause,
+            crm.CrmLeadSyncedV1(
+                lead_id=lead_id,
+                connection_id=connection.id,
+                kind=connection.adapter.kind,
+                record_id=record_id,
+                created=entry.get("record_id") is None,
+                score=contact.score,
+            ),
+            f"synced/{connection.id}/{entry.get('attempts', 0)}",
+        )
+        pull = self.connections.for_tenant(tenant_id).pull
+        if pull.enabled:
+            fields = mapped_fields(contact, pull.field_mapping)
+            await self.publish(
+                cause,
+                crm.CrmLeadUpsertedV1(
+                    lead_id=lead_id,
+                    score=contact.score,
+                    qualified=contact.qualified,
+                    fields=sorted(fields),
+                ),
+                f"pull/{connection.id}",
+                pii=crm.MappedFieldsV1(values=fields),
+            )
+        await self.progress(
+            entry, f"{connection.id} ({connection.adapter.kind}) updated {record_id}"
+        )
+        return True
+
+    async def delete(self, entry: Document, connection: CrmConnection) -> bool:
+        record_id = entry.get("record_id")
+        cause = EventEnvelope.model_validate(entry["cause"])
+        if record_id is not None:
+            await self.adapter(entry["tenant_id"], connection).delete(None, record_id)
+            await self.publish(
+                cause,
+                crm.CrmRecordDeletedV1(
+                    lead_id=entry["lead_id"],
+                    connection_id=connection.id,
+                    record_id=record_id,
+                    erasure_id=entry.get("erasure_id"),
+                    gdpr_delete=connection.adapter.kind == "hubspot"
+                    and connection.adapter.gdpr_delete,
+                ),
+                f"deleted/{connection.id}",
+            )
+            if self.connections.for_tenant(entry["tenant_id"]).pull.enabled:
+                await self.publish(
+                    cause,
+                    crm.CrmLeadDeletedV1(
+                        lead_id=entry["lead_id"], erasure_id=entry.get("erasure_id")
+                    ),
+                    f"pull-deleted/{connection.id}",
+                )
+        await self.finish(entry, state="done", record_id=None, deleted_record_id=record_id)
+        confirmation = (
+            f"{connection.id} ({connection.adapter.kind}) confirmed deleting record {record_id}"
+            if record_id is not None
+            else f"{connection.id} ({connection.adapter.kind}) held no record"
+        )
+        await self.progress(entry, confirmation)
+        return True
+
+    async def finish(self, entry: Document, *, state: str, **values: Any) -> None:
+        await self.store.outbox.update_one(
+            {"_id": entry["_id"], "next_attempt_at": entry["next_attempt_at"]},
+            {"$set": {"state": state, "attempts": 0, "last_error": None, **values}},
+        )
+
+    async def fail(self, entry: Document, error: CrmError) -> None:
+        attempt = int(entry.get("attempts", 0)) + 1
+        now = self.runtime.clock.now()
+        retry = error.transient and attempt < self.settings.max_attempts
+        next_at: datetime | None = None
+        if retry:
+            backoff = min(
+                self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1)
+            )
+            delay = max(error.retry_after or 0.0, backoff * random.uniform(0.5, 1.0))  # noqa: S311
+            next_at = now + timedelta(seconds=delay)
+        await self.store.outbox.update_one(
+            {"_id": entry["_id"], "next_attempt_at": entry["next_attempt_at"]},
+            {
+                "$set": {
+                    "attempts": attempt,
+                    "state": "pending" if retry else "dead",
+                    "next_attempt_at": next_at or now,
+                    "last_error": str(error)[:2000],
+                }
+            },
+        )
+        cause = EventEnvelope.model_validate(entry["cause"])
+        await self.publish(
+            cause,
+            crm.CrmSyncFailedV1(
+                lead_id=entry["lead_id"],
+                connection_id=entry["connection_id"],
+                operation=entry["operation"],
+                attempt=attempt,
+                status=error.status,
+                error=str(error)[:2000],
+                transient=error.transient,
+                next_attempt_at=next_at,
+                dead_lettered=not retry,
+            ),
+            f"failed/{entry['connection_id']}/{entry['operation']}/{attempt}/{entry['next_attempt_at']}",
+        )
+        log.warning(
+            "CRM call failed",
+            connection=entry["connection_id"],
+            attempt=attempt,
+            status=error.status,
+            transient=error.transient,
+            retry=retry,
+        )
+        if not retry:
+            await self.dead_letter(entry, cause, error, attempt)
+
+    async def dead_letter(
+        self, entry: Document, cause: EventEnvelope, error: CrmError, attempts: int
+    ) -> None:
+        definition = self.runtime.registry.get(cause.type, cause.version)
+        letter = DeadLetterV1(
+            failed_at=self.runtime.clock.now(),
+            service=SERVICE,
+            consumer_group=f"crm-sync.outbox/{entry['connection_id']}",
+            source_topic=self.runtime.settings.topic(definition.topic),
+            source_partition=-1,
+            source_offset=-1,
+            key_b64=base64.b64encode(cause.kafka_key()).decode(),
+            value_b64=base64.b64encode(cause.model_dump_json().encode()).decode(),
+            headers={
+                **cause.kafka_headers(),
+                "connection_id": entry["connection_id"],
+                "operation": entry["operation"],
+            },
+            error_type=f"CrmError({error.status})" if error.status else "CrmError",
+            error_message=f"{entry['operation']} on {entry['connection_id']}: {error}"[:4000],
+            attempts=attempts,
+            event_id=cause.id,
+            event_type=cause.type,
+            tenant_id=cause.tenant_id,
+        )
+        await self.runtime.broker.publish(
+            letter.model_dump_json().encode(),
+            topic=self.runtime.settings.topic(DEAD_LETTERS.name),
+            key=cause.kafka_key(),
+            headers={"service": SERVICE, "source_topic": letter.source_topic},
+        )
+
+    async def progress(self, entry: Document, action: str) -> None:
+        """An erasure or rectification waiting for this call: send its receipt when the last
+        CRM confirmed (R24, R25)."""
+        wait_id = entry.get("wait_id")
+        if not wait_id:
+            return
+        await self.store.waits.update_one(
+            {"_id": wait_id},
+            {"$pullAll": {"pending": [entry["_id"]]}, "$push": {"actions": action}},
+        )
+        await self.maybe_receipt(wait_id)
+
+    async def maybe_receipt(self, wait_id: str) -> None:
+        wait = await self.store.waits.find_one({"_id": wait_id})
+        # .get: FerretDB 1.x drops empty arrays from $setOnInsert, so "pending" may be absent.
+        if wait is None or wait.get("pending") or wait.get("receipted"):
+            return
+        cause = EventEnvelope.model_validate(wait["cause"])
+        actions = (wait.get("actions") or ["no CRM connection holds records of the subject"])[:50]
+        if wait["kind"] == "erasure":
+            await send_erasure_receipt(self.runtime.publisher, cause, SERVICE, actions)
+        else:
+            await send_rectification_receipt(self.runtime.publisher, cause, SERVICE, actions)
+        await self.store.waits.update_one({"_id": wait_id}, {"$set": {"receipted": True}})
+
+    async def publish(
+        self, cause: EventEnvelope, data: BaseModel, what: str, pii: BaseModel | None = None
+    ) -> None:
+        await self.runtime.publisher.publish(
+            data,
+            pii=pii,
+            tenant_id=cause.tenant_id,
+            subject_id=cause.subject_id,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.id,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"leadtrail:crm:{cause.id}/{what}")),
+        )

@@ -1,0 +1,217 @@
+"""crm-sync's read models.
+
+* ``crm_leads``: what crm-sync knows of each lead (personal data kept as the events' ciphertexts);
+* ``crm_subjects``: the subject's consent facts and lead ids (the shared decision, R28);
+* ``crm_outbox``: one document per (lead, connection) holding the next CRM operation, its
+  attempts and the CRM's record id. A newer request for the same lead replaces a pending one,
+  so a burst of updates becomes one push of the latest state; the record id stays, so every
+  later update and delete hits the same CRM record;
+* ``crm_waits``: the CRM calls an erasure or rectification waits for before crm-sync sends its
+  receipt.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import EventEnvelope
+from services.common.consent import fact_from_event
+from services.common.store import Document, apply_once, find_owned
+
+__all__ = ["CrmStore", "outbox_id"]
+
+
+def outbox_id(lead_id: str, connection_id: str) -> str:
+    return f"{lead_id}:{connection_id}"
+
+
+def _sealed(envelope: EventEnvelope) -> dict[str, Any] | None:
+    if envelope.pii is None:
+        return None
+    return {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
+
+
+class CrmStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.leads = db["crm_leads"]
+        self.subjects = db["crm_subjects"]
+        self.outbox = db["crm_outbox"]
+        self.waits = db["crm_waits"]
+        self.recipients = db["crm_recipients"]
+
+    async def ensure_indexes(self) -> None:
+        await self.outbox.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+
+    # -- projection ------------------------------------------------------------------------
+    async def apply(self, envelope: EventEnvelope, lead_id: str, update: dict[str, Any]) -> bool:
+        update.setdefault("$set", {}).update(
+            tenant_id=envelope.tenant_id,
+            subject_id=envelope.subject_id,
+            updated_at=envelope.occurred_at,
+        )
+        return await apply_once(self.leads, lead_id, envelope.id, update)
+
+    async def captured(self, envelope: EventEnvelope) -> None:
+        data = envelope.data
+        source = data["source"]
+        await apply_once(
+            self.subjects,
+            f"{envelope.tenant_id}:{envelope.subject_id}",
+            envelope.id,
+            {"$set": {"tenant_id": envelope.tenant_id}, "$addToSet": {"lead_ids": data["lead_id"]}},
+        )
+        await self.apply(
+            envelope,
+            data["lead_id"],
+            {
+                "$set": {
+                    "contact": _sealed(envelope),
+                    "source": source["kind"]
+                    if source["kind"] == "web_form"
+                    else f"third_party:{source['provider']}",
+                },
+                "$setOnInsert": {"interactions": [], "rectifications": [], "qualified": False},
+            },
+        )
+
+    async def interaction(self, envelope: EventEnvelope) -> None:
+        await self.apply(
+            envelope,
+            envelope.data["lead_id"],
+            {
+                "$push": {
+                    "interactions": {
+                        "at": envelope.occurred_at,
+                        "channel": envelope.data["channel"],
+                        "answers": _sealed(envelope),
+                    }
+                }
+            },
+        )
+
+    async def scored(self, envelope: EventEnvelope, score: int) -> None:
+        await self.apply(envelope, envelope.data["lead_id"], {"$set": {"score": score}})
+
+    async def qualified(self, envelope: EventEnvelope) -> None:
+        await self.apply(envelope, envelope.data["lead_id"], {"$set": {"qualified": True}})
+
+    async def rectified(self, envelope: EventEnvelope) -> list[str]:
+        lead_ids = await self.lead_ids(envelope.tenant_id, envelope.subject_id)
+        for lead_id in lead_ids:
+            await self.apply(
+                envelope,
+                lead_id,
+                {
+                    "$push": {
+                        "rectifications": {"at": envelope.occurred_at, "sealed": _sealed(envelope)}
+                    }
+                },
+            )
+        return lead_ids
+
+    async def consent_fact(self, envelope: EventEnvelope) -> None:
+        fact = fact_from_event(envelope.type, envelope.id, envelope.occurred_at, envelope.data)
+        if fact is None:
+            return
+        await apply_once(
+            self.subjects,
+            f"{envelope.tenant_id}:{envelope.subject_id}",
+            envelope.id,
+            {"$set": {"tenant_id": envelope.tenant_id}, "$push": {"facts": fact.to_document()}},
+        )
+
+    async def subject(self, tenant_id: str, subject_id: str) -> Document:
+        return await find_owned(self.subjects, f"{tenant_id}:{subject_id}", tenant_id) or {}
+
+    async def lead(self, tenant_id: str, lead_id: str) -> Document | None:
+        return await find_owned(self.leads, lead_id, tenant_id)
+
+    async def lead_ids(self, tenant_id: str, subject_id: str) -> list[str]:
+        return list((await self.subject(tenant_id, subject_id)).get("lead_ids", []))
+
+    async def forget_subject(self, tenant_id: str, subject_id: str) -> int:
+        """Erasure: drop the ciphertexts (unreadable already) from crm-sync's lead copies."""
+        lead_ids = await self.lead_ids(tenant_id, subject_id)
+        for lead_id in lead_ids:
+            await self.leads.update_one(
+                {"_id": lead_id},
+                {
+                    "$set": {
+                        "contact": None,
+                        "interactions": [],
+                        "rectifications": [],
+                        "erased": True,
+                    }
+                },
+            )
+        return len(lead_ids)
+
+    # -- outbox ----------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        *,
+        tenant_id: str,
+        subject_id: str,
+        lead_id: str,
+        connection_id: str,
+        operation: Literal["upsert", "delete"],
+        cause: EventEnvelope,
+        now: datetime,
+        erasure_id: str | None = None,
+        wait_id: str | None = None,
+    ) -> None:
+        await self.outbox.update_one(
+            {"_id": outbox_id(lead_id, connection_id)},
+            {
+                "$set": {
+                    "tenant_id": tenant_id,
+                    "subject_id": subject_id,
+                    "lead_id": lead_id,
+                    "connection_id": connection_id,
+                    "operation": operation,
+                    "state": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "cause": cause.model_dump(mode="json"),
+                    "erasure_id": erasure_id,
+                    "wait_id": wait_id,
+                    "last_error": None,
+                }
+            },
+            upsert=True,
+        )
+
+    async def due(self, now: datetime, limit: int) -> list[Document]:
+        cursor = self.outbox.find(
+            {"state": "pending", "next_attempt_at": {"$lte": now}},
+            sort=[("next_attempt_at", ASCENDING)],
+            limit=limit,
+        )
+        return await cursor.to_list(limit)
+
+    async def record_of(self, lead_id: str, connection_id: str) -> str | None:
+        document = await self.outbox.find_one({"_id": outbox_id(lead_id, connection_id)})
+        return None if document is None else document.get("record_id")
+
+    async def open_wait(
+        self, wait_id: str, kind: str, cause: EventEnvelope, pending: list[str], actions: list[str]
+    ) -> bool:
+        """Record what an erasure/rectification waits for; False if it was already recorded."""
+        result = await self.waits.update_one(
+            {"_id": wait_id},
+            {
+                "$setOnInsert": {
+                    "kind": kind,
+                    "cause": cause.model_dump(mode="json"),
+                    "pending": pending,
+                    "actions": actions,
+                    "receipted": False,
+                }
+            },
+            upsert=True,
+        )
+        return result.upserted_id is not None

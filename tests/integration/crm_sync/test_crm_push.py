@@ -1,0 +1,332 @@
+"""crm-sync on real Kafka and FerretDB, pushing to a local HubSpot (tests/crm_fakes) (R7, R14,
+R24, R25, R27, R28)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from contracts.dead_letter import DeadLetterV1
+from ops.dlq import read_dead_letters, redrive
+from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
+from tests.helpers import eventually
+from tests.integration.cluster import Cluster, cluster
+from tests.integration.lead_ingest.conftest import RULES, sample_lead
+
+pytestmark = pytest.mark.integration
+
+QUALIFYING = {"budget": 20000, "role": "owner"}
+
+
+@dataclass
+class CrmStack:
+    stack: Cluster
+    hubspot: HubSpotFake
+
+    async def qualified_lead(
+        self, email: str = "maria.rossi@example.org", **body: Any
+    ) -> dict[str, Any]:
+        lead_body = sample_lead(email, **body)
+        response = await self.stack.client("lead_ingest").post(
+            "/v1/leads", json=lead_body, headers=self.stack.auth()
+        )
+        assert response.status_code == 202, response.text
+        lead: dict[str, Any] = response.json()
+        path = f"/v1/leads/{lead['lead_id']}"
+        await self.stack.get_json("lead_ingest", path)
+        subjects = self.stack.runtimes["crm_sync"].state["crm_store"].subjects
+        grants = len(lead_body.get("consent", {}).get("purposes", []))
+
+        async def consents_known() -> bool | None:
+            document = await subjects.find_one({"_id": f"acme:{lead['subject_id']}"})
+            facts = (document or {}).get("facts", [])
+            return True if len(facts) >= grants else None
+
+        await eventually(consents_known, what="crm-sync to know the consents")
+        await self.stack.client("lead_ingest").post(
+            f"{path}/interactions",
+            json={"channel": "phone", "answers": QUALIFYING},
+            headers=self.stack.auth(),
+        )
+        await self.stack.get_json("lead_ingest", path, until=lambda v: v["state"] == "qualified")
+        return lead
+
+    async def in_crm(self, email: str) -> str:
+        async def probe() -> str | None:
+            return self.hubspot.find_by_email(email)
+
+        return await eventually(probe, within=30, what=f"{email} in HubSpot")
+
+
+def write_crm_config(config_dir: Path, base_url: str, *, pull: bool = False) -> None:
+    acme = config_dir / "tenants" / "acme"
+    acme.mkdir(parents=True, exist_ok=True)
+    (acme / "scoring.yaml").write_text(RULES)
+    (acme / "crm.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "connections": [
+                    {
+                        "id": "hubspot-eu",
+                        "recipient": {
+                            "name": "HubSpot (Acme's CRM)",
+                            "location": "EU (Frankfurt)",
+                            "data_categories": ["contact", "score", "interactions"],
+                        },
+                        "field_mapping": {"score": "leadtrail_score"},
+                        "adapter": {
+                            "kind": "hubspot",
+                            "base_url": base_url,
+                            "secret_env": "LT_TEST_HUBSPOT_TOKEN",
+                            "gdpr_delete": True,
+                        },
+                    }
+                ],
+                "pull": {"enabled": pull, "field_mapping": {"email": "Email"}},
+            }
+        )
+    )
+
+
+@pytest.fixture
+async def crm(
+    kafka_bootstrap: str,
+    mongo_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[CrmStack]:
+    monkeypatch.setenv("LT_TEST_HUBSPOT_TOKEN", DEFAULT_TOKEN)
+    async with HubSpotFake.running(custom_properties=["leadtrail_score"]) as hubspot:
+        write_crm_config(tmp_path, hubspot.base_url, pull=getattr(request, "param", False))
+        async with cluster(
+            kafka_bootstrap,
+            mongo_url,
+            tmp_path,
+            ["lead_ingest", "consent_ledger", "erasure_propagator", "crm_sync"],
+            dispatch_interval_s=0.05,
+            backoff_base_s=0.05,
+            backoff_max_s=0.5,
+            breaker_threshold=3,
+            breaker_open_s=1.0,
+            max_attempts=6,
+        ) as stack:
+            yield CrmStack(stack, hubspot)
+
+
+async def test_a_qualified_lead_lands_in_the_crm_once_and_updates_hit_the_same_record(
+    crm: CrmStack,
+) -> None:
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    synced = await crm.stack.wait_for_event("crm-events", lambda e: e.type == "crm.lead_synced")
+    assert synced.data["record_id"] == record_id
+    assert crm.hubspot.records[record_id]["leadtrail_score"] == "55"
+    assert crm.hubspot.records[record_id]["firstname"] == "Maria"
+
+    await crm.stack.client("lead_ingest").post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={"channel": "email", "answers": {"timeline": "this quarter"}},
+        headers=crm.stack.auth(),
+    )
+
+    async def updated() -> str | None:
+        value = crm.hubspot.records[record_id].get("leadtrail_score")
+        return value if value == "75" else None
+
+    await eventually(updated, what="the score update in HubSpot")
+    assert len(crm.hubspot.records) == 1, "updates never create a second record"
+
+
+async def test_a_crm_failing_three_times_gets_exactly_one_record(crm: CrmStack) -> None:
+    crm.hubspot.fail_next(3, status=503)
+    await crm.qualified_lead()
+    await crm.in_crm("maria.rossi@example.org")
+    failures = [e for e in await crm.stack.events("crm-events") if e.type == "crm.sync_failed"]
+    assert len(failures) == 3
+    assert all(f.data["transient"] and not f.data["dead_lettered"] for f in failures)
+    assert len(crm.hubspot.records) == 1
+
+
+async def test_a_crm_down_for_long_trips_the_breaker_and_the_backlog_drains(
+    crm: CrmStack,
+) -> None:
+    await crm.hubspot.down()
+    emails = [f"person{n}@example.org" for n in range(3)]
+    for email in emails:
+        body = sample_lead(email)
+        body["contact"].pop("phone")
+        await crm.qualified_lead(email, contact=body["contact"])
+
+    async def breaker_open() -> bool | None:
+        dispatcher = crm.stack.runtimes["crm_sync"].state["dispatcher"]
+        return True if dispatcher.breaker.state("acme/hubspot-eu") == "open" else None
+
+    await eventually(breaker_open, what="the circuit to open")
+    calls_while_open = len(crm.hubspot.requests)
+    await crm.hubspot.up()
+    for email in emails:
+        await crm.in_crm(email)
+    assert len(crm.hubspot.records) == 3
+    assert calls_while_open < 3 * 6, "the breaker stopped hammering the CRM"
+
+
+async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
+    crm: CrmStack,
+) -> None:
+    crm.hubspot.fail_next(1, status=400, message="Property values were not valid")
+    await crm.qualified_lead()
+    settings = crm.stack.base
+
+    async def letter() -> DeadLetterV1 | None:
+        async for found in read_dead_letters(settings["kafka_bootstrap"], settings["topic_prefix"]):
+            if found.service == "crm-sync":
+                return found
+        return None
+
+    dead = await eventually(letter, what="a dead letter from crm-sync")
+    assert dead.headers["connection_id"] == "hubspot-eu"
+    assert "400" in dead.error_type
+    assert dead.event_type == "lead.qualified"
+    assert base64.b64decode(dead.value_b64).startswith(b"{")
+    assert crm.hubspot.records == {}
+    await redrive(settings["kafka_bootstrap"], settings["topic_prefix"], dead.id)
+    await crm.in_crm("maria.rossi@example.org")
+
+
+async def test_no_push_without_a_basis_for_crm_sync(crm: CrmStack) -> None:
+    body = sample_lead()
+    body["consent"]["purposes"] = ["marketing_email"]
+    lead = await crm.qualified_lead(consent=body["consent"])
+    skipped = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
+
+    async def decided() -> Any:
+        return await skipped.find_one({"lead_id": lead["lead_id"], "state": "skipped"})
+
+    entry = await eventually(decided, what="crm-sync to decide")
+    assert entry["reason"] == "no consent given"
+    assert crm.hubspot.records == {}
+    granted = await crm.stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/consents",
+        json={
+            "purpose": "crm_sync",
+            "channel": "phone",
+            "notice_version": "2026-10",
+            "given_at": "2026-11-05T10:00:00Z",
+        },
+        headers=crm.stack.auth(),
+    )
+    assert granted.status_code == 202
+    await crm.in_crm("maria.rossi@example.org")
+
+
+async def test_erasure_deletes_in_the_crm_before_the_receipt(crm: CrmStack) -> None:
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    await crm.hubspot.down()
+    await crm.stack.client("lead_ingest").post(
+        "/v1/privacy-requests",
+        json={
+            "type": "erasure",
+            "subject": {"lead_id": lead["lead_id"]},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo"},
+        },
+        headers=crm.stack.auth(),
+    )
+    await crm.stack.wait_for_event("erasure-events", lambda e: e.type == "erasure.requested")
+    events = await crm.stack.events("erasure-events", settle_ms=1000)
+    crm_receipts = [
+        e for e in events if e.type == "erasure.receipt" and e.data["service"] == "crm-sync"
+    ]
+    assert not crm_receipts, "no receipt from crm-sync while the CRM is down"
+    await crm.hubspot.up()
+    receipt = await crm.stack.wait_for_event(
+        "erasure-events", lambda e: e.type == "erasure.receipt" and e.data["service"] == "crm-sync"
+    )
+    assert record_id in crm.hubspot.gdpr_deleted
+    assert record_id not in crm.hubspot.records
+    assert any("confirmed deleting record" in a for a in receipt.data["actions"])
+
+
+@pytest.mark.parametrize("crm", [True], indirect=True)
+async def test_pull_mode_and_the_recipients_registry(crm: CrmStack) -> None:
+    await crm.qualified_lead()
+    upserted = await crm.stack.wait_for_event("crm-sync", lambda e: e.type == "crm.lead_upserted")
+    values = await crm.stack.runtimes["crm_sync"].cipher.decrypt(upserted)
+    assert values is not None
+    assert values["values"]["Email"] == "maria.rossi@example.org", "the tenant's mapping applies"
+    recipients = await crm.stack.get_json("crm_sync", "/v1/recipients")
+    assert recipients == [
+        {
+            "connection_id": "hubspot-eu",
+            "kind": "hubspot",
+            "name": "HubSpot (Acme's CRM)",
+            "location": "EU (Frankfurt)",
+            "data_categories": ["contact", "score", "interactions"],
+            "basis": "processor acting for the tenant",
+        }
+    ]
+    added = await crm.stack.wait_for_event(
+        "crm-events", lambda e: e.type == "crm.recipient_changed"
+    )
+    assert added.data["change"] == "added"
+
+
+async def test_rectification_reaches_the_crm_before_the_receipt(crm: CrmStack) -> None:
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    response = await crm.stack.client("lead_ingest").post(
+        "/v1/privacy-requests",
+        json={
+            "type": "rectification",
+            "subject": {"lead_id": lead["lead_id"]},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo"},
+            "corrections": {"last_name": "Bianchi", "email": "maria.bianchi@example.org"},
+        },
+        headers=crm.stack.auth(),
+    )
+    assert response.status_code == 202, response.text
+    receipt = await crm.stack.wait_for_event(
+        "erasure-events",
+        lambda e: e.type == "rectification.receipt" and e.data["service"] == "crm-sync",
+    )
+    assert crm.hubspot.records[record_id]["lastname"] == "Bianchi"
+    assert crm.hubspot.records[record_id]["email"] == "maria.bianchi@example.org"
+    assert len(crm.hubspot.records) == 1, "the same record, corrected"
+    assert any(record_id in action for action in receipt.data["actions"])
+
+
+async def test_after_consent_is_withdrawn_updates_stop_reaching_the_crm(crm: CrmStack) -> None:
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    withdrawn = await crm.stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/consents/crm_sync/withdraw", headers=crm.stack.auth()
+    )
+    assert withdrawn.status_code == 202
+    subjects = crm.stack.runtimes["crm_sync"].state["crm_store"].subjects
+
+    async def known() -> bool | None:
+        document = await subjects.find_one({"_id": f"acme:{lead['subject_id']}"})
+        types = [f["type"] for f in (document or {}).get("facts", [])]
+        return True if "consent.withdrawn" in types else None
+
+    await eventually(known, what="crm-sync to learn the withdrawal")
+    await crm.stack.client("lead_ingest").post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={"channel": "email", "answers": {"timeline": "this quarter"}},
+        headers=crm.stack.auth(),
+    )
+    outbox = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
+
+    async def skipped() -> Any:
+        return await outbox.find_one({"lead_id": lead["lead_id"], "state": "skipped"})
+
+    entry = await eventually(skipped, what="the update to be held back")
+    assert entry["reason"] == "consent withdrawn (R11)"
+    assert crm.hubspot.records[record_id]["leadtrail_score"] == "55", "no update after withdrawal"
