@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -19,10 +20,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts import EventEnvelope
+from services.common.logging import get_logger
+from services.common.publisher import EventPublisher
 from services.common.tenants import Tenant, TenantDirectory
+
+log = get_logger(__name__)
 
 __all__ = [
     "PROBLEM_JSON",
@@ -33,6 +40,7 @@ __all__ = [
     "install_problem_handlers",
     "problem_response",
     "problem_responses",
+    "publish_or_503",
 ]
 
 PROBLEM_JSON = "application/problem+json"
@@ -269,3 +277,23 @@ def authenticate(directory: TenantDirectory, request: Request) -> Tenant:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return tenant
+
+
+async def publish_or_503(
+    publisher: EventPublisher, data: BaseModel, *, within_s: float, hint: str, **kwargs: Any
+) -> EventEnvelope:
+    """Publish and wait for ``acks=all``; any failure to reach Kafka is a 503 problem, and
+    nothing was accepted. ``hint`` tells the client how to retry."""
+    try:
+        return await asyncio.wait_for(publisher.publish(data, **kwargs), timeout=within_s)
+    except ProblemError:
+        raise
+    except Exception as error:  # aiokafka raises many kinds; none of them means "accepted"
+        log.error("publish failed", error_type=type(error).__name__, error=str(error))
+        raise ProblemError(
+            503,
+            "kafka-unavailable",
+            "The event log is unavailable",
+            f"nothing was accepted; {hint}",
+            headers={"Retry-After": "5"},
+        ) from None

@@ -1,7 +1,13 @@
-"""Publishing events: build the envelope, encrypt personal data, wait for ``acks=all``."""
+"""Publishing events: build the envelope, encrypt personal data, wait for ``acks=all``.
+
+Events that follow from another event (a score from an interaction, a receipt from an erasure
+request) get a name-based id (UUIDv5) derived from their cause: a redelivered cause republishes
+the *same* event id, which every consumer deduplicates (DESIGN principle 5).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -13,7 +19,14 @@ from services.common.clock import Clock
 from services.common.crypto import PiiCipher
 from services.common.settings import CommonSettings
 
-__all__ = ["EventPublisher"]
+__all__ = ["DERIVED_NAMESPACE", "EventPublisher", "derived_event_id"]
+
+DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
+
+
+def derived_event_id(seed: str, what: str) -> str:
+    """The id of the event ``what`` that follows from ``seed`` (usually the cause's id)."""
+    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{seed}/{what}"))
 
 
 class EventPublisher:
@@ -105,3 +118,23 @@ class EventPublisher:
         )
         await self.send(envelope)
         return envelope
+
+    async def publish_caused(
+        self,
+        cause: EventEnvelope,
+        data: BaseModel,
+        *,
+        what: str,
+        pii: BaseModel | None = None,
+    ) -> EventEnvelope:
+        """Publish the event ``what`` that follows from ``cause``, for the same tenant and
+        subject, with an id derived from the cause (idempotent across redeliveries)."""
+        return await self.publish(
+            data,
+            pii=pii,
+            tenant_id=cause.tenant_id,
+            subject_id=cause.subject_id,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.id,
+            event_id=derived_event_id(cause.id, what),
+        )

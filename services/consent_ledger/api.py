@@ -18,7 +18,13 @@ from contracts.envelope import EncryptedPII
 from contracts.events import consent
 from contracts.events.common import Channel, Purpose
 from services.common.consent import ConsentState, decide
-from services.common.http import ProblemError, RateLimiter, authenticate, problem_responses
+from services.common.http import (
+    ProblemError,
+    RateLimiter,
+    authenticate,
+    problem_responses,
+    publish_or_503,
+)
 from services.common.netprivacy import shorten_ip
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime
@@ -136,22 +142,16 @@ class ConsentApi:
     async def publish(
         self, data: BaseModel, tenant_id: str, subject_id: str, pii: BaseModel | None = None
     ) -> Recorded:
-        try:
-            envelope = await self.runtime.publisher.publish(
-                data,
-                pii=pii,
-                tenant_id=tenant_id,
-                subject_id=subject_id,
-                correlation_id=str(uuid_utils.uuid7()),
-            )
-        except Exception:  # aiokafka raises many kinds; none of them means "recorded"
-            raise ProblemError(
-                503,
-                "kafka-unavailable",
-                "The event log is unavailable",
-                "nothing was recorded; retry later",
-                headers={"Retry-After": "5"},
-            ) from None
+        envelope = await publish_or_503(
+            self.runtime.publisher,
+            data,
+            within_s=10.0,
+            hint="retry later",
+            pii=pii,
+            tenant_id=tenant_id,
+            subject_id=subject_id,
+            correlation_id=str(uuid_utils.uuid7()),
+        )
         return Recorded(event_id=envelope.id, type=envelope.type)
 
     async def view(self, tenant_id: str, document: Document) -> ConsentsView:

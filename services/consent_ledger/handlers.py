@@ -6,12 +6,11 @@
 * its own events -> the read model, and after a withdrawal the R12 check: when no purpose keeps a
   lawful basis, ``consent.no_basis_remaining`` tells erasure-propagator to erase.
 
-Events derived from another event get a UUIDv5 id from it, so redelivery republishes the same id.
+Events derived from another event get an id derived from it (``publish_caused``), so a
+redelivery republishes the same id.
 """
 
 from __future__ import annotations
-
-import uuid
 
 from pydantic import BaseModel
 
@@ -24,15 +23,10 @@ from services.common.receipts import send_erasure_receipt
 from services.common.runtime import Runtime
 from services.consent_ledger.projection import ConsentProjection
 
-__all__ = ["ConsentHandlers", "derived_event_id"]
+__all__ = ["ConsentHandlers"]
 
 log = get_logger(__name__)
 SERVICE = "consent-ledger"
-DERIVED_NAMESPACE = uuid.UUID("0b7c5f7e-3f43-4d59-8d7e-93a1e1f2c6a4")
-
-
-def derived_event_id(cause_id: str, what: str) -> str:
-    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause_id}/{what}"))
 
 
 class ConsentHandlers:
@@ -46,15 +40,7 @@ class ConsentHandlers:
     async def emit(
         self, cause: EventEnvelope, what: str, data: BaseModel, pii: BaseModel | None = None
     ) -> None:
-        await self.runtime.publisher.publish(
-            data,
-            pii=pii,
-            tenant_id=cause.tenant_id,
-            subject_id=cause.subject_id,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.id,
-            event_id=derived_event_id(cause.id, what),
-        )
+        await self.runtime.publisher.publish_caused(cause, data, what=what, pii=pii)
 
     async def on_lead_event(self, envelope: EventEnvelope) -> None:
         if envelope.type != "lead.captured":
@@ -64,7 +50,11 @@ class ConsentHandlers:
         await self.projection.known(envelope)
         if data.consent is None:
             return
-        contact = await self.runtime.cipher.decrypt(envelope) or {}
+        contact = await self.runtime.cipher.decrypt(envelope)
+        if contact is None:
+            # The person was erased meanwhile (a redelivery or a replay): the grants were
+            # recorded with the same ids before, and nothing personal may be written again.
+            return
         proof = consent.ConsentProofV1(
             ip_prefix=contact.get("ip_prefix"), user_agent=contact.get("user_agent")
         )

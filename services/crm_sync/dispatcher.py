@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import random
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -133,9 +132,17 @@ class Dispatcher:
         if contact is None:
             await self.finish(entry, state="skipped", reason="personal data erased")
             return False
-        record_id = await self.adapter(tenant_id, connection).upsert(
-            contact, entry.get("record_id")
-        )
+        adapter = self.adapter(tenant_id, connection)
+        previous = entry.get("record_id")
+        try:
+            record_id = await adapter.upsert(contact, previous)
+        except CrmError as error:
+            if error.status != 404 or previous is None:
+                raise
+            # Someone deleted the record in the CRM itself: create it again.
+            log.warning("CRM record gone; creating it again", record_id=previous)
+            previous = None
+            record_id = await adapter.upsert(contact, None)
         await self.finish(entry, state="done", record_id=record_id)
         cause = EventEnvelope.model_validate(entry["cause"])
         await self.publish(
@@ -145,7 +152,7 @@ class Dispatcher:
                 connection_id=connection.id,
                 kind=connection.adapter.kind,
                 record_id=record_id,
-                created=entry.get("record_id") is None,
+                created=previous is None,
                 score=contact.score,
             ),
             f"synced/{connection.id}/{entry.get('attempts', 0)}",
@@ -318,12 +325,4 @@ class Dispatcher:
     async def publish(
         self, cause: EventEnvelope, data: BaseModel, what: str, pii: BaseModel | None = None
     ) -> None:
-        await self.runtime.publisher.publish(
-            data,
-            pii=pii,
-            tenant_id=cause.tenant_id,
-            subject_id=cause.subject_id,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.id,
-            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"leadtrail:crm:{cause.id}/{what}")),
-        )
+        await self.runtime.publisher.publish_caused(cause, data, what=f"crm/{what}", pii=pii)

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from contracts.events.crm import CrmRecipientChangedV1
 from contracts.events.retention import TENANT_SUBJECT
 from services.common.http import RateLimiter, authenticate, problem_responses
+from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.tenants import Tenant, TenantDirectory
 from services.crm_sync.connections import CrmConnection, TenantConnections
@@ -88,7 +89,7 @@ async def _publish(
     fingerprint: str,
     connection: CrmConnection | None,
 ) -> None:
-    seed = f"leadtrail:recipient:{tenant_id}:{connection_id}:{change}:{fingerprint}"
+    seed = f"{tenant_id}:{connection_id}:{change}:{fingerprint}"
     await runtime.publisher.publish(
         CrmRecipientChangedV1(
             connection_id=connection_id,
@@ -101,7 +102,7 @@ async def _publish(
         tenant_id=tenant_id,
         subject_id=TENANT_SUBJECT,
         correlation_id=str(uuid.uuid4()),
-        event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, seed)),
+        event_id=derived_event_id(seed, "recipient_changed"),
     )
 
 

@@ -24,6 +24,7 @@ from contracts.envelope import EncryptedPII
 from contracts.events import erasure
 from services.common.clock import add_working_days
 from services.common.logging import get_logger
+from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
 from services.erasure_propagator.settings import ErasureSettings
@@ -32,11 +33,6 @@ from services.erasure_propagator.store import ErasureStore
 __all__ = ["Orchestrator"]
 
 log = get_logger(__name__)
-NAMESPACE = uuid.UUID("e8d7c6b5-a493-4827-9160-5f4e3d2c1b0a")
-
-
-def derived(seed: str, what: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{seed}/{what}"))
 
 
 class Orchestrator:
@@ -144,7 +140,7 @@ class Orchestrator:
             tenant_id=document["tenant_id"],
             subject_id=document["subject_id"],
             cause=envelope,
-            event_id=derived(erasure_id, "completed"),
+            event_id=derived_event_id(erasure_id, "completed"),
             correlation_id=document["correlation_id"],
         )
         await self.store.set_state(erasure_id, "completed", completed_at=self.runtime.clock.now())
@@ -171,7 +167,7 @@ class Orchestrator:
             tenant_id=document["tenant_id"],
             subject_id=document["subject_id"],
             cause=envelope,
-            event_id=derived(rectification_id, "completed"),
+            event_id=derived_event_id(rectification_id, "completed"),
             correlation_id=document["correlation_id"],
         )
         await self.store.rectifications.update_one(
@@ -187,7 +183,7 @@ class Orchestrator:
     async def start_erasure(
         self, cause: EventEnvelope, trigger: erasure.ErasureTrigger, deadline: datetime
     ) -> None:
-        erasure_id = "er_" + uuid.UUID(derived(cause.id, "erasure")).hex
+        erasure_id = "er_" + uuid.UUID(derived_event_id(cause.id, "erasure")).hex
         document = await self.store.open_erasure(
             erasure_id,
             {
@@ -215,7 +211,7 @@ class Orchestrator:
                 tenant_id=cause.tenant_id,
                 subject_id=cause.subject_id,
                 cause=cause,
-                event_id=derived(erasure_id, "deferred"),
+                event_id=derived_event_id(erasure_id, "deferred"),
                 correlation_id=cause.correlation_id,
             )
             await self.store.set_state(erasure_id, "deferred")
@@ -238,7 +234,7 @@ class Orchestrator:
             tenant_id=tenant_id,
             subject_id=subject_id,
             cause=None,
-            event_id=derived(document["_id"], "requested"),
+            event_id=derived_event_id(document["_id"], "requested"),
             correlation_id=document["correlation_id"],
         )
         await self.store.set_state(document["_id"], "requested", requested_at=requested_at)
@@ -247,7 +243,7 @@ class Orchestrator:
     async def check_overdue(self) -> int:
         count = 0
         for document in await self.store.overdue(self.runtime.clock.now()):
-            event_id = derived(document["_id"], "overdue")
+            event_id = derived_event_id(document["_id"], "overdue")
             await self.publish(
                 erasure.ErasureOverdueV1(
                     erasure_id=document["_id"],
@@ -284,7 +280,7 @@ class Orchestrator:
         if not corrections:
             log.warning("rectification without readable corrections", request_id=request["_id"])
             return
-        rectification_id = "rect_" + uuid.UUID(derived(cause.id, "rectification")).hex
+        rectification_id = "rect_" + uuid.UUID(derived_event_id(cause.id, "rectification")).hex
         expected = list(self.settings.rectification_receipts)
         await self.store.open_rectification(
             rectification_id,
@@ -307,6 +303,6 @@ class Orchestrator:
             tenant_id=cause.tenant_id,
             subject_id=cause.subject_id,
             cause=cause,
-            event_id=derived(rectification_id, "rectified"),
+            event_id=derived_event_id(rectification_id, "rectified"),
             correlation_id=cause.correlation_id,
         )

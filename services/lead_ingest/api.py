@@ -8,7 +8,6 @@ answers 503 and nothing was accepted.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -20,7 +19,13 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
-from services.common.http import ProblemError, RateLimiter, authenticate, problem_responses
+from services.common.http import (
+    ProblemError,
+    RateLimiter,
+    authenticate,
+    problem_responses,
+    publish_or_503,
+)
 from services.common.logging import get_logger, message_context
 from services.common.netprivacy import shorten_ip
 from services.common.runtime import Runtime
@@ -121,22 +126,13 @@ class IngestApi:
 
     async def publish(self, data: BaseModel, **kwargs: Any) -> None:
         """Publish and wait for ``acks=all``; any failure is a 503 and nothing was accepted."""
-        try:
-            await asyncio.wait_for(
-                self.runtime.publisher.publish(data, **kwargs),
-                timeout=self.settings.publish_timeout_s,
-            )
-        except (TimeoutError, OSError, Exception) as error:  # aiokafka raises many kinds
-            if isinstance(error, ProblemError):
-                raise
-            log.error("publish failed", error_type=type(error).__name__, error=str(error))
-            raise ProblemError(
-                503,
-                "kafka-unavailable",
-                "The event log is unavailable",
-                "nothing was accepted; retry later (with the same Idempotency-Key)",
-                headers={"Retry-After": "5"},
-            ) from None
+        await publish_or_503(
+            self.runtime.publisher,
+            data,
+            within_s=self.settings.publish_timeout_s,
+            hint="retry later (with the same Idempotency-Key)",
+            **kwargs,
+        )
 
     def normalise_corrections(self, tenant: Tenant, corrections: dict[str, str]) -> dict[str, str]:
         """Rectified e-mail and phone are normalised like any lead's, or refused (422)."""

@@ -7,7 +7,6 @@ consumer deduplicates it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -16,6 +15,7 @@ from contracts.envelope import EncryptedPII
 from contracts.events import consent, lead, privacy
 from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
 from services.common.logging import get_logger
+from services.common.publisher import derived_event_id
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
@@ -26,15 +26,10 @@ from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.rules import Answer, score
 from services.lead_ingest.tenant_rules import TenantRules
 
-__all__ = ["LeadIngestHandlers", "consent_state", "derived_event_id", "scoring_blocked"]
+__all__ = ["LeadIngestHandlers", "consent_state", "scoring_blocked"]
 
 log = get_logger(__name__)
 SERVICE = "lead-ingest"
-DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
-
-
-def derived_event_id(cause_id: str, what: str) -> str:
-    return str(uuid.uuid5(DERIVED_NAMESPACE, f"{cause_id}/{what}"))
 
 
 def consent_state(subject: Document) -> ConsentState:
@@ -151,7 +146,7 @@ class LeadIngestHandlers:
         for interaction in sorted(document.get("interactions", []), key=lambda i: i["at"]):
             sealed = interaction.get("answers")
             if not sealed:
-                continue
+                return None  # stripped by an erasure
             plain = await self.open(document, sealed)
             if plain is None:
                 return None
@@ -176,6 +171,8 @@ class LeadIngestHandlers:
         document = await self.projection.get(cause.tenant_id, lead_id)
         if document is None or not document.get("interactions"):
             return  # nothing answered yet: nothing to score
+        if document.get("erased_at") is not None:
+            return  # erased: nothing may be derived from the person any more
         subject = await self.projection.subject(cause.tenant_id, document["subject_id"])
         blocked = self.blocked(cause.tenant_id, subject)
         if blocked:

@@ -15,7 +15,6 @@ republishes the same event id, which consumers deduplicate.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -27,19 +26,18 @@ from contracts import EventEnvelope
 from contracts.events.retention import RetentionExpiredV1
 from services.common.clock import Clock
 from services.common.logging import get_logger
-from services.common.publisher import EventPublisher
+from services.common.publisher import EventPublisher, derived_event_id
 from services.common.store import Document, apply_once
 from services.retention_scheduler.policy import DEFAULTS, CategoryPolicy, due_at
 
 __all__ = ["RetentionStore", "Scheduler", "expiry_event_id"]
 
 log = get_logger(__name__)
-NAMESPACE = uuid.UUID("a51c8e2d-4f0b-4c1e-9d3a-7b6e5f4d3c2b")
 CLAIM_GRACE = timedelta(seconds=60)
 
 
 def expiry_event_id(tenant_id: str, subject_id: str, category: str, due: datetime) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{tenant_id}:{subject_id}:{category}:{due.isoformat()}"))
+    return derived_event_id(f"{tenant_id}:{subject_id}:{category}", f"expired/{due.isoformat()}")
 
 
 def due_key(tenant_id: str, subject_id: str, category: str) -> str:
