@@ -23,6 +23,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -43,6 +44,7 @@ __all__ = [
     "KeyWrapper",
     "MongoDataKeyring",
     "PiiCipher",
+    "seal_of",
 ]
 
 NONCE_BYTES = 12
@@ -309,6 +311,14 @@ class InMemoryDataKeyring:
         return key_id in self._destroyed_at
 
 
+def seal_of(envelope: EventEnvelope) -> dict[str, Any] | None:
+    """An event's encrypted personal data with the event id it is bound to (its AAD), as read
+    models keep it; decrypted again with :meth:`PiiCipher.open_sealed`."""
+    if envelope.pii is None:
+        return None
+    return {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
+
+
 class PiiCipher:
     """Encrypts an event's personal fields with the subject's key, bound to the event id."""
 
@@ -368,3 +378,15 @@ class PiiCipher:
             raise DecryptionError(f"personal data of event {event_id} was altered") from error
         loaded: dict[str, Any] = json.loads(plaintext)
         return loaded
+
+    async def open_sealed(
+        self, owner: Mapping[str, Any], sealed: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """Decrypt what :func:`seal_of` kept, for the ``tenant_id``/``subject_id`` of ``owner``
+        (the read-model document holding it); None once the subject's key is destroyed."""
+        return await self.decrypt_parts(
+            tenant_id=owner["tenant_id"],
+            subject_id=owner["subject_id"],
+            event_id=sealed["event_id"],
+            pii=EncryptedPII.model_validate(sealed["pii"]),
+        )

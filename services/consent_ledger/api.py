@@ -14,7 +14,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.envelope import EncryptedPII
 from contracts.events import consent
 from contracts.events.common import Channel, Purpose
 from services.common.consent import ConsentState, decide
@@ -178,12 +177,7 @@ class ConsentApi:
         for entry in document.get("history", []):
             proof = None
             if entry.get("proof"):
-                proof = await self.runtime.cipher.decrypt_parts(
-                    tenant_id=tenant_id,
-                    subject_id=document["subject_id"],
-                    event_id=entry["proof"]["event_id"],
-                    pii=EncryptedPII.model_validate(entry["proof"]["pii"]),
-                )
+                proof = await self.runtime.cipher.open_sealed(document, entry["proof"])
             history.append(
                 HistoryEntry(
                     event_id=entry["event_id"],

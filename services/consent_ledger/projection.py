@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from services.common.consent import ConsentFact, ConsentState, fact_from_event, fold
+from services.common.crypto import seal_of
 from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["ConsentProjection", "subject_key"]
@@ -51,11 +52,7 @@ class ConsentProjection:
                     "version": envelope.version,
                     "at": envelope.occurred_at,
                     "data": envelope.data,
-                    "proof": (
-                        {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
-                        if envelope.pii is not None
-                        else None
-                    ),
+                    "proof": seal_of(envelope),
                 }
             },
         }

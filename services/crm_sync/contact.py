@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from contracts.envelope import EncryptedPII
 from services.common.crypto import PiiCipher
 from services.common.store import Document
 from services.crm_sync.adapters.base import CrmContact
@@ -28,12 +27,7 @@ MAPPABLE = (
 
 
 async def _open(cipher: PiiCipher, lead: Document, sealed: dict[str, Any]) -> dict[str, Any] | None:
-    return await cipher.decrypt_parts(
-        tenant_id=lead["tenant_id"],
-        subject_id=lead["subject_id"],
-        event_id=sealed["event_id"],
-        pii=EncryptedPII.model_validate(sealed["pii"]),
-    )
+    return await cipher.open_sealed(lead, sealed)
 
 
 async def build_contact(

@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from services.common.consent import fact_from_event
+from services.common.crypto import seal_of
 from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["CrmStore", "outbox_id"]
@@ -27,12 +28,6 @@ __all__ = ["CrmStore", "outbox_id"]
 
 def outbox_id(lead_id: str, connection_id: str) -> str:
     return f"{lead_id}:{connection_id}"
-
-
-def _sealed(envelope: EventEnvelope) -> dict[str, Any] | None:
-    if envelope.pii is None:
-        return None
-    return {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
 
 
 class CrmStore:
@@ -69,7 +64,7 @@ class CrmStore:
             data["lead_id"],
             {
                 "$set": {
-                    "contact": _sealed(envelope),
+                    "contact": seal_of(envelope),
                     "source": source["kind"]
                     if source["kind"] == "web_form"
                     else f"third_party:{source['provider']}",
@@ -87,7 +82,7 @@ class CrmStore:
                     "interactions": {
                         "at": envelope.occurred_at,
                         "channel": envelope.data["channel"],
-                        "answers": _sealed(envelope),
+                        "answers": seal_of(envelope),
                     }
                 }
             },
@@ -107,7 +102,7 @@ class CrmStore:
                 lead_id,
                 {
                     "$push": {
-                        "rectifications": {"at": envelope.occurred_at, "sealed": _sealed(envelope)}
+                        "rectifications": {"at": envelope.occurred_at, "sealed": seal_of(envelope)}
                     }
                 },
             )

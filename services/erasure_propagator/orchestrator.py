@@ -20,7 +20,6 @@ import uuid
 from datetime import datetime
 
 from contracts import EventEnvelope
-from contracts.envelope import EncryptedPII
 from contracts.events import erasure
 from services.common.clock import add_working_days
 from services.common.logging import get_logger
@@ -270,12 +269,7 @@ class Orchestrator:
         sealed = request.get("sealed")
         corrections = {}
         if sealed:
-            plain = await self.runtime.cipher.decrypt_parts(
-                tenant_id=request["tenant_id"],
-                subject_id=request["subject_id"],
-                event_id=sealed["event_id"],
-                pii=EncryptedPII.model_validate(sealed["pii"]),
-            )
+            plain = await self.runtime.cipher.open_sealed(request, sealed)
             corrections = dict((plain or {}).get("corrections", {}))
         if not corrections:
             log.warning("rectification without readable corrections", request_id=request["_id"])

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from contracts.events.privacy import PrivacyRequestReceivedV1
+from services.common.crypto import seal_of
 from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["ErasureStore"]
@@ -42,11 +43,7 @@ class ErasureStore:
                     "type": received.request_type,
                     "deadline": received.deadline,
                     "subject_known": received.subject_known,
-                    "sealed": (
-                        {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
-                        if envelope.pii is not None
-                        else None
-                    ),
+                    "sealed": seal_of(envelope),
                 }
             },
         )

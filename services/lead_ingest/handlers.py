@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from contracts import EventEnvelope
-from contracts.envelope import EncryptedPII
 from contracts.events import consent, lead, privacy
 from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
 from services.common.logging import get_logger
@@ -154,12 +153,7 @@ class LeadIngestHandlers:
         return merged
 
     async def open(self, document: Document, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        return await self.runtime.cipher.decrypt_parts(
-            tenant_id=document["tenant_id"],
-            subject_id=document["subject_id"],
-            event_id=sealed["event_id"],
-            pii=EncryptedPII.model_validate(sealed["pii"]),
-        )
+        return await self.runtime.cipher.open_sealed(document, sealed)
 
     async def rescore(
         self,

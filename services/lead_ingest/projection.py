@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
 from services.common.consent import fact_from_event
+from services.common.crypto import seal_of
 from services.common.store import Document, apply_once, find_owned
 
 __all__ = ["LeadProjection", "subject_key"]
@@ -39,13 +40,6 @@ def score_band(score: int) -> str:
     if score < 75:
         return "50-74"
     return "75+"
-
-
-def _sealed(envelope: EventEnvelope) -> dict[str, Any] | None:
-    """The event's encrypted personal data with the event id it is bound to (its AAD)."""
-    if envelope.pii is None:
-        return None
-    return {"event_id": envelope.id, "pii": envelope.pii.model_dump()}
 
 
 class LeadProjection:
@@ -84,7 +78,7 @@ class LeadProjection:
                     "source": data.source.model_dump(mode="json"),
                     "source_kind": data.source.kind,
                     "consent": data.consent.model_dump(mode="json") if data.consent else None,
-                    "contact": _sealed(envelope),
+                    "contact": seal_of(envelope),
                     "updated_at": envelope.occurred_at,
                 },
                 "$setOnInsert": {"interactions": []},
@@ -106,7 +100,7 @@ class LeadProjection:
                         "channel": data.channel,
                         "at": envelope.occurred_at,
                         "answered": data.answered,
-                        "answers": _sealed(envelope),
+                        "answers": seal_of(envelope),
                     }
                 },
                 "$set": {"updated_at": envelope.occurred_at},
@@ -126,7 +120,7 @@ class LeadProjection:
                         "qualified": data.qualified,
                         "rules_version": data.rules_version,
                         "matched": [m.model_dump() for m in data.matched],
-                        "inputs": _sealed(envelope),
+                        "inputs": seal_of(envelope),
                         "event_id": envelope.id,
                         "at": envelope.occurred_at,
                         "source": "rules",
@@ -151,7 +145,7 @@ class LeadProjection:
                         "review_id": data.review_id,
                         "previous_score": data.previous_score,
                         "reviewer": data.reviewer,
-                        "reason": _sealed(envelope),
+                        "reason": seal_of(envelope),
                         "at": envelope.occurred_at,
                     },
                     "updated_at": envelope.occurred_at,
@@ -185,7 +179,7 @@ class LeadProjection:
                         "rectifications": {
                             "at": envelope.occurred_at,
                             "fields": envelope.data["fields"],
-                            "sealed": _sealed(envelope),
+                            "sealed": seal_of(envelope),
                         }
                     },
                     "$set": {"updated_at": envelope.occurred_at},
