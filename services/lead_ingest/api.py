@@ -76,6 +76,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+CONSENT_CLOCK_SKEW = timedelta(minutes=5)
+
 PROBLEMS = problem_responses(
     {
         400: "the body is not parseable JSON",
@@ -151,6 +153,22 @@ class IngestApi:
             ) from None
         return corrections
 
+    def check_consent_time(self, body: LeadIn) -> None:
+        """Consent cannot be given after the lead reached us (clocks may differ a little):
+        retention dates are anchored at ``given_at``, so a future one would stretch them."""
+        if body.consent is None:
+            return
+        latest = self.runtime.clock.now() + CONSENT_CLOCK_SKEW
+        if body.consent.given_at > latest:
+            message = f"given_at is later than now ({latest.isoformat()} allowing for clock skew)"
+            raise ProblemError(
+                422,
+                "consent-in-the-future",
+                "Consent cannot be given in the future",
+                message,
+                errors=[{"field": "consent.given_at", "message": message}],
+            )
+
     async def owned_lead(self, tenant: Tenant, lead_id: str) -> Document:
         document = await self.projection.get(tenant.id, lead_id)
         if document is None:
@@ -161,6 +179,7 @@ class IngestApi:
     async def capture(
         self, tenant: Tenant, body: LeadIn, idempotency_key: str | None, correlation_id: str
     ) -> tuple[int, dict[str, Any]]:
+        self.check_consent_time(body)
         identifiers = self.identifiers(body.contact, tenant)
         email = normalise_email(body.contact.email) if body.contact.email else None
         ids = {"lead_id": new_id("lead"), "event_id": str(uuid_utils.uuid7())}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contracts import EventEnvelope
-from contracts.events import lead, retention
+from contracts.events import consent, lead, retention
 from contracts.registry import EventRegistry
 from services.common.publisher import EventPublisher
 from services.common.receipts import send_erasure_receipt
@@ -35,6 +35,10 @@ class RetentionHandlers:
             await self.store.touch(envelope, "lead_data")
             if envelope.type == "lead.rectified":
                 await self.store.touch(envelope, "b2b_profile", only_if_scheduled=True)
+        elif isinstance(data, consent.ConsentGrantedV1):
+            # Anchored at when the person gave it: consent-ledger derives grants from a capture
+            # whenever it gets to it, and that lag must not move (or, on replay, differ) a date.
+            await self.store.touch(envelope, "lead_data", only_if_scheduled=True, at=data.given_at)
         elif envelope.type in CONSENT_CHANGES:
             await self.store.touch(envelope, "lead_data", only_if_scheduled=True)
         elif isinstance(data, retention.RetentionPolicySetV1):

@@ -68,10 +68,18 @@ class RetentionStore:
         )
 
     async def touch(
-        self, envelope: EventEnvelope, category: str, *, only_if_scheduled: bool = False
+        self,
+        envelope: EventEnvelope,
+        category: str,
+        *,
+        only_if_scheduled: bool = False,
+        at: datetime | None = None,
     ) -> None:
         """Record activity of the subject in a category and (re)compute its due time.
 
+        ``at`` is when the activity happened if the event says so (never later than the event
+        itself): a fact derived by another service carries the moment of the fact, not the
+        moment that service got round to it, so a replay computes the same due time as live.
         New activity after an expiry or erasure starts a new schedule: it is new data.
         """
         key = due_key(envelope.tenant_id, envelope.subject_id, category)
@@ -80,7 +88,7 @@ class RetentionStore:
         if only_if_scheduled and not scheduled:
             return
         policy = await self.policy(envelope.tenant_id, category)
-        anchor = envelope.occurred_at
+        anchor = min(at, envelope.occurred_at) if at is not None else envelope.occurred_at
         if existing is not None and scheduled and existing["anchor_at"] >= anchor:
             anchor = existing["anchor_at"]
         await apply_once(

@@ -84,6 +84,7 @@ async def test_third_party_leads_need_a_provider_and_an_attestation(ingest: Inge
         (lambda body: body["contact"].update(phone="12"), "contact.phone"),
         (lambda body: body.pop("source"), "source"),
         (lambda body: body.update(contact={"first_name": "Nobody"}), "contact"),
+        (lambda body: body["consent"].update(given_at="2999-01-01T00:00:00Z"), "consent.given_at"),
     ],
 )
 async def test_bad_input_is_a_clear_problem(ingest: Ingest, mutate: object, field: str) -> None:

@@ -26,7 +26,7 @@ ALL_SERVICES = [
     "erasure_propagator",
     "crm_sync",
 ]
-START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+START = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)  # a Monday, just after sample_lead's consent
 
 
 @dataclass

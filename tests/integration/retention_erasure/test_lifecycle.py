@@ -145,6 +145,34 @@ async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     await runtime.mongo.drop_database(f"{runtime.settings.mongo_db}_replay")
 
 
+async def test_a_grant_recorded_late_keeps_the_due_date_of_when_it_was_given(
+    lifecycle: Lifecycle,
+) -> None:
+    """consent-ledger derives grants from a capture whenever it gets to it; that lag must not
+    move the due date, or a replay (which sees the late grant before ticking) would differ."""
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    await due(lifecycle, subject)
+    grant = await lifecycle.stack.wait_for_event(
+        "consent-events", lambda e: e.type == "consent.granted" and e.subject_id == subject
+    )
+    captured = await lifecycle.stack.wait_for_event(
+        "lead-events", lambda e: e.type == "lead.captured" and e.subject_id == subject
+    )
+    late = grant.model_copy(update={"occurred_at": grant.occurred_at + timedelta(days=731)})
+    runtime = lifecycle.stack.runtimes["retention_scheduler"]
+    scratch = f"{runtime.settings.mongo_db}_late"
+    store = RetentionStore(runtime.mongo[scratch])
+    await store.ensure_indexes()
+    recorder = RecordingPublisher(lifecycle.scheduler.publisher)
+    handlers = RetentionHandlers(runtime.registry, recorder, store)
+    await handlers.on_event(captured)
+    await handlers.on_event(late)
+    lifecycle.clock.advance(timedelta(days=731))
+    assert await Scheduler(store, recorder, lifecycle.clock).tick() == 1
+    await runtime.mongo.drop_database(scratch)
+
+
 async def test_a_tenant_may_shorten_never_lengthen(lifecycle: Lifecycle) -> None:
     lead = await lifecycle.capture()
     subject = lead["subject_id"]
