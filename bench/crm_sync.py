@@ -9,6 +9,11 @@ through the ingest API, and reads ``lead.qualified`` and ``crm.lead_synced`` fro
 leads/s pushed (first qualification to last CRM confirmation) and the lag from
 ``lead.qualified`` to the CRM's confirmation (p50/p99), beside the throughput of the same HubSpot
 adapter calling the same local server directly in the same run.
+
+Run it on a stack without a backlog (a fresh ``make up``): leads queue behind whatever the
+services have not processed yet. Leads are posted during the run, so leads/s is bounded by the
+whole pipeline upstream of crm-sync (capture, projection, interaction, scoring); the lag is
+crm-sync's own share.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from rich.table import Table
 
 from bench._common import machine, percentile, save, stack_env
 from contracts import EventEnvelope
+from services.common.logging import configure_logging
 from services.common.tenants import TenantDirectory
 from services.crm_sync.adapters.base import build_adapter
 from services.crm_sync.adapters.config import ConnectionConfig
@@ -174,6 +180,7 @@ async def main() -> None:
     args = parser.parse_args()
     if args.leads < 1 or args.clients < 1:
         parser.error("--leads and --clients must be >= 1")
+    configure_logging("bench", level="warning", fmt="console")  # the adapter logs every call
     env = stack_env()
     config_dir = Path(env["LEADTRAIL_CONFIG_DIR"])
     async with HubSpotFake.running() as hubspot:
