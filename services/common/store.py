@@ -1,13 +1,18 @@
 """MongoDB access through PyMongo's async API, and idempotent projection writes.
 
 The stores must work on MongoDB and on FerretDB 1.x, which has no multi-document transactions,
-change streams or TTL indexes. So every projection update is one conditional single-document
-write that records the event id it applies (:func:`apply_once`), which makes redelivery and
-restarts harmless.
+change streams or TTL indexes. So every projection update is a single-document write that
+records the event id it applies (:func:`apply_once`), which makes redelivery and restarts
+harmless.
+
+FerretDB 1.x (SQLite) pushes only a bare ``_id`` filter down to storage: ``{"_id": x, "f": y}``
+reads the whole collection, so one conditional write costs O(collection). There the guard is a
+read and a write, both by bare ``_id``; on MongoDB it stays one atomic conditional write.
 """
 
 from __future__ import annotations
 
+import weakref
 import zlib
 from typing import Any
 
@@ -54,6 +59,23 @@ def database(
     return client[settings.mongo_db]
 
 
+_FILTERS_ONLY_BY_ID: weakref.WeakKeyDictionary[AsyncMongoClient[Document], bool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def filters_only_by_id(collection: AsyncCollection[Document]) -> bool:
+    """Whether the server answers a filter beyond a bare ``_id`` by scanning (FerretDB 1.x);
+    asked once per client."""
+    client = collection.database.client
+    known = _FILTERS_ONLY_BY_ID.get(client)
+    if known is None:
+        info = await client.admin.command("buildInfo")
+        known = "ferretdbVersion" in info and str(info["ferretdbVersion"]).startswith("v1.")
+        _FILTERS_ONLY_BY_ID[client] = known
+    return known
+
+
 async def apply_once(
     collection: AsyncCollection[Document],
     document_id: str,
@@ -63,17 +85,25 @@ async def apply_once(
     """Apply ``update`` to the document unless it already applied ``event_id``.
 
     Returns True when this call changed the document. Creates the document when it does not
-    exist. Safe against concurrent redelivery: the event id guard and the write are one atomic
-    single-document operation.
+    exist. On MongoDB the guard and the write are one atomic single-document operation, safe
+    even against two deliveries of the event at the same moment. On FerretDB 1.x they are a
+    read then a write by ``_id`` (see the module docstring): redeliveries and replays are
+    still harmless, because one consumer per partition handles a subject's events one at a
+    time; two deliveries racing each other would need two consumers on one partition at once.
     """
     guarded = dict(update)
     push = dict(guarded.get("$push", {}))
     push[APPLIED_FIELD] = event_id
     guarded["$push"] = push
+    if await filters_only_by_id(collection):
+        current = await collection.find_one({"_id": document_id}, {APPLIED_FIELD: 1})
+        if current is not None and event_id in current.get(APPLIED_FIELD, []):
+            return False
+        condition: dict[str, Any] = {"_id": document_id}
+    else:
+        condition = {"_id": document_id, APPLIED_FIELD: {"$ne": event_id}}
     try:
-        result = await collection.update_one(
-            {"_id": document_id, APPLIED_FIELD: {"$ne": event_id}}, guarded, upsert=True
-        )
+        result = await collection.update_one(condition, guarded, upsert=True)
     except DuplicateKeyError:
         # The document exists and already holds event_id, so the filter did not match and the
         # upsert tried to insert a second document with the same _id.
