@@ -55,6 +55,9 @@ e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes
 contracts: $(STAMP) ## Regenerate JSON Schemas and AsyncAPI documents
 	$(BIN)/leadtrail contracts generate
 
+bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (~15 min)
+	$(BIN)/python -m bench.report $(BENCH_ARGS)
+
 fmt: $(STAMP) ## Format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

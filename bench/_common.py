@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
+import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from ops.infra.ferretdb import FERRETDB_VERSION
+from ops.infra.kafka import KAFKA_VERSION
+from services.common.tenants import TenantDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -50,12 +61,54 @@ def summary(latencies_s: list[float], elapsed_s: float) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
+    """What the figures were measured on: they only mean something beside this."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "memory": _proc_field("/proc/meminfo", "MemTotal"),
+        "java": _java_version(),
+        "kafka": KAFKA_VERSION,
+        "ferretdb": f"{FERRETDB_VERSION} (SQLite backend)",
+        "load_average": " ".join(f"{n:.2f}" for n in os.getloadavg()),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() == name:
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
+def _java_version() -> str | None:
+    java = shutil.which("java")
+    if java is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 (our own java, fixed arguments)
+            [java, "-version"], check=False, capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = done.stderr.strip().splitlines()
+    return lines[0] if lines else None
+
+
+def bench_tenant(env: dict[str, str], tenant_id: str, name: str) -> str:
+    """A fresh API key of the benchmark tenant (created on first use) in the stack's config."""
+    directory = TenantDirectory(Path(env["LEADTRAIL_CONFIG_DIR"]))
+    if directory.get(tenant_id) is None:
+        _, key = directory.add(name, tenant_id=tenant_id, default_region="IT")
+    else:
+        _, key = directory.rotate_key(tenant_id, keep_old=True)
+    return key
 
 
 def save(name: str, result: dict[str, Any]) -> Path:
@@ -63,3 +116,32 @@ def save(name: str, result: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
+
+
+async def kafka_round_trip(bootstrap: str, samples: int = 200) -> dict[str, float]:
+    """Latency of one message from an ``acks=all`` producer to a consumer on the same broker:
+    the floor under every hop an event-driven flow makes."""
+    topic = f"bench-rtt-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=5
+    )
+    await producer.start()
+    await consumer.start()
+    latencies: list[float] = []
+    try:
+        for n in range(samples + 1):
+            started = time.perf_counter()
+            await producer.send_and_wait(topic, str(n).encode())
+            await consumer.getone()
+            if n:  # the first one also pays for metadata and the group join
+                latencies.append(time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+    return summary(latencies, sum(latencies))

@@ -31,10 +31,9 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from bench._common import machine, percentile, save, stack_env
+from bench._common import bench_tenant, machine, percentile, save, stack_env
 from contracts import EventEnvelope
 from services.common.logging import configure_logging
-from services.common.tenants import TenantDirectory
 from services.crm_sync.adapters.base import build_adapter
 from services.crm_sync.adapters.config import ConnectionConfig
 from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
@@ -49,12 +48,11 @@ RULES = {
 }
 
 
-def configure(config_dir: Path, base_url: str) -> str:
-    directory = TenantDirectory(config_dir)
-    if directory.get(TENANT) is None:
-        _, key = directory.add("Bench CRM", tenant_id=TENANT, default_region="IT")
-    else:
-        _, key = directory.rotate_key(TENANT)
+def configure(env: dict[str, str], base_url: str) -> str:
+    """The ``bench-crm`` tenant with scoring rules and a HubSpot connection to ``base_url``;
+    returns a fresh API key."""
+    key = bench_tenant(env, TENANT, "Bench CRM")
+    config_dir = Path(env["LEADTRAIL_CONFIG_DIR"])
     tenant_dir = config_dir / "tenants" / TENANT
     tenant_dir.mkdir(parents=True, exist_ok=True)
     token = tenant_dir / "hubspot.token"
@@ -172,6 +170,48 @@ async def bare_adapter(base_url: str, calls: int, clients: int, token_file: Path
     return calls / elapsed
 
 
+async def run(env: dict[str, str], *, leads: int, clients: int, patience: float) -> dict[str, Any]:
+    async with HubSpotFake.running() as hubspot:
+        key = configure(env, hubspot.base_url)
+        await asyncio.sleep(0.5)
+        console.print(f"posting {leads} leads through {env['LEADTRAIL_LEAD_INGEST_URL']} ...")
+        collector = asyncio.create_task(collect(env, leads, patience))
+        await post_leads(env["LEADTRAIL_LEAD_INGEST_URL"], key, leads, clients)
+        qualified, synced = await collector
+        token = Path(env["LEADTRAIL_CONFIG_DIR"]) / "tenants" / TENANT / "hubspot.token"
+        bare_rate = await bare_adapter(hubspot.base_url, leads, clients, token)
+    lags = [(synced[k] - qualified[k]).total_seconds() for k in synced if k in qualified]
+    window = (max(synced.values()) - min(qualified.values())).total_seconds() if synced else 0
+    rate = len(synced) / window if window else 0.0
+    return {
+        "machine": machine(),
+        "leads": leads,
+        "clients": clients,
+        "pushed": len(synced),
+        "leads_per_s": rate,
+        "lag_p50_ms": percentile(lags, 50) * 1000,
+        "lag_p99_ms": percentile(lags, 99) * 1000,
+        "bare_adapter_per_s": bare_rate,
+        "ratio": rate / bare_rate if bare_rate else float("nan"),
+    }
+
+
+def show(result: dict[str, Any]) -> None:
+    table = Table(title=f"crm-sync, {result['leads']} leads, {result['clients']} clients")
+    for column in ("", "leads/s", "lag p50 ms", "lag p99 ms", "pushed"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "through crm-sync",
+        f"{result['leads_per_s']:.1f}",
+        f"{result['lag_p50_ms']:.0f}",
+        f"{result['lag_p99_ms']:.0f}",
+        f"{result['pushed']}/{result['leads']}",
+    )
+    table.add_row("bare adapter", f"{result['bare_adapter_per_s']:.1f}", "-", "-", "")
+    console.print(table)
+    console.print(f"crm-sync / bare adapter: [bold]{result['ratio']:.2f}[/bold]")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leads", type=int, default=200)
@@ -181,52 +221,9 @@ async def main() -> None:
     if args.leads < 1 or args.clients < 1:
         parser.error("--leads and --clients must be >= 1")
     configure_logging("bench", level="warning", fmt="console")  # the adapter logs every call
-    env = stack_env()
-    config_dir = Path(env["LEADTRAIL_CONFIG_DIR"])
-    async with HubSpotFake.running() as hubspot:
-        key = configure(config_dir, hubspot.base_url)
-        await asyncio.sleep(0.5)
-        console.print(f"posting {args.leads} leads through {env['LEADTRAIL_LEAD_INGEST_URL']} ...")
-        collector = asyncio.create_task(collect(env, args.leads, args.timeout))
-        await post_leads(env["LEADTRAIL_LEAD_INGEST_URL"], key, args.leads, args.clients)
-        qualified, synced = await collector
-        bare_rate = await bare_adapter(
-            hubspot.base_url,
-            args.leads,
-            args.clients,
-            config_dir / "tenants" / TENANT / "hubspot.token",
-        )
-    lags = [(synced[k] - qualified[k]).total_seconds() for k in synced if k in qualified]
-    window = (max(synced.values()) - min(qualified.values())).total_seconds() if synced else 0
-    rate = len(synced) / window if window else 0.0
-    table = Table(title=f"crm-sync, {args.leads} leads, {args.clients} clients")
-    for column in ("", "leads/s", "lag p50 ms", "lag p99 ms", "pushed"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        "through crm-sync",
-        f"{rate:.1f}",
-        f"{percentile(lags, 50) * 1000:.0f}",
-        f"{percentile(lags, 99) * 1000:.0f}",
-        f"{len(synced)}/{args.leads}",
-    )
-    table.add_row("bare adapter", f"{bare_rate:.1f}", "-", "-", f"{args.leads}")
-    console.print(table)
-    console.print(f"crm-sync / bare adapter: [bold]{rate / bare_rate:.2f}[/bold]")
-    console.print(
-        save(
-            "crm_sync",
-            {
-                "machine": machine(),
-                "leads": args.leads,
-                "clients": args.clients,
-                "pushed": len(synced),
-                "leads_per_s": rate,
-                "lag_p50_ms": percentile(lags, 50) * 1000,
-                "lag_p99_ms": percentile(lags, 99) * 1000,
-                "bare_adapter_per_s": bare_rate,
-            },
-        )
-    )
+    result = await run(stack_env(), leads=args.leads, clients=args.clients, patience=args.timeout)
+    show(result)
+    console.print(f"saved {save('crm_sync', result)}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import base64
 import os
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bench._common import machine, save, stack_env, summary
-from services.common.tenants import TenantDirectory
+from bench._common import bench_tenant, machine, save, stack_env, summary
 
 console = Console()
 
@@ -129,6 +127,48 @@ async def bench_producer(bootstrap: str, seconds: float, clients: int, size: int
         await admin.close()
 
 
+async def run(env: dict[str, str], *, clients: int, seconds: float) -> dict[str, Any]:
+    """Both phases on the stack ``env`` describes; the result as saved to bench/results."""
+    api_key = bench_tenant(env, "bench", "Bench")
+    await asyncio.sleep(0.2)  # the service reloads tenants.json on its next request
+    api_latencies, api_elapsed, api_failures = await bench_api(env, api_key, seconds, clients)
+    event_size = 1400  # a lead.captured envelope of these bodies is about this many bytes
+    bare_latencies, bare_elapsed, _ = await bench_producer(
+        env["LEADTRAIL_KAFKA_BOOTSTRAP"], seconds, clients, event_size
+    )
+    api = summary(api_latencies, api_elapsed)
+    bare = summary(bare_latencies, bare_elapsed)
+    return {
+        "machine": machine(),
+        "clients": clients,
+        "seconds": seconds,
+        "api": api,
+        "api_failures": api_failures,
+        "bare_producer": bare,
+        "ratio": api["per_second"] / bare["per_second"] if bare["per_second"] else float("nan"),
+    }
+
+
+def show(result: dict[str, Any]) -> None:
+    api, bare = result["api"], result["bare_producer"]
+    table = Table(title=f"ingest, {result['clients']} clients, {result['seconds']:g}s per phase")
+    for column in ("", "per second", "p50 ms", "p99 ms", "failures"):
+        table.add_column(column, justify="right")
+    for label, figures, failures in (
+        ("POST /v1/leads", api, result["api_failures"]),
+        ("bare producer", bare, 0),
+    ):
+        table.add_row(
+            label,
+            f"{figures['per_second']:.0f}",
+            f"{figures['p50_ms']:.1f}",
+            f"{figures['p99_ms']:.1f}",
+            str(failures),
+        )
+    console.print(table)
+    console.print(f"ingest / bare producer throughput: [bold]{result['ratio']:.2f}[/bold]")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
@@ -139,58 +179,9 @@ async def main() -> None:
     env = stack_env()
     if "LEADTRAIL_LEAD_INGEST_URL" not in env:
         parser.error("no lead-ingest URL in .run/stack.env: is `make up` running?")
-    directory = TenantDirectory(Path(env["LEADTRAIL_CONFIG_DIR"]))
-    tenant = directory.get("bench")
-    _, api_key = (
-        directory.rotate_key("bench", keep_old=True)
-        if tenant
-        else directory.add("Bench", tenant_id="bench")
-    )
-    await asyncio.sleep(0.2)  # the service reloads tenants.json on its next request
-
-    api_latencies, api_elapsed, api_failures = await bench_api(
-        env, api_key, args.seconds, args.clients
-    )
-    event_size = 1400  # a lead.captured envelope of these bodies is about this many bytes
-    bare_latencies, bare_elapsed, _ = await bench_producer(
-        env["LEADTRAIL_KAFKA_BOOTSTRAP"], args.seconds, args.clients, event_size
-    )
-    api = summary(api_latencies, api_elapsed)
-    bare = summary(bare_latencies, bare_elapsed)
-    ratio = api["per_second"] / bare["per_second"] if bare["per_second"] else float("nan")
-
-    table = Table(title=f"ingest, {args.clients} clients, {args.seconds:g}s per phase")
-    for column in ("", "per second", "p50 ms", "p99 ms", "failures"):
-        table.add_column(column, justify="right")
-    table.add_row(
-        "POST /v1/leads",
-        f"{api['per_second']:.0f}",
-        f"{api['p50_ms']:.1f}",
-        f"{api['p99_ms']:.1f}",
-        str(api_failures),
-    )
-    table.add_row(
-        "bare producer",
-        f"{bare['per_second']:.0f}",
-        f"{bare['p50_ms']:.1f}",
-        f"{bare['p99_ms']:.1f}",
-        "0",
-    )
-    console.print(table)
-    console.print(f"ingest / bare producer throughput: [bold]{ratio:.2f}[/bold]")
-    path = save(
-        "ingest",
-        {
-            "machine": machine(),
-            "clients": args.clients,
-            "seconds": args.seconds,
-            "api": api,
-            "api_failures": api_failures,
-            "bare_producer": bare,
-            "ratio": ratio,
-        },
-    )
-    console.print(f"saved {path}")
+    result = await run(env, clients=args.clients, seconds=args.seconds)
+    show(result)
+    console.print(f"saved {save('ingest', result)}")
 
 
 if __name__ == "__main__":

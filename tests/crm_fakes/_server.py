@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int | None = None  # the status the fake answered with
+    received_at: float = field(default_factory=time.monotonic)  # for latency benchmarks
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

@@ -1,0 +1,138 @@
+"""``make bench``: every benchmark on one fresh stack, and the report in bench/README.md.
+
+    make bench                      # the full run (about 15 minutes on 2 cores)
+    .venv/bin/python -m bench.report --quick
+
+Starts a stack of its own under ``.run/bench`` (fresh Kafka and FerretDB data, so no backlog of
+earlier runs skews it), runs the benchmarks one after the other, waiting between them until
+every consumer group has caught up, stops the stack, and writes bench/README.md: each figure
+beside the baseline measured in the same run on the same broker, the targets, and the machine.
+Raw results go to bench/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from rich.console import Console
+
+from bench import crm_sync, e2e_latency, erasure, ingest
+from bench._common import ROOT, save, stack_env
+from bench.render import render
+from ops.stack import stack_down, stack_up
+from services.common.logging import configure_logging
+
+console = Console()
+RUN_ROOT = ROOT / ".run" / "bench"
+REPORT = ROOT / "bench" / "README.md"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ingest_seconds: float
+    e2e_target_seconds: float
+    e2e_steady_rate: float
+    e2e_steady_seconds: float
+    crm_leads: int
+    erasure_subjects: int
+
+
+FULL = Sizes(20, 5, 10, 20, 200, 50)
+QUICK = Sizes(5, 1, 5, 5, 30, 10)
+
+
+async def consumer_lag(env: dict[str, str]) -> int:
+    """Events the services' consumer groups have not committed yet, over all groups."""
+    bootstrap = env["LEADTRAIL_KAFKA_BOOTSTRAP"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        lag = 0
+        for group, _ in await admin.list_consumer_groups():
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                continue
+            ends = await consumer.end_offsets(list(committed))
+            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def settle(env: dict[str, str], patience: float = 900.0) -> float:
+    """Wait until no consumer group lags (the previous benchmark's work is done)."""
+    started = time.monotonic()
+    while (lag := await consumer_lag(env)) and time.monotonic() - started < patience:
+        console.print(f"  waiting for the services to catch up: {lag} events behind")
+        await asyncio.sleep(5)
+    return time.monotonic() - started
+
+
+async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
+    steps: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
+        ("ingest", lambda: ingest.run(env, clients=32, seconds=sizes.ingest_seconds)),
+        (
+            "e2e_target",
+            lambda: e2e_latency.run(env, rate=500, seconds=sizes.e2e_target_seconds, patience=900),
+        ),
+        (
+            "e2e_steady",
+            lambda: e2e_latency.run(
+                env, rate=sizes.e2e_steady_rate, seconds=sizes.e2e_steady_seconds, patience=900
+            ),
+        ),
+        ("crm_sync", lambda: crm_sync.run(env, leads=sizes.crm_leads, clients=16, patience=900)),
+        (
+            "erasure",
+            lambda: erasure.run(env, subjects=sizes.erasure_subjects, rate=5, patience=900),
+        ),
+    ]
+    results: dict[str, Any] = {}
+    for name, step in steps:
+        await settle(env)
+        console.rule(name)
+        results[name] = await step()
+        console.print(f"saved {save(name, results[name])}")
+    return results
+
+
+def fresh_stack() -> dict[str, str]:
+    stack_down(RUN_ROOT)
+    for part in ("kafka", "ferretdb", "config", "logs"):
+        shutil.rmtree(RUN_ROOT / part, ignore_errors=True)
+    stack_up(RUN_ROOT)
+    return stack_env(RUN_ROOT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the harness")
+    parser.add_argument(
+        "--output", type=Path, default=REPORT, help="where to write the report (Markdown)"
+    )
+    args = parser.parse_args()
+    configure_logging("bench", level="warning", fmt="console")
+    console.print(f"starting a fresh stack under {RUN_ROOT} ...")
+    env = fresh_stack()
+    try:
+        results = asyncio.run(run_all(env, QUICK if args.quick else FULL))
+    finally:
+        stack_down(RUN_ROOT)
+    args.output.write_text(render(results, quick=args.quick))
+    console.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

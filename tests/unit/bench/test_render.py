@@ -1,0 +1,80 @@
+"""The benchmark report judges each figure against its target from the same run's numbers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.render import render, targets
+
+MACHINE = {"cpus": 2, "cpu_model": "test"}
+RTT = {"p50_ms": 2.0, "p99_ms": 5.0}
+
+
+def results(*, ingest_ratio: float, e2e_p99: float, in_crm: int, erasure_p99: float) -> Any:
+    return {
+        "ingest": {
+            "machine": MACHINE,
+            "clients": 32,
+            "seconds": 20,
+            "api": {"per_second": 1000 * ingest_ratio, "p50_ms": 10, "p99_ms": 30},
+            "api_failures": 0,
+            "bare_producer": {"per_second": 1000, "p50_ms": 2, "p99_ms": 5},
+            "ratio": ingest_ratio,
+        },
+        "e2e_target": {
+            "machine": MACHINE,
+            "target_rate": 500,
+            "offered_rate": 480,
+            "seconds": 5,
+            "leads": 2500,
+            "accepted": 2500,
+            "in_crm": in_crm,
+            "errors": [],
+            "answer_to_crm_p50_ms": e2e_p99 / 2,
+            "answer_to_crm_p99_ms": e2e_p99,
+            "capture_to_crm_p50_ms": e2e_p99,
+            "capture_to_crm_p99_ms": e2e_p99 * 2,
+            "kafka_round_trip": RTT,
+        },
+        "erasure": {
+            "machine": MACHINE,
+            "subjects": 50,
+            "rate": 5,
+            "completed": 50,
+            "crm_records_before": 50,
+            "crm_records_after": 0,
+            "p50_ms": erasure_p99 / 2,
+            "p99_ms": erasure_p99,
+            "max_ms": erasure_p99,
+            "kafka_round_trip": RTT,
+        },
+    }
+
+
+def verdicts(data: Any) -> dict[str, bool | None]:
+    return {t.what.split(" (")[0].split(" p99")[0]: t.met for t in targets(data)}
+
+
+def test_each_target_is_met_or_not_from_the_figures() -> None:
+    good = verdicts(results(ingest_ratio=0.5, e2e_p99=200, in_crm=2500, erasure_p99=800))
+    assert good == {
+        "ingest throughput": True,
+        "POST -> CRM": True,
+        "erasure request -> erasure.completed": True,
+        "replay": None,
+    }
+    bad = verdicts(results(ingest_ratio=0.39, e2e_p99=260, in_crm=2500, erasure_p99=1001))
+    assert set(bad.values()) == {False, None}
+
+
+def test_leads_missing_from_the_crm_fail_the_latency_target_however_fast_the_rest() -> None:
+    data = results(ingest_ratio=0.5, e2e_p99=100, in_crm=2499, erasure_p99=100)
+    assert verdicts(data)["POST -> CRM"] is False
+    assert "2499/2500 reached the CRM" in render(data)
+
+
+def test_the_report_names_the_machine_and_the_baselines() -> None:
+    text = render(results(ingest_ratio=0.1, e2e_p99=300, in_crm=2500, erasure_p99=900))
+    assert "| cpu_model | test |" in text
+    assert "bare aiokafka producer 1,000/s" in text
+    assert "**not met**" in text
