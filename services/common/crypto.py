@@ -245,8 +245,13 @@ class MongoDataKeyring:
         await self._collection.update_one({"_id": pointer_id}, {"$set": {"destroyed": True}})
         destroyed = 0
         for generation in range(1, int(pointer["generation"]) + 1):
+            # Read, then write by bare _id: FerretDB 1.x scans for any other filter field.
+            key_id = _key_id(tenant_id, subject_id, generation)
+            key = await self._collection.find_one({"_id": key_id}, {"destroyed_at": 1})
+            if key is None or key.get("destroyed_at") is not None:
+                continue
             result = await self._collection.update_one(
-                {"_id": _key_id(tenant_id, subject_id, generation), "destroyed_at": None},
+                {"_id": key_id},
                 {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
             )
             destroyed += int(result.modified_count)
