@@ -30,7 +30,7 @@ from contracts.topics import DEAD_LETTERS, LEAD_EVENTS, TopicSpec
 from ops.export import open_database
 from services.common.crypto import DecryptionError, PiiCipher
 from services.common.settings import CommonSettings
-from services.common.store import Document, find_owned
+from services.lead_ingest.projection import LeadProjection
 
 __all__ = [
     "AUDIT_TOPICS",
@@ -163,12 +163,12 @@ async def _assigned(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[T
 
 
 async def resolve_subject(
-    bootstrap: str, prefix: str, leads: Any, tenant_id: str, subject_or_lead: str
+    bootstrap: str, prefix: str, leads: LeadProjection, tenant_id: str, subject_or_lead: str
 ) -> str:
     """The subject id itself, or the subject of a lead id (``lead_...``)."""
     if not subject_or_lead.startswith("lead_"):
         return subject_or_lead
-    document: Document | None = await find_owned(leads, subject_or_lead, tenant_id)
+    document = await leads.get(tenant_id, subject_or_lead)
     if document is not None:
         return str(document["subject_id"])
     captured = await read_records(
@@ -321,7 +321,11 @@ async def subject_timeline(
 
     async with open_database(settings) as (db, cipher):
         subject_id = await resolve_subject(
-            settings.kafka_bootstrap, settings.topic_prefix, db["leads"], tenant_id, subject_or_lead
+            settings.kafka_bootstrap,
+            settings.topic_prefix,
+            LeadProjection(db),
+            tenant_id,
+            subject_or_lead,
         )
         entries = await audit_timeline(
             settings.kafka_bootstrap,

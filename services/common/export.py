@@ -58,6 +58,7 @@ __all__ = [
     "ExportPart",
     "Record",
     "assemble",
+    "iso",
     "package_sha256",
     "render",
     "render_csv",
@@ -105,6 +106,11 @@ SECTION_DESCRIPTIONS: dict[ExportSection, str] = {
     "erasures": "erasures of the subject's data and their confirmations",
     "rectifications": "corrections of the subject's data and their confirmations",
 }
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as records carry it: ISO 8601 text, or None."""
+    return None if value is None else value.isoformat()
 
 
 class ExportError(ValueError):

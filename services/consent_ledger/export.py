@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from services.common.consent import decide
 from services.common.crypto import PiiCipher
-from services.common.export import ERASED, ExportPart, Record
+from services.common.export import ERASED, ExportPart, Record, iso
 from services.common.purposes import PurposeFile
 from services.consent_ledger.projection import ConsentProjection
 
@@ -40,9 +40,9 @@ async def export_part(
                 "allowed_now": decision.allowed,
                 "reason": decision.reason,
                 "consented": current.consented,
-                "granted_at": current.granted_at.isoformat() if current.granted_at else None,
-                "withdrawn_at": current.withdrawn_at.isoformat() if current.withdrawn_at else None,
-                "objected_at": current.objected_at.isoformat() if current.objected_at else None,
+                "granted_at": iso(current.granted_at),
+                "withdrawn_at": iso(current.withdrawn_at),
+                "objected_at": iso(current.objected_at),
             }
         )
     consents: list[Record] = []

@@ -4,11 +4,9 @@ over erasure-propagator's read model, used by its handler and by ``leadtrail exp
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import JsonValue
 
-from services.common.export import ExportPart, Record
+from services.common.export import ExportPart, Record, iso
 from services.common.store import Document
 from services.erasure_propagator.store import ErasureStore
 
@@ -17,13 +15,9 @@ __all__ = ["SERVICE", "export_part"]
 SERVICE = "erasure-propagator"
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else str(value.isoformat())
-
-
 def _receipts(document: Document) -> list[JsonValue]:
     return [
-        {"service": service, "at": _iso(receipt["at"]), "actions": list(receipt["actions"])}
+        {"service": service, "at": iso(receipt["at"]), "actions": list(receipt["actions"])}
         for service, receipt in sorted(document.get("receipts", {}).items())
     ]
 
@@ -36,9 +30,9 @@ async def export_part(store: ErasureStore, tenant_id: str, subject_id: str) -> E
             "trigger": document["trigger"]["kind"],
             "request_id": document["trigger"].get("request_id"),
             "state": document["state"],
-            "deadline": _iso(document.get("deadline")),
-            "requested_at": _iso(document.get("requested_at")),
-            "completed_at": _iso(document.get("completed_at")),
+            "deadline": iso(document.get("deadline")),
+            "requested_at": iso(document.get("requested_at")),
+            "completed_at": iso(document.get("completed_at")),
             "confirmations": _receipts(document),
         }
         async for document in store.erasures.find(owned)

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from services.common.crypto import PiiCipher
-from services.common.export import ERASED, ExportPart, Record
+from services.common.export import ERASED, ExportPart, Record, iso
 from services.lead_ingest.projection import LeadProjection
 
 __all__ = ["SERVICE", "export_part"]
@@ -60,8 +60,8 @@ async def _score(cipher: PiiCipher, lead: Mapping[str, Any]) -> Record | None:
         "threshold": score.get("threshold"),
         "rules_version": score.get("rules_version"),
         "source": score.get("source", "rules"),
-        "scored_at": score["at"].isoformat() if score.get("at") else None,
-        "qualified_at": qualified["at"].isoformat() if qualified else None,
+        "scored_at": iso(score.get("at")),
+        "qualified_at": iso(qualified["at"]) if qualified else None,
         "explanation": [
             {
                 "criterion_id": m["criterion_id"],
@@ -128,8 +128,8 @@ async def export_part(
             "type": document["type"],
             "status": document.get("status", "received"),
             "received_at": document["received_at"].isoformat(),
-            "verified_at": _iso(document.get("verified_at")),
-            "completed_at": _iso(document.get("completed_at")),
+            "verified_at": iso(document.get("verified_at")),
+            "completed_at": iso(document.get("completed_at")),
             "deadline": document["deadline"].isoformat(),
         }
         async for document in cursor
@@ -144,7 +144,3 @@ async def export_part(
             "privacy_requests": requests,
         },
     )
-
-
-def _iso(value: Any) -> str | None:
-    return None if value is None else str(value.isoformat())

@@ -105,16 +105,7 @@ async def test_the_timeline_shows_every_event_decrypted_until_the_erasure(full: 
     assert exported.exit_code == 0, exported.stderr
     assert f"personal_data,0,contact.email,{EMAIL}" in exported.stdout.splitlines()
 
-    response = await full.stack.client("lead_ingest").post(
-        "/v1/privacy-requests",
-        json={
-            "type": "erasure",
-            "subject": {"lead_id": lead["lead_id"]},
-            "verification": {"method": "tenant_attestation", "attested_by": "dpo@acme"},
-        },
-        headers=full.stack.auth(),
-    )
-    assert response.status_code == 202
+    await full.request("erasure", lead["lead_id"])
     await full.erased(subject_id)
 
     _, after = await subject_timeline(settings, "acme", subject_id)
