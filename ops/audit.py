@@ -136,21 +136,30 @@ async def read_records(
                     if record.offset >= ends[tp]:
                         break
                     done += 1
-                    if key is not None and record.key != key:
-                        continue
-                    try:
-                        envelope = EventEnvelope.model_validate_json(record.value or b"")
-                    except ValidationError:
-                        continue  # not an event (the consumers dead-lettered it)
-                    if wanted(envelope):
+                    envelope = _matching(record, key, wanted)
+                    if envelope is not None:
                         found.append(Record(tp.topic, tp.partition, record.offset, envelope))
-                if records and records[-1].offset + 1 >= ends[tp]:
+            for tp in list(remaining):
+                # Past the end (also when the last offsets hold no record, e.g. markers).
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
             if progress is not None:
                 progress(done, total)
     finally:
         await consumer.stop()
     return found
+
+
+def _matching(
+    record: Any, key: bytes | None, wanted: Callable[[EventEnvelope], bool]
+) -> EventEnvelope | None:
+    if key is not None and record.key != key:
+        return None  # not even decoded
+    try:
+        envelope = EventEnvelope.model_validate_json(record.value or b"")
+    except ValidationError:
+        return None  # not an event (the consumers dead-lettered it)
+    return envelope if wanted(envelope) else None
 
 
 async def _assigned(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
