@@ -124,7 +124,25 @@ def build_registry() -> EventRegistry:
             privacy_topic,
             "The requester's identity was verified; the request may be executed.",
             producers=INGEST,
-            consumers=("lead-ingest", "consent-ledger", "erasure-propagator"),
+            consumers=EVERYONE,
+        ),
+        _v1(
+            "privacy.export_part",
+            privacy.ExportPartV1,
+            privacy_topic,
+            "One service's part of the answer to an access or portability request (R22, R23).",
+            pii=privacy.ExportPartContentV1,
+            producers=EVERYONE,
+            consumers=INGEST,
+        ),
+        _v1(
+            "privacy.request.completed",
+            privacy.PrivacyRequestCompletedV1,
+            privacy_topic,
+            "The answer to a data-subject request is ready; for access and portability, the "
+            "package can be downloaded (R22, R23, R26).",
+            producers=INGEST,
+            consumers=INGEST,
         ),
         _v1(
             "consent.granted",

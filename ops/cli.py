@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import typer
+from aiokafka.errors import KafkaError
+from pymongo.errors import PyMongoError
 
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
@@ -434,6 +436,107 @@ def dlq_redrive(letter_id: str = typer.Argument(..., help="id from 'leadtrail dl
         raise fail(str(error)) from None
     what = f"{letter.event_type or 'record'} {letter.event_id or ''}".strip()
     typer.echo(f"redriven to {letter.source_topic}: {what}")
+
+
+_UNREACHABLE = (KafkaError, PyMongoError, OSError)
+
+
+def _known_tenant(tenant: str, config_dir: Path) -> None:
+    from services.common.tenants import TenantDirectory
+
+    if TenantDirectory(config_dir).get(tenant) is None:
+        raise fail(f"no tenant {tenant!r} (see: leadtrail tenants list)")
+
+
+@app.command("audit")
+def audit(
+    subject: str = typer.Argument(..., help="a subject id (sub_...) or a lead id (lead_...)"),
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON document instead of a table"),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Print the whole lifecycle of a subject (or a lead's subject) from the log: every event
+    with time, type, version, producer, cause, non-personal facts and the personal data,
+    decrypted, or "erased" where the subject's key was destroyed (R34).
+
+    Examples: leadtrail audit sub_7f3a9c2e4b1d8a60 --tenant acme |
+    leadtrail audit lead_019ad0f23c1e7a4b --tenant acme --json > timeline.json
+    """
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ops.audit import AuditError, render_table, subject_timeline
+
+    _known_tenant(tenant, config_dir)
+    settings = _operator_settings()
+    errors = Console(stderr=True)
+    with Progress(console=errors, transient=True, disable=not errors.is_terminal) as bar:
+        task = bar.add_task("reading the topics", total=None)
+        try:
+            subject_id, entries = asyncio.run(
+                subject_timeline(
+                    settings,
+                    tenant,
+                    subject,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            )
+        except AuditError as error:
+            raise fail(str(error)) from None
+        except _UNREACHABLE as error:
+            raise fail(f"cannot read Kafka or MongoDB: {type(error).__name__}: {error}") from None
+    if as_json:
+        timeline = {"tenant_id": tenant, "subject_id": subject_id, "events": entries}
+        typer.echo(json.dumps(timeline, default=lambda e: e.to_json(), indent=2))
+    else:
+        render_table(Console(width=220), tenant, subject_id, entries)
+
+
+OutputFile = typer.Option(None, "--output", "-o", help="write to this file, not stdout")
+
+
+@app.command("export")
+def export(
+    subject: str = typer.Argument(..., help="a subject id (sub_...) or a lead id (lead_...)"),
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    fmt: str = typer.Option("json", "--format", help="json, or csv (section,record,field,value)"),
+    output: Path | None = OutputFile,
+    config_dir: Path = ConfigDir,
+) -> None:
+    """Write the access/portability package of a subject (R22, R23): personal data, sources,
+    purposes and legal bases, consents with proof, retention and due dates, recipients. The
+    same package an access request delivers.
+
+    Examples: leadtrail export sub_7f3a9c2e4b1d8a60 --tenant acme |
+    leadtrail export lead_019ad0f23c1e7a4b --tenant acme --format csv -o maria.csv
+    """
+    from ops.export import UnknownSubjectError, build_package, open_database
+    from services.common.export import render
+
+    if fmt not in ("json", "csv"):
+        raise fail(f"--format must be json or csv, got {fmt!r}")
+    _known_tenant(tenant, config_dir)
+    settings = _operator_settings()
+
+    async def build() -> bytes:
+        async with open_database(settings) as (db, cipher):
+            package = await build_package(db, cipher, config_dir, tenant, subject)
+        return render(package, "csv" if fmt == "csv" else "json")[0]
+
+    try:
+        body = asyncio.run(build())
+    except UnknownSubjectError as error:
+        raise fail(str(error)) from None
+    except _UNREACHABLE as error:
+        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    if output is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(body)
+        typer.echo(f"wrote {output} ({len(body)} bytes)", err=True)
 
 
 def load_stack_env(run_root: Path = Path(".run")) -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, JsonValue
 
 from contracts.events.common import Purpose
 
 __all__ = [
+    "EXPORT_SECTIONS",
+    "ExportPartContentV1",
+    "ExportPartV1",
+    "ExportSection",
+    "PrivacyRequestCompletedV1",
     "PrivacyRequestContactV1",
     "PrivacyRequestReceivedV1",
     "PrivacyRequestType",
@@ -62,3 +67,60 @@ class PrivacyRequestVerifiedV1(_Strict):
     attested_by: Annotated[str, Field(max_length=200)] | None = Field(
         default=None, description="the tenant operator who vouched for the requester"
     )
+
+
+ExportSection = Literal[
+    "personal_data",
+    "sources",
+    "interactions",
+    "scores",
+    "privacy_requests",
+    "purposes",
+    "consents",
+    "restrictions",
+    "retention",
+    "holds",
+    "recipients",
+    "erasures",
+    "rectifications",
+]
+"""The sections of an access/portability package (R22, R23), in the order they are shown."""
+
+EXPORT_SECTIONS: tuple[ExportSection, ...] = get_args(ExportSection)
+
+Service = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ExportPartV1(_Strict):
+    """One service's contribution to the answer of an access or portability request: which
+    sections it filled and how many records each holds. The records are in ``pii``."""
+
+    request_id: Annotated[str, Field(min_length=1, max_length=64)]
+    service: Service
+    records: dict[ExportSection, Annotated[int, Field(ge=0)]] = Field(
+        description="records per section in this part (sections the service owns)"
+    )
+
+
+class ExportPartContentV1(_Strict):
+    """The records of an export part, per section: personal data, so encrypted under the
+    subject's key (an erasure shreds every part still on the log)."""
+
+    sections: dict[ExportSection, list[dict[str, JsonValue]]]
+
+
+class PrivacyRequestCompletedV1(_Strict):
+    """The answer to a request is ready (R26: every response is recorded). For access and
+    portability requests: the package assembled from every service's part, downloadable in
+    ``formats`` through a signed, expiring link on ``GET /v1/privacy-requests/{id}``."""
+
+    request_id: Annotated[str, Field(min_length=1, max_length=64)]
+    request_type: PrivacyRequestType
+    parts: list[Service] = Field(description="services whose parts the package holds")
+    records: dict[ExportSection, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="records per section of the package"
+    )
+    package_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = Field(
+        default=None, description="SHA-256 of the package's JSON rendering as delivered"
+    )
+    formats: list[Literal["json", "csv"]] = Field(default_factory=list)

@@ -1,8 +1,9 @@
 """consent-ledger's event handlers.
 
 * ``lead.captured`` with consent claims -> one ``consent.granted`` per purpose, with the proof;
-* verified privacy requests: restriction -> ``restriction.placed``; objection ->
-  ``objection.recorded`` (and ``suppression.added`` for purposes that suppress, R13);
+* verified privacy requests: access/portability -> its ``privacy.export_part``; restriction ->
+  ``restriction.placed``; objection -> ``objection.recorded`` (and ``suppression.added`` for
+  purposes that suppress, R13);
 * its own events -> the read model, and after a withdrawal the R12 check: when no purpose keeps a
   lawful basis, ``consent.no_basis_remaining`` tells erasure-propagator to erase.
 
@@ -17,10 +18,12 @@ from pydantic import BaseModel
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
 from services.common.consent import has_remaining_basis
+from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt
 from services.common.runtime import Runtime
+from services.consent_ledger.export import export_part
 from services.consent_ledger.projection import ConsentProjection
 
 __all__ = ["ConsentHandlers"]
@@ -84,7 +87,16 @@ class ConsentHandlers:
             return
         if not isinstance(data, privacy.PrivacyRequestVerifiedV1):
             return
-        if data.request_type == "restriction":
+        if data.request_type in EXPORT_REQUEST_TYPES:
+            part = await export_part(
+                self.projection,
+                self.purposes.for_tenant(envelope.tenant_id),
+                self.runtime.cipher,
+                envelope.tenant_id,
+                envelope.subject_id,
+            )
+            await send_export_part(self.runtime.publisher, envelope, part)
+        elif data.request_type == "restriction":
             await self.emit(
                 envelope,
                 "restriction.placed",

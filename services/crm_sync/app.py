@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consent import CONSENT_EVENT_TYPES
 from services.common.consumer import subscribe_events
 from services.common.logging import get_logger
@@ -47,6 +47,12 @@ def build_spec(settings: CrmSettings) -> ServiceSpec:
                 sorted(CONSENT_EVENT_TYPES),
             ),
             ("crm-sync.erasure", ERASURE_EVENTS, handlers.on_erasure_event, ["erasure.requested"]),
+            (
+                "crm-sync.privacy",
+                PRIVACY_EVENTS,
+                handlers.on_privacy_event,
+                ["privacy.request.verified"],
+            ),
         ):
             subscribe_events(
                 runtime.broker,

@@ -7,9 +7,11 @@ The handlers only write crm-sync's own collections (fast, so the partition keeps
 from __future__ import annotations
 
 from contracts import EventEnvelope
+from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.runtime import Runtime
 from services.crm_sync.connections import TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
+from services.crm_sync.export import export_part
 from services.crm_sync.store import CrmStore, outbox_id
 
 __all__ = ["CrmSyncHandlers"]
@@ -138,3 +140,18 @@ class CrmSyncHandlers:
                     wait_id=wait_id,
                 )
         await self.dispatcher.maybe_receipt(wait_id)
+
+    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
+        """A verified access or portability request: send crm-sync's part (the recipients)."""
+        if envelope.type != "privacy.request.verified":
+            return
+        self.runtime.registry.decode(envelope)
+        if envelope.data["request_type"] not in EXPORT_REQUEST_TYPES:
+            return
+        part = await export_part(
+            self.store,
+            self.connections.for_tenant(envelope.tenant_id),
+            envelope.tenant_id,
+            envelope.subject_id,
+        )
+        await send_export_part(self.runtime.publisher, envelope, part)

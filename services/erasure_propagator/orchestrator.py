@@ -22,10 +22,12 @@ from datetime import datetime
 from contracts import EventEnvelope
 from contracts.events import erasure
 from services.common.clock import add_working_days
+from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
+from services.erasure_propagator.export import export_part
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 
@@ -82,6 +84,10 @@ class Orchestrator:
 
     async def on_request_verified(self, envelope: EventEnvelope) -> None:
         request_type = envelope.data["request_type"]
+        if request_type in EXPORT_REQUEST_TYPES:
+            part = await export_part(self.store, envelope.tenant_id, envelope.subject_id)
+            await send_export_part(self.runtime.publisher, envelope, part)
+            return
         if request_type not in ("erasure", "rectification"):
             return
         request = await self.store.request(envelope.tenant_id, envelope.data["request_id"])

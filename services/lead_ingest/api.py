@@ -32,6 +32,7 @@ from services.common.runtime import Runtime
 from services.common.store import Document
 from services.common.tenants import Tenant, TenantDirectory
 from services.lead_ingest.deadlines import request_deadline
+from services.lead_ingest.exports import export_link
 from services.lead_ingest.handlers import LeadIngestHandlers, consent_state
 from services.lead_ingest.idempotency import IdempotencyStore, request_fingerprint
 from services.lead_ingest.linking import Kind, SubjectLinker, new_subject_id
@@ -627,9 +628,12 @@ def build_router(api: IngestApi) -> APIRouter:
     @router.get(
         "/privacy-requests/{request_id}",
         response_model=PrivacyRequestView,
-        summary="Status and deadline of a data-subject request",
+        summary="Status and deadline of a data-subject request; for access and portability, "
+        "a signed link to the answer once it is ready",
     )
-    async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
+    async def get_privacy_request(
+        request_id: str, who: Caller, request: Request
+    ) -> PrivacyRequestView:
         document = await api.projection.request(who.id, request_id)
         if document is None:
             raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
@@ -641,6 +645,15 @@ def build_router(api: IngestApi) -> APIRouter:
             received_at=document["received_at"],
             verified_at=document.get("verified_at"),
             deadline=document["deadline"],
+            completed_at=document.get("completed_at"),
+            export=export_link(
+                api.settings.export_link_bytes(),
+                ttl_s=api.settings.export_link_ttl_s,
+                now=api.runtime.clock.now(),
+                base_url=str(request.base_url),
+                tenant_id=who.id,
+                request=document,
+            ),
         )
 
     return router

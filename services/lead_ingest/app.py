@@ -11,6 +11,8 @@ from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
 from services.lead_ingest.api import IngestApi, build_router
+from services.lead_ingest.export_api import build_export_router
+from services.lead_ingest.exports import ExportAssembler
 from services.lead_ingest.handlers import LeadIngestHandlers
 from services.lead_ingest.idempotency import IdempotencyStore
 from services.lead_ingest.linking import BlindIndex, SubjectLinker
@@ -49,6 +51,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                     TenantRules(settings.config_dir),
                     TenantPurposes(settings.config_dir),
                     linker,
+                    exports=ExportAssembler(runtime, projection, settings.export_parts),
                 ),
             )
         return parts["api"]
@@ -78,11 +81,14 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
     def router(runtime: Runtime) -> APIRouter:
         return build_router(api_for(runtime))
 
+    def export_router(runtime: Runtime) -> APIRouter:
+        return build_export_router(api_for(runtime))
+
     return ServiceSpec(
         name=SERVICE_NAME,
         title="Leadtrail lead-ingest API",
         register=register,
         on_startup=on_startup,
-        routers=[router],
+        routers=[router, export_router],
         max_body_bytes=settings.max_body_bytes,
     )

@@ -13,12 +13,14 @@ from typing import Any, Literal
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
 from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
+from services.common.export import EXPORT_REQUEST_TYPES
 from services.common.logging import get_logger
 from services.common.publisher import derived_event_id
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
 from services.common.store import Document
+from services.lead_ingest.exports import ExportAssembler
 from services.lead_ingest.linking import Kind, SubjectLinker
 from services.lead_ingest.normalise import email_link_form
 from services.lead_ingest.projection import LeadProjection
@@ -52,12 +54,15 @@ class LeadIngestHandlers:
         rules: TenantRules,
         purposes: TenantPurposes,
         linker: SubjectLinker,
+        *,
+        exports: ExportAssembler,
     ) -> None:
         self.runtime = runtime
         self.projection = projection
         self.rules = rules
         self.purposes = purposes
         self.linker = linker
+        self.exports = exports
 
     def blocked(self, tenant_id: str, subject: Document) -> str | None:
         return scoring_blocked(subject, self.purposes.for_tenant(tenant_id).bases())
@@ -138,6 +143,12 @@ class LeadIngestHandlers:
             await self.projection.request_received(envelope, data)
         elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
             await self.projection.request_verified(envelope, data)
+            if data.request_type in EXPORT_REQUEST_TYPES:
+                await self.exports.send_own_part(envelope)
+        elif isinstance(data, privacy.ExportPartV1):
+            await self.exports.add_part(envelope, data)
+        elif isinstance(data, privacy.PrivacyRequestCompletedV1):
+            await self.projection.request_completed(envelope, data)
 
     async def answers(self, document: Document) -> dict[str, Answer] | None:
         """The lead's latest answer per question, or None when its key was destroyed."""

@@ -306,5 +306,21 @@ class LeadProjection:
             {"$set": {"status": "verified", "verified_at": envelope.occurred_at}},
         )
 
+    async def request_completed(
+        self, envelope: EventEnvelope, data: privacy.PrivacyRequestCompletedV1
+    ) -> bool:
+        return await apply_once(
+            self.requests,
+            data.request_id,
+            envelope.id,
+            {
+                "$set": {
+                    "status": "completed",
+                    "completed_at": envelope.occurred_at,
+                    "export_formats": data.formats,
+                }
+            },
+        )
+
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
         return await find_owned(self.requests, request_id, tenant_id)

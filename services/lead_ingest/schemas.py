@@ -19,6 +19,7 @@ __all__ = [
     "Accepted",
     "AggregateRow",
     "ContactIn",
+    "ExportLink",
     "InteractionIn",
     "LeadIn",
     "LeadView",
@@ -206,6 +207,15 @@ class VerifyIn(_In):
     token: Annotated[str, Field(min_length=10, max_length=200)]
 
 
+class ExportLink(BaseModel):
+    """Where the answer to an access/portability request can be downloaded (R22, R23)."""
+
+    url: str = Field(description="signed link to the package; works without an API key")
+    format: Literal["json", "csv"]
+    expires_at: datetime
+    csv_url: str = Field(description="the same package as CSV (section,record,field,value)")
+
+
 class PrivacyRequestView(BaseModel):
     request_id: str
     type: PrivacyRequestType
@@ -214,6 +224,10 @@ class PrivacyRequestView(BaseModel):
     received_at: datetime
     verified_at: datetime | None
     deadline: datetime
+    completed_at: datetime | None = None
+    export: ExportLink | None = Field(
+        default=None, description="access/portability: the package, once every service answered"
+    )
 
 
 class AggregateRow(BaseModel):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from pydantic import Field, SecretStr, field_validator
 
+from services.common.export import EXPORT_SERVICES
 from services.common.settings import CommonSettings, decode_key
 
 __all__ = ["IngestSettings"]
@@ -26,11 +30,39 @@ class IngestSettings(CommonSettings):
     request_deadline_days: int = Field(default=30, ge=1, le=90, description="R22: one month")
     erasure_deadline_working_days: int = Field(default=10, ge=1, le=30, description="R25")
 
+    export_parts: list[str] = Field(
+        default_factory=lambda: list(EXPORT_SERVICES),
+        description="services whose privacy.export_part completes an access/portability answer",
+    )
+    export_link_ttl_s: int = Field(
+        default=24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="how long a signed export download link stays valid after it is shown",
+    )
+    export_link_key: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 random bytes: signs export download links; by default "
+        "derived from the KEK (changing either invalidates links already handed out)",
+    )
+
     @field_validator("blind_index_key")
     @classmethod
     def _is_a_key(cls, value: SecretStr) -> SecretStr:
         decode_key(value, "LEADTRAIL_BLIND_INDEX_KEY")
         return value
+
+    @field_validator("export_link_key")
+    @classmethod
+    def _is_a_link_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key(value, "LEADTRAIL_EXPORT_LINK_KEY")
+        return value
+
+    def export_link_bytes(self) -> bytes:
+        if self.export_link_key is not None:
+            return decode_key(self.export_link_key, "LEADTRAIL_EXPORT_LINK_KEY")
+        return hmac.new(self.kek_bytes(), b"leadtrail/export-links/v1", hashlib.sha256).digest()
 
     def blind_index_bytes(self) -> bytes:
         return decode_key(self.blind_index_key, "LEADTRAIL_BLIND_INDEX_KEY")

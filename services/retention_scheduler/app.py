@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, RETENTION_EVENTS
+from contracts.topics import (
+    CONSENT_EVENTS,
+    ERASURE_EVENTS,
+    LEAD_EVENTS,
+    PRIVACY_EVENTS,
+    RETENTION_EVENTS,
+)
 from services.common.consumer import subscribe_events
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
@@ -28,6 +34,7 @@ EVENT_TYPES = [
     "retention.hold_placed",
     "retention.hold_released",
     "erasure.requested",
+    "privacy.request.verified",
 ]
 
 
@@ -48,6 +55,7 @@ def build_spec(settings: RetentionSettings) -> ServiceSpec:
                 CONSENT_EVENTS.name,
                 RETENTION_EVENTS.name,
                 ERASURE_EVENTS.name,
+                PRIVACY_EVENTS.name,
             ],
             handler=RetentionHandlers(runtime.registry, runtime.publisher, store).on_event,
             clock=runtime.clock,

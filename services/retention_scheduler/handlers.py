@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from contracts import EventEnvelope
-from contracts.events import consent, lead, retention
+from contracts.events import consent, lead, privacy, retention
 from contracts.registry import EventRegistry
+from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.publisher import EventPublisher
 from services.common.receipts import send_erasure_receipt
+from services.retention_scheduler.export import export_part
 from services.retention_scheduler.schedule import RetentionStore
 
 __all__ = ["RetentionHandlers"]
@@ -47,6 +49,10 @@ class RetentionHandlers:
             await self.store.hold(envelope, data.hold_id, data.scope, active=True)
         elif isinstance(data, retention.RetentionHoldReleasedV1):
             await self.store.hold(envelope, data.hold_id, data.scope, active=False)
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
+            if data.request_type in EXPORT_REQUEST_TYPES:
+                part = await export_part(self.store, envelope.tenant_id, envelope.subject_id)
+                await send_export_part(self.publisher, envelope, part)
         elif envelope.type == "erasure.requested":
             forgotten = await self.store.forget_subject(envelope.tenant_id, envelope.subject_id)
             await send_erasure_receipt(
