@@ -27,7 +27,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from contracts import REGISTRY
 from contracts.envelope import EventEnvelope, Integrity
+from contracts.registry import UnknownEventError
 from contracts.topics import ALL_TOPICS, DEAD_LETTERS
 from services.common.integrity import mac_of
 from services.common.settings import integrity_key_bytes
@@ -231,8 +233,10 @@ class Verifier:
         wrong = [name for name, value in expected.items() if headers.get(name) != value]
         if record.key != str(body.get("subject_id")).encode():
             wrong.insert(0, "key")
+        if _home_topic(body) != record.topic:  # a copy on another topic reaches other consumers
+            wrong.insert(0, "topic")
         if wrong:
-            detail = "Kafka " + ", ".join(wrong) + " differ from the sealed event"
+            detail = "Kafka record not as sealed: " + ", ".join(wrong)
             self._flag("header-mismatch", record, detail, body, integrity)
 
     def _flag(
@@ -395,6 +399,15 @@ def _chain_finding(kind: Kind, event: _Sealed, detail: str) -> Finding:
         chain=event.chain,
         seq=event.seq,
     )
+
+
+def _home_topic(body: dict[str, Any]) -> str | None:
+    """The topic the registry assigns to the event's type and version."""
+    version = body.get("version")
+    try:
+        return REGISTRY.get(str(body.get("type")), version if isinstance(version, int) else 0).topic
+    except UnknownEventError:
+        return None
 
 
 def _ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:

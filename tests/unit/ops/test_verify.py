@@ -25,9 +25,9 @@ from services.common.integrity import ChainSealer, mac_of
 KEY = os.urandom(32)
 
 
-def envelope(n: int, tenant: str = "acme") -> EventEnvelope:
+def envelope(n: int, tenant: str = "acme", event_type: str = "lead.captured") -> EventEnvelope:
     return EventEnvelope(
-        type="lead.captured",
+        type=event_type,
         version=1,
         occurred_at=datetime(2026, 11, 1, 9, 30, tzinfo=UTC),
         tenant_id=tenant,
@@ -97,8 +97,11 @@ def test_a_clean_log_over_topics_and_partitions_has_no_findings() -> None:
     sealer = ChainSealer(KEY, "lead-ingest")
     other = ChainSealer(KEY, "consent-ledger")
     for n in range(12):
-        event = (sealer if n % 2 else other).seal(envelope(n))[0]
-        log.append(event, topic="lead-events" if n % 3 else "consent-events", partition=n % 4)
+        topic, kind = (
+            ("lead-events", "lead.captured") if n % 3 else ("consent-events", "consent.granted")
+        )
+        event = (sealer if n % 2 else other).seal(envelope(n, event_type=kind))[0]
+        log.append(event, topic=topic, partition=n % 4)
     report = verify(log.records)
     assert report.findings == []
     assert report.clean
@@ -258,7 +261,16 @@ def test_kafka_key_and_headers_must_say_what_the_sealed_event_says() -> None:
     )
     [finding] = verify(log.records).findings
     assert finding.kind == "header-mismatch"
-    assert "key, type" in finding.detail
+    assert finding.detail == "Kafka record not as sealed: key, type"
+
+
+def test_a_sealed_event_copied_to_another_topic_is_out_of_place() -> None:
+    [event] = chain(1)
+    log = Log()
+    log.append(event, topic="consent-events")
+    [finding] = verify(log.records).findings
+    assert (finding.kind, finding.topic) == ("header-mismatch", "consent-events")
+    assert finding.detail == "Kafka record not as sealed: topic"
 
 
 def test_old_unsealed_events_are_counted_and_garbage_is_malformed() -> None:
