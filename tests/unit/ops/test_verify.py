@@ -180,6 +180,20 @@ def test_any_removal_inside_a_chain_is_a_gap_before_the_next_event(removed: int)
     assert f"seq {removed} missing" in finding.detail
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.sets(st.integers(0, 6), min_size=1, max_size=6))
+def test_any_set_of_removals_below_a_kept_event_is_reported_as_gaps(removed: set[int]) -> None:
+    events = chain(8)  # seq 7 always stays: what is removed lies inside the chain
+    report = verify(on_one_partition([e for n, e in enumerate(events) if n not in removed]))
+    assert {f.kind for f in report.findings} == {"gap"}
+    reported = set()
+    for finding in report.findings:
+        span = finding.detail.split(" missing")[0].removeprefix("seq ")
+        first, _, last = span.partition("..")
+        reported |= set(range(int(first), int(last or first) + 1))
+    assert reported == removed
+
+
 def test_removing_the_tail_of_a_chain_cannot_be_seen_without_an_anchor() -> None:
     assert verify(on_one_partition(chain(6)[:4])).clean
 
