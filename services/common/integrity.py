@@ -104,16 +104,24 @@ def _encode(value: Any, out: list[str]) -> None:
 def _plain(value: Any) -> bool:
     """True when the standard library's JSON encoder already writes ``value`` canonically:
     ASCII keys (code point order is then UTF-16 order) and floats Python prints like
-    ECMAScript does. Most events are plain; the rest take the slower, general path."""
-    if isinstance(value, dict):
-        return all(
-            isinstance(key, str) and key.isascii() and _plain(item) for key, item in value.items()
-        )
-    if isinstance(value, list | tuple):
-        return all(_plain(item) for item in value)
-    if isinstance(value, float):
-        return math.isfinite(value) and repr(value) == _number(value)
-    return value is None or isinstance(value, str | int)
+    ECMAScript does. Most events are plain; the rest take the slower, general path. (Exact
+    type checks: anything unusual takes the general path, which is always right.)"""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif kind is not float or not math.isfinite(item) or repr(item) != _number(item):
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
