@@ -271,7 +271,7 @@ class Verifier:
         chains: dict[str, dict[int, list[_Sealed]]] = defaultdict(lambda: defaultdict(list))
         for event in self._sealed:
             chains[event.chain][event.seq].append(event)
-        redelivered: dict[str, int] = defaultdict(int)
+        redelivered: dict[tuple[str, str], int] = defaultdict(int)
         voided = 0
         for name, by_seq in chains.items():
             firsts = {
@@ -294,8 +294,9 @@ class Verifier:
                 total = topics.setdefault(topic, TopicCounts())
                 for name, value in asdict(counts).items():
                     setattr(total, name, getattr(total, name) + value)
-        for topic, count in redelivered.items():
-            topics.setdefault(topic, TopicCounts()).redelivered += count
+        for (topic, owner), count in redelivered.items():
+            if tenant is None or owner == tenant:
+                topics.setdefault(topic, TopicCounts()).redelivered += count
         for finding in findings:
             topics.setdefault(finding.topic, TopicCounts()).findings += 1
         findings.sort(key=lambda f: (f.topic, f.partition, f.offset, f.kind))
@@ -303,7 +304,7 @@ class Verifier:
 
     @staticmethod
     def _duplicates(
-        events: list[_Sealed], findings: list[Finding], redelivered: dict[str, int]
+        events: list[_Sealed], findings: list[Finding], redelivered: dict[tuple[str, str], int]
     ) -> _Sealed:
         """The first occurrence of a position; identical copies are redeliveries (a retry, a
         DLQ redrive), different events sealed at one position are a conflict."""
@@ -312,7 +313,7 @@ class Verifier:
             if other is first:
                 continue
             if other.mac == first.mac:
-                redelivered[other.topic] += 1
+                redelivered[other.topic, other.tenant_id] += 1
             else:
                 findings.append(
                     _chain_finding(
