@@ -10,7 +10,8 @@ fresh topics under its own prefix. Three phases on the same broker, in one run:
 2. the same through ``EventPublisher.publish`` (sealed, chained, enqueued under the lock);
 3. ``leadtrail verify``'s reader and verifier over everything phase 2 wrote.
 
-The figures to read are the ratio of 2 to 1 and verify's events per second.
+Phases 1 and 2 alternate ``--rounds`` times. The figures to read are the ratio of 2 to 1 and
+verify's events per second.
 """
 
 from __future__ import annotations
@@ -47,13 +48,21 @@ def event(n: int) -> RetentionHoldPlacedV1:
     )
 
 
+def _add(
+    total: tuple[list[float], float, int], more: tuple[list[float], float, int]
+) -> tuple[list[float], float, int]:
+    """Latencies, elapsed seconds and failures of two runs of one phase, together."""
+    return total[0] + more[0], total[1] + more[1], total[2] + more[2]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32, help="concurrent publishers")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    parser.add_argument("--rounds", type=int, default=2, help="unsealed/sealed alternations")
     args = parser.parse_args()
-    if args.clients < 1 or args.seconds <= 0:
-        parser.error("--clients must be >= 1 and --seconds > 0")
+    if args.clients < 1 or args.seconds <= 0 or args.rounds < 1:
+        parser.error("--clients and --rounds must be >= 1 and --seconds > 0")
     env = stack_env()
     key = base64.b64encode(os.urandom(32)).decode()
     settings = CommonSettings(
@@ -98,8 +107,13 @@ async def main() -> None:
 
         await unsealed(0)  # warm-up: the producer's metadata for both topics
         await sealed(0)
-        before = await run_clients(args.seconds, args.clients, unsealed, "unsealed")
-        after = await run_clients(args.seconds, args.clients, sealed, "sealed")
+        before: tuple[list[float], float, int] = ([], 0.0, 0)
+        after: tuple[list[float], float, int] = ([], 0.0, 0)
+        for _ in range(args.rounds):  # alternating, so drift in the machine's load hits both
+            before = _add(
+                before, await run_clients(args.seconds, args.clients, unsealed, "unsealed")
+            )
+            after = _add(after, await run_clients(args.seconds, args.clients, sealed, "sealed"))
     finally:
         await broker.stop()
 
@@ -116,6 +130,7 @@ async def main() -> None:
         "machine": machine(),
         "clients": args.clients,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "unsealed": summary(before[0], before[1]) | {"failures": before[2]},
         "sealed": summary(after[0], after[1]) | {"failures": after[2]},
         "verify": {
@@ -127,7 +142,9 @@ async def main() -> None:
     }
     ratio = result["sealed"]["per_second"] / result["unsealed"]["per_second"]
     result["sealed_vs_unsealed"] = ratio
-    table = Table(title=f"sealing, {args.clients} clients, {args.seconds:.0f} s per phase")
+    table = Table(
+        title=f"sealing, {args.clients} clients, {args.rounds} x {args.seconds:.0f} s per phase"
+    )
     for column in ("phase", "events/s", "p50 ms", "p99 ms"):
         table.add_column(column, justify="left" if column == "phase" else "right")
     for phase in ("unsealed", "sealed"):
