@@ -17,7 +17,7 @@ from typing import Any, Literal
 import uuid_utils
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["EncryptedPII", "EventEnvelope", "new_event_id"]
+__all__ = ["ChainPosition", "EncryptedPII", "EventEnvelope", "Integrity", "new_event_id"]
 
 
 def new_event_id() -> str:
@@ -40,6 +40,36 @@ class EncryptedPII(BaseModel):
     ciphertext: str = Field(min_length=1, description="base64 of ciphertext with GCM tag")
 
 
+class ChainPosition(BaseModel):
+    """One position in a producer instance's chain of events."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chain: str = Field(min_length=1, max_length=120)
+    seq: int = Field(ge=0)
+
+
+class Integrity(BaseModel):
+    """Tamper evidence (docs/integrity.md): the event's place in its producer instance's chain
+    and an HMAC-SHA256 over the canonical form of the whole envelope except ``mac`` itself.
+
+    ``void`` lists positions of earlier events whose publish failed (they may be missing from
+    the log without anyone having removed them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alg: Literal["HMAC-SHA256"] = "HMAC-SHA256"
+    chain: str = Field(
+        min_length=1, max_length=120, description="producer name/instance id (a UUIDv7)"
+    )
+    seq: int = Field(ge=0, description="0 for the chain's first event, then +1 per event")
+    prev: str | None = Field(
+        pattern=r"^[0-9a-f]{64}$", description="mac of the chain's previous event; null at seq 0"
+    )
+    void: tuple[ChainPosition, ...] = Field(default=(), max_length=500)
+    mac: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex HMAC-SHA256, lower case")
+
+
 class EventEnvelope(BaseModel):
     """One event on the log. ``data`` is validated against the registered model for
     (``type``, ``version``) by :class:`contracts.registry.EventRegistry`."""
@@ -57,6 +87,10 @@ class EventEnvelope(BaseModel):
     producer: str = Field(min_length=1, max_length=64)
     data: dict[str, Any] = Field(default_factory=dict)
     pii: EncryptedPII | None = None
+    integrity: Integrity | None = Field(
+        default=None,
+        description="tamper evidence (docs/integrity.md); absent on events published before it",
+    )
 
     @field_validator("occurred_at")
     @classmethod

@@ -41,7 +41,12 @@ from services.common.topics import ensure_topics
 __all__ = ["SERVICES", "ServiceProcess", "stack_down", "stack_status", "stack_up"]
 
 TOPIC_PREFIX = "leadtrail."
-SECRET_KEYS = ("LEADTRAIL_KEK", "LEADTRAIL_BLIND_INDEX_KEY", "LEADTRAIL_UNSUBSCRIBE_KEY")
+SECRET_KEYS = (
+    "LEADTRAIL_KEK",
+    "LEADTRAIL_BLIND_INDEX_KEY",
+    "LEADTRAIL_UNSUBSCRIBE_KEY",
+    "LEADTRAIL_INTEGRITY_KEY",
+)
 MONGO_DB = "leadtrail"
 
 

@@ -1,4 +1,5 @@
-"""Publishing events: build the envelope, encrypt personal data, wait for ``acks=all``.
+"""Publishing events: build the envelope, encrypt personal data, seal it into this process's
+chain (tamper evidence, :mod:`services.common.integrity`), wait for ``acks=all``.
 
 Events that follow from another event (a score from an interaction, a receipt from an erasure
 request) get a name-based id (UUIDv5) derived from their cause: a redelivered cause republishes
@@ -7,9 +8,11 @@ the *same* event id, which every consumer deduplicates (DESIGN principle 5).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
+from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
@@ -17,9 +20,13 @@ from contracts.envelope import EventEnvelope, new_event_id
 from contracts.registry import EventRegistry
 from services.common.clock import Clock
 from services.common.crypto import PiiCipher
+from services.common.integrity import ChainSealer
+from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 
 __all__ = ["DERIVED_NAMESPACE", "EventPublisher", "derived_event_id"]
+
+log = get_logger(__name__)
 
 DERIVED_NAMESPACE = uuid.UUID("6f1d1c3e-7a0b-4c55-9a51-2f1f4b9c3d10")
 
@@ -48,6 +55,12 @@ class EventPublisher:
         self._cipher = cipher
         self._clock = clock
         self._producer = producer
+        self._sealer = ChainSealer(settings.integrity_key_bytes(), producer)
+
+    @property
+    def chain(self) -> str:
+        """The chain this process seals its next event into."""
+        return self._sealer.chain
 
     async def build(
         self,
@@ -85,16 +98,50 @@ class EventPublisher:
             pii=encrypted,
         )
 
-    async def send(self, envelope: EventEnvelope) -> None:
-        """Publish and return once Kafka acknowledged it (``acks=all``); raises otherwise."""
-        definition = self._registry.get(envelope.type, envelope.version)
-        await self._broker.publish(
-            envelope.model_dump_json().encode(),
-            topic=self._settings.topic(definition.topic),
-            key=envelope.kafka_key(),
-            headers=envelope.kafka_headers(),
-            correlation_id=envelope.correlation_id,
-        )
+    async def send(self, envelope: EventEnvelope) -> EventEnvelope:
+        """Seal, publish and return the sealed envelope once Kafka acknowledged it
+        (``acks=all``); raises otherwise.
+
+        Sealing and enqueueing happen under one lock, so events reach each partition in the
+        order of their ``seq``; the acknowledgement is awaited outside it, so concurrent
+        publishes share round trips. A caller cancelled meanwhile (a timeout) does not
+        interrupt either: an event that got a ``seq`` is always enqueued, and a failed one is
+        declared void by the chain's next events instead of leaving an unexplained gap.
+        """
+        topic = self._settings.topic(self._registry.get(envelope.type, envelope.version).topic)
+        sealed, ack = await asyncio.shield(asyncio.ensure_future(self._enqueue(envelope, topic)))
+        await asyncio.shield(ack)
+        return sealed
+
+    async def _enqueue(
+        self, envelope: EventEnvelope, topic: str
+    ) -> tuple[EventEnvelope, asyncio.Future[RecordMetadata]]:
+        async with self._sealer.lock:
+            sealed, integrity = self._sealer.seal(envelope)
+            try:
+                ack: asyncio.Future[RecordMetadata] = await self._broker.publish(
+                    sealed.model_dump_json().encode(),
+                    topic=topic,
+                    key=sealed.kafka_key(),
+                    headers=sealed.kafka_headers(),
+                    correlation_id=sealed.correlation_id,
+                    no_confirm=True,
+                )
+            except BaseException:
+                self._sealer.failed(integrity)
+                raise
+
+        def settled(future: asyncio.Future[RecordMetadata]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                self._sealer.failed(integrity)
+                log.warning(
+                    "publish failed; its chain position is declared void",
+                    chain=integrity.chain,
+                    seq=integrity.seq,
+                )
+
+        ack.add_done_callback(settled)
+        return sealed, ack
 
     async def publish(
         self,
@@ -116,8 +163,7 @@ class EventPublisher:
             pii=pii,
             event_id=event_id,
         )
-        await self.send(envelope)
-        return envelope
+        return await self.send(envelope)
 
     async def publish_caused(
         self,

@@ -14,7 +14,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["CommonSettings", "decode_key"]
+from services.common.integrity import derive_integrity_key
+
+__all__ = ["CommonSettings", "decode_key", "integrity_key_bytes"]
 
 
 def decode_key(value: SecretStr, name: str) -> bytes:
@@ -26,6 +28,15 @@ def decode_key(value: SecretStr, name: str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"{name} must decode to 32 bytes, got {len(raw)}")
     return raw
+
+
+def integrity_key_bytes(integrity_key: SecretStr | None, kek: SecretStr | None) -> bytes:
+    """The key sealing events: ``LEADTRAIL_INTEGRITY_KEY``, else one derived from the KEK."""
+    if integrity_key is not None:
+        return decode_key(integrity_key, "LEADTRAIL_INTEGRITY_KEY")
+    if kek is None:
+        raise ValueError("set LEADTRAIL_INTEGRITY_KEY (or LEADTRAIL_KEK, which it derives from)")
+    return derive_integrity_key(decode_key(kek, "LEADTRAIL_KEK"))
 
 
 class CommonSettings(BaseSettings):
@@ -45,6 +56,11 @@ class CommonSettings(BaseSettings):
         description="Key-encryption key: base64 of 32 random bytes; wraps subjects' data keys"
     )
     kek_id: str = Field(default="kek-1", min_length=1, max_length=64)
+    integrity_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key sealing every event (docs/integrity.md): base64 of 32 random "
+        "bytes; unset, it is derived from the KEK (set it so auditors need not hold the KEK)",
+    )
     config_dir: Path = Field(
         default=Path(".run/config"),
         description="operator configuration: tenants.json and tenants/<id>/*.yaml",
@@ -60,8 +76,18 @@ class CommonSettings(BaseSettings):
         decode_key(value, "LEADTRAIL_KEK")
         return value
 
+    @field_validator("integrity_key")
+    @classmethod
+    def _integrity_key_is_a_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key(value, "LEADTRAIL_INTEGRITY_KEY")
+        return value
+
     def kek_bytes(self) -> bytes:
         return decode_key(self.kek, "LEADTRAIL_KEK")
+
+    def integrity_key_bytes(self) -> bytes:
+        return integrity_key_bytes(self.integrity_key, self.kek)
 
     def topic(self, logical_name: str) -> str:
         return f"{self.topic_prefix}{logical_name}"

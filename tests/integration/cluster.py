@@ -129,6 +129,7 @@ async def cluster(
         "kek": _key(),
         "blind_index_key": _key(),
         "unsubscribe_key": _key(),
+        "integrity_key": _key(),
         "config_dir": config_dir,
         "handler_retry_backoff_s": 0.05,
         "publish_timeout_s": 5.0,

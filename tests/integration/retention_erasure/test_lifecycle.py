@@ -102,8 +102,9 @@ class RecordingPublisher(EventPublisher):
         self.__dict__.update(original.__dict__)
         self.sent: list[EventEnvelope] = []
 
-    async def send(self, envelope: EventEnvelope) -> None:
+    async def send(self, envelope: EventEnvelope) -> EventEnvelope:
         self.sent.append(envelope)
+        return envelope
 
 
 async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
