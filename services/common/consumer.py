@@ -7,7 +7,8 @@ A subscription registered with :func:`subscribe_events` gets, for every Kafka re
 2. bytes that are not a valid :class:`~contracts.envelope.EventEnvelope` go straight to the
    dead-letter topic (retrying cannot fix them) and the partition moves on;
 3. the handler runs with ``service``, ``tenant_id``, ``correlation_id``, ``causation_id``,
-   ``event_id`` and ``event_type`` bound to every log line it writes;
+   ``event_id`` and ``event_type`` bound to every log line it writes, and one ``event handled``
+   line (info) records each success, so a lead's correlation id shows in every service's log;
 4. success commits the offset; a failure rewinds to the same record and retries with
    exponential backoff, up to ``handler_max_attempts``; then the record goes to the dead-letter
    topic with the error and the partition moves on. Nothing is dropped silently and nothing is
@@ -170,7 +171,9 @@ class _Subscription:
             self.metrics.handled(topic, event_type, "dead_letter", spent)
             await message.ack()
             return
-        self.metrics.handled(topic, event_type, "ok", time.perf_counter() - started)
+        spent = time.perf_counter() - started
+        self.metrics.handled(topic, event_type, "ok", spent)
+        log.info("event handled", topic=topic, duration_ms=round(spent * 1000, 3))
         self.attempts.pop(position, None)
         await message.ack()
 

@@ -9,7 +9,9 @@ HTTP request it
   ``X-Correlation-ID`` response header. Routes that publish events use
   :func:`services.common.logging.current_correlation_id`, so the events carry the same id;
 * counts the request and times it by route *template* (``/v1/leads/{lead_id}``, never the
-  concrete path; unmatched paths are ``unmatched``), method and status.
+  concrete path; unmatched paths are ``unmatched``), method and status;
+* logs one ``request served`` line: at info for writes (POST, PUT, PATCH, DELETE), at debug
+  for reads, health probes and scrapes.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastapi import APIRouter, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.logging import message_context, valid_correlation_id
+from services.common.logging import get_logger, message_context, valid_correlation_id
 from services.common.metrics import CONTENT_TYPE_LATEST, ServiceMetrics
 
 __all__ = ["CORRELATION_HEADER", "RequestObservability", "metrics_router"]
@@ -29,6 +31,8 @@ __all__ = ["CORRELATION_HEADER", "RequestObservability", "metrics_router"]
 CORRELATION_HEADER = "X-Correlation-ID"
 _HEADER_KEY = CORRELATION_HEADER.lower().encode()
 UNMATCHED = "unmatched"
+QUIET_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = get_logger(__name__)
 
 
 class RequestObservability:
@@ -60,15 +64,26 @@ class RequestObservability:
             await send(message)
 
         started = time.perf_counter()
-        try:
-            with message_context(service=self.metrics.service, correlation_id=correlation_id):
+        with message_context(service=self.metrics.service, correlation_id=correlation_id):
+            try:
                 await self.app(scope, receive, send_with_id)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            self.metrics.http_request(
-                scope["method"], template, status, time.perf_counter() - started
-            )
+            finally:
+                self.finished(scope, status, time.perf_counter() - started)
+
+    def finished(self, scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or UNMATCHED
+        method: str = scope["method"]
+        self.metrics.http_request(method, template, status, seconds)
+        # Writes at info (they start a lead's trail); reads, probes and scrapes at debug.
+        write = log.debug if method in QUIET_METHODS else log.info
+        write(
+            "request served",
+            method=method,
+            route=template,
+            status=status,
+            duration_ms=round(seconds * 1000, 3),
+        )
 
 
 def metrics_router(metrics: ServiceMetrics) -> APIRouter:
