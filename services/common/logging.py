@@ -66,10 +66,17 @@ def get_logger(name: str | None = None) -> Any:
 
 @contextmanager
 def message_context(**values: str | None) -> Iterator[None]:
-    """Bind ``values`` to every log line inside the block, then restore what was bound."""
-    clean = {key: value for key, value in values.items() if value is not None}
-    with structlog.contextvars.bound_contextvars(**clean):
+    """Bind ``values`` to every log line inside the block, then restore what was bound.
+
+    Runs once per handled event and per HTTP request, so it resets the context variables with
+    their tokens instead of using ``bound_contextvars`` (which copies the whole context)."""
+    tokens = structlog.contextvars.bind_contextvars(
+        **{key: value for key, value in values.items() if value is not None}
+    )
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def valid_correlation_id(value: str | None) -> bool:

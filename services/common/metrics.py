@@ -120,20 +120,33 @@ class _LagCollector(Collector):
         return [GaugeMetricFamily("leadtrail_consumer_lag", "", labels=[])]
 
     async def refresh(self) -> None:
+        """Read every tracked consumer; one that fails (say, mid-rebalance) reports nothing
+        this time rather than stale values, and its error is raised after the others."""
         snapshot: dict[tuple[str, str, str], int] = {}
+        failure: Exception | None = None
         for tracked in self.tracked:
             consumer = tracked.consumer()
             if consumer is None:
                 continue  # not started yet, or stopped
-            partitions = list(consumer.assignment())
-            if not partitions:
-                continue
-            ends = await consumer.end_offsets(partitions)
-            for tp in partitions:
-                position = await consumer.position(tp)
-                key = (tracked.group, logical_topic(tp.topic, self.prefix), str(tp.partition))
-                snapshot[key] = max(0, ends.get(tp, position) - position)
+            try:
+                snapshot.update(await self._lags(tracked.group, consumer))
+            except Exception as error:  # counted by the caller once raised
+                failure = failure or error
         self.snapshot = snapshot
+        if failure is not None:
+            raise failure
+
+    async def _lags(self, group: str, consumer: _Consumer) -> dict[tuple[str, str, str], int]:
+        partitions = list(consumer.assignment())
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        lags = {}
+        for tp in partitions:
+            position = await consumer.position(tp)
+            key = (group, logical_topic(tp.topic, self.prefix), str(tp.partition))
+            lags[key] = max(0, ends.get(tp, position) - position)
+        return lags
 
 
 class ServiceMetrics:

@@ -123,6 +123,31 @@ async def test_lag_is_end_offset_minus_position_per_assigned_partition() -> None
     assert (lag, tuple(sorted({**labels, "partition": "0"}.items()))) not in got
 
 
+class RebalancingConsumer(FakeConsumer):
+    async def position(self, partition: Any) -> int:
+        raise RuntimeError("partition is not assigned")
+
+
+async def test_a_consumer_that_cannot_answer_reports_nothing_and_is_counted() -> None:
+    metrics = make_metrics()
+    tp = TP("unit.lead-events", 0)
+    healthy = FakeConsumer({tp: 5}, {tp: 2})
+    stuck = RebalancingConsumer({tp: 9}, {tp: 1})
+    metrics.track_consumer("healthy", lambda: healthy)
+    metrics.track_consumer("stuck", lambda: stuck)
+    got = samples((await metrics.render()).decode())
+    labels = {"service": "unit", "topic": "lead-events", "partition": "0"}
+    assert (
+        got[("leadtrail_consumer_lag", tuple(sorted({**labels, "group": "healthy"}.items())))] == 3
+    )
+    assert (
+        "leadtrail_consumer_lag",
+        tuple(sorted({**labels, "group": "stuck"}.items())),
+    ) not in got
+    errors = (("service", "unit"), ("source", "consumer_lag"))
+    assert got[("leadtrail_metrics_refresh_errors_total", errors)] == 1
+
+
 async def test_a_failing_refresher_is_counted_and_the_scrape_still_answers() -> None:
     metrics = make_metrics()
     ran: list[str] = []
