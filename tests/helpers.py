@@ -33,8 +33,12 @@ async def scrape_metrics(client: httpx.AsyncClient) -> Samples:
     """``GET /metrics``, parsed with prometheus_client's own text parser."""
     response = await client.get("/metrics")
     assert response.status_code == 200, response.text
+    return parse_metrics(response.text)
+
+
+def parse_metrics(text: str) -> Samples:
     found: Samples = {}
-    for family in text_string_to_metric_families(response.text):
+    for family in text_string_to_metric_families(text):
         for sample in family.samples:
             found[sample.name, frozenset(sample.labels.items())] = sample.value
     return found

@@ -29,8 +29,6 @@ from prometheus_client.registry import Collector
 
 from contracts.envelope import EventEnvelope
 from contracts.registry import EventRegistry
-from services.common.clock import Clock
-from services.common.crypto import PiiCipher
 from services.common.logging import get_logger
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
@@ -290,25 +288,10 @@ class MeasuredPublisher(EventPublisher):
     It wraps ``send`` from outside, so how the publisher builds and sends envelopes stays the
     publisher's business."""
 
-    def __init__(
-        self,
-        *,
-        metrics: ServiceMetrics,
-        broker: Any,
-        settings: CommonSettings,
-        registry: EventRegistry,
-        cipher: PiiCipher,
-        clock: Clock,
-        producer: str,
-    ) -> None:
-        super().__init__(
-            broker=broker,
-            settings=settings,
-            registry=registry,
-            cipher=cipher,
-            clock=clock,
-            producer=producer,
-        )
+    def __init__(self, *, metrics: ServiceMetrics, **publisher: Any) -> None:
+        """``publisher``: :class:`EventPublisher`'s own keyword arguments, passed through."""
+        super().__init__(**publisher)
+        registry: EventRegistry = publisher["registry"]
         self._metrics = metrics
         self._topics = {d.type: d.topic for d in registry.definitions()}
 

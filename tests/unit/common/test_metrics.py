@@ -11,26 +11,17 @@ import pytest
 import structlog
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts import REGISTRY
 from services.common.logging import current_correlation_id
 from services.common.metrics import OTHER, LabelCache, ServiceMetrics, logical_topic
 from services.common.observability import RequestObservability, metrics_router
+from tests.helpers import parse_metrics, sample
 
 
 def make_metrics() -> ServiceMetrics:
     types = {definition.type for definition in REGISTRY.definitions()}
     return ServiceMetrics("unit", topic_prefix="unit.", event_types=types)
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Parsed exposition: (sample name, sorted labels) -> value."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
 
 
 def test_label_cache_returns_one_child_per_label_tuple() -> None:
@@ -63,11 +54,10 @@ async def test_recorded_values_show_in_the_exposition() -> None:
     metrics.dead_lettered("lead-events", "handler_failed")
     metrics.http_request("POST", "/v1/leads", 202, 0.01)
     metrics.http_request("BREW", "unmatched", 405, 0.01)
-    got = samples((await metrics.render()).decode())
-    base = (("service", "unit"),)
+    got = parse_metrics((await metrics.render()).decode())
 
     def value(name: str, **labels: str) -> float | None:
-        return got.get((name, tuple(sorted((*base, *labels.items())))))
+        return sample(got, name, service="unit", **labels)
 
     handled = "leadtrail_events_handled_total"
     assert value(handled, topic="lead-events", event_type="lead.captured", outcome="ok") == 2
@@ -112,15 +102,15 @@ async def test_lag_is_end_offset_minus_position_per_assigned_partition() -> None
     consumer = FakeConsumer({zero: 10, one: 4}, {zero: 7, one: 4})
     metrics.track_consumer("g", lambda: consumer)
     metrics.track_consumer("not-started", lambda: None)
-    got = samples((await metrics.render()).decode())
+    got = parse_metrics((await metrics.render()).decode())
     lag = "leadtrail_consumer_lag"
     labels = {"service": "unit", "group": "g", "topic": "lead-events"}
-    assert got[(lag, tuple(sorted({**labels, "partition": "0"}.items())))] == 3
-    assert got[(lag, tuple(sorted({**labels, "partition": "1"}.items())))] == 0
+    assert sample(got, lag, partition="0", **labels) == 3
+    assert sample(got, lag, partition="1", **labels) == 0
 
     consumer.positions = {one: 4}  # partition 0 was revoked
-    got = samples((await metrics.render()).decode())
-    assert (lag, tuple(sorted({**labels, "partition": "0"}.items()))) not in got
+    got = parse_metrics((await metrics.render()).decode())
+    assert sample(got, lag, partition="0", **labels) is None
 
 
 class RebalancingConsumer(FakeConsumer):
@@ -135,17 +125,12 @@ async def test_a_consumer_that_cannot_answer_reports_nothing_and_is_counted() ->
     stuck = RebalancingConsumer({tp: 9}, {tp: 1})
     metrics.track_consumer("healthy", lambda: healthy)
     metrics.track_consumer("stuck", lambda: stuck)
-    got = samples((await metrics.render()).decode())
+    got = parse_metrics((await metrics.render()).decode())
     labels = {"service": "unit", "topic": "lead-events", "partition": "0"}
-    assert (
-        got[("leadtrail_consumer_lag", tuple(sorted({**labels, "group": "healthy"}.items())))] == 3
-    )
-    assert (
-        "leadtrail_consumer_lag",
-        tuple(sorted({**labels, "group": "stuck"}.items())),
-    ) not in got
-    errors = (("service", "unit"), ("source", "consumer_lag"))
-    assert got[("leadtrail_metrics_refresh_errors_total", errors)] == 1
+    assert sample(got, "leadtrail_consumer_lag", group="healthy", **labels) == 3
+    assert sample(got, "leadtrail_consumer_lag", group="stuck", **labels) is None
+    errors = "leadtrail_metrics_refresh_errors_total"
+    assert sample(got, errors, service="unit", source="consumer_lag") == 1
 
 
 async def test_a_failing_refresher_is_counted_and_the_scrape_still_answers() -> None:
@@ -162,8 +147,8 @@ async def test_a_failing_refresher_is_counted_and_the_scrape_still_answers() -> 
     metrics.on_scrape("fine", fine)
     text = (await metrics.render()).decode()
     assert ran == ["fine"]
-    errors = ("leadtrail_metrics_refresh_errors_total", (("service", "unit"), ("source", "broken")))
-    assert samples(text)[errors] == 1
+    errors = "leadtrail_metrics_refresh_errors_total"
+    assert sample(parse_metrics(text), errors, service="unit", source="broken") == 1
 
 
 def observed_app(metrics: ServiceMetrics, seen: list[str | None]) -> FastAPI:
@@ -208,12 +193,11 @@ async def test_requests_get_a_correlation_id_in_logs_body_and_header() -> None:
     assert scrape.headers["content-type"].startswith("text/plain")
     assert structlog.contextvars.get_contextvars().get("correlation_id") is None, "unbound after"
 
-    got = samples(scrape.text)
-    requests = "leadtrail_http_requests_total"
+    got = parse_metrics(scrape.text)
 
     def count(route: str, status: str) -> float | None:
         labels = {"service": "unit", "method": "GET", "route": route, "status": status}
-        return got.get((requests, tuple(sorted(labels.items()))))
+        return sample(got, "leadtrail_http_requests_total", **labels)
 
     assert count("/things/{thing_id}", "200") == 3, "the template, not the concrete paths"
     assert count("unmatched", "404") == 1
