@@ -6,11 +6,16 @@ A subscription registered with :func:`subscribe_events` gets, for every Kafka re
    (records without the header are decoded: they may be poison, which must not vanish);
 2. bytes that are not a valid :class:`~contracts.envelope.EventEnvelope` go straight to the
    dead-letter topic (retrying cannot fix them) and the partition moves on;
-3. the handler runs with ``tenant_id``/``correlation_id`` bound to every log line;
+3. the handler runs with ``service``, ``tenant_id``, ``correlation_id``, ``causation_id``,
+   ``event_id`` and ``event_type`` bound to every log line it writes, and one ``event handled``
+   line (info) records each success, so a lead's correlation id shows in every service's log;
 4. success commits the offset; a failure rewinds to the same record and retries with
    exponential backoff, up to ``handler_max_attempts``; then the record goes to the dead-letter
    topic with the error and the partition moves on. Nothing is dropped silently and nothing is
    committed before it was handled.
+
+Every handler attempt is counted by outcome (``ok``, ``retry``, ``dead_letter``) and timed,
+and the subscription's consumer reports its lag (:mod:`services.common.metrics`).
 
 Handlers must be idempotent (DESIGN principle 5): a crash after the effect and before the commit
 redelivers the record.
@@ -20,7 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from faststream import AckPolicy
@@ -33,6 +40,7 @@ from contracts.envelope import EventEnvelope
 from contracts.topics import DEAD_LETTERS
 from services.common.clock import Clock
 from services.common.logging import get_logger, message_context
+from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
 
 __all__ = ["EventHandler", "subscribe_events"]
@@ -54,19 +62,129 @@ def subscribe_events(
     topics: Collection[str],
     handler: EventHandler,
     clock: Clock,
+    metrics: ServiceMetrics,
     event_types: Collection[str] | None = None,
 ) -> None:
     """Register ``handler`` for events of ``event_types`` (all when None) on logical ``topics``."""
     wanted = frozenset(event_types) if event_types is not None else None
-    attempts: dict[tuple[str, int, int], int] = {}
-    dead_letter_topic = settings.topic(DEAD_LETTERS.name)
+    subscription = _Subscription(
+        broker=broker,
+        settings=settings,
+        service=service,
+        group_id=group_id,
+        handler=handler,
+        clock=clock,
+        metrics=metrics,
+        wanted=wanted,
+        logical={settings.topic(name): name for name in topics},
+    )
+    subscriber = broker.subscriber(
+        *[settings.topic(name) for name in topics],
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{service}/{group_id}",
+        description=f"{service} consumes {', '.join(sorted(wanted or ['all events']))}",
+    )
+    metrics.track_consumer(group_id, lambda: subscriber.consumer)
 
-    async def dead_letter(record: Any, error: BaseException, tries: int) -> None:
+    @subscriber
+    async def consume(message: KafkaMessage) -> None:
+        try:
+            await subscription.handle(message)
+        except Exception:
+            # Even dead-lettering failed (Kafka unreachable?): rewind, never commit past it.
+            log.exception("could not handle or dead-letter a record; rewinding")
+            await message.nack()
+            raise
+
+
+@dataclass
+class _Subscription:
+    broker: KafkaBroker
+    settings: CommonSettings
+    service: str
+    group_id: str
+    handler: EventHandler
+    clock: Clock
+    metrics: ServiceMetrics
+    wanted: frozenset[str] | None
+    logical: dict[str, str]
+    """physical topic name -> logical name (the metrics label)"""
+    attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    async def handle(self, message: Any) -> None:
+        record: Any = message.raw_message
+        header_type = _headers(record).get("type")
+        wanted = self.wanted
+        if wanted is not None and header_type is not None and header_type not in wanted:
+            await message.ack()  # routed by header: not for us, no need to decode
+            return
+        topic = self.logical.get(record.topic) or self.metrics.topic(record.topic)
+        try:
+            envelope = EventEnvelope.model_validate_json(record.value or b"")
+        except ValidationError as error:
+            await self.dead_letter(record, topic, error, 1, "invalid_envelope")
+            self.metrics.handled_without_handler(topic, "dead_letter")
+            await message.ack()
+            return
+        if wanted is not None and envelope.type not in wanted:
+            await message.ack()  # a header lied about the type; the body is the truth
+            return
+        with message_context(
+            service=self.service,
+            tenant_id=envelope.tenant_id,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            event_id=envelope.id,
+            event_type=envelope.type,
+        ):
+            await self.run_handler(message, record, envelope, topic)
+
+    async def run_handler(
+        self, message: Any, record: Any, envelope: EventEnvelope, topic: str
+    ) -> None:
+        """Success commits; failure rewinds for a retry with backoff, or, out of attempts,
+        dead-letters the record and moves on."""
+        position = (record.topic, record.partition, record.offset)
+        event_type = self.metrics.event_type(envelope.type)
+        started = time.perf_counter()
+        try:
+            await self.handler(envelope)
+        except Exception as error:
+            spent = time.perf_counter() - started
+            tries = self.attempts.get(position, 0) + 1
+            if tries < self.settings.handler_max_attempts:
+                self.metrics.handled(topic, event_type, "retry", spent)
+                self.attempts[position] = tries
+                log.warning(
+                    "handler failed, will retry",
+                    error_type=type(error).__name__,
+                    error=str(error),
+                    attempt=tries,
+                )
+                await asyncio.sleep(self.settings.handler_retry_backoff_s * 2 ** (tries - 1))
+                await message.nack()
+                return
+            self.attempts.pop(position, None)
+            await self.dead_letter(record, topic, error, tries, "handler_failed")
+            self.metrics.handled(topic, event_type, "dead_letter", spent)
+            await message.ack()
+            return
+        spent = time.perf_counter() - started
+        self.metrics.handled(topic, event_type, "ok", spent)
+        log.info("event handled", topic=topic, duration_ms=round(spent * 1000, 3))
+        self.attempts.pop(position, None)
+        await message.ack()
+
+    async def dead_letter(
+        self, record: Any, topic: str, error: BaseException, tries: int, reason: str
+    ) -> None:
         headers = _headers(record)
         letter = DeadLetterV1(
-            failed_at=clock.now(),
-            service=service,
-            consumer_group=group_id,
+            failed_at=self.clock.now(),
+            service=self.service,
+            consumer_group=self.group_id,
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
@@ -80,12 +198,13 @@ def subscribe_events(
             event_type=headers.get("type"),
             tenant_id=headers.get("tenant_id"),
         )
-        await broker.publish(
+        await self.broker.publish(
             letter.model_dump_json().encode(),
-            topic=dead_letter_topic,
+            topic=self.settings.topic(DEAD_LETTERS.name),
             key=record.key,
-            headers={"service": service, "source_topic": record.topic},
+            headers={"service": self.service, "source_topic": record.topic},
         )
+        self.metrics.dead_lettered(topic, reason)
         log.error(
             "message dead-lettered",
             source_topic=record.topic,
@@ -95,65 +214,3 @@ def subscribe_events(
             error=letter.error_message,
             attempts=tries,
         )
-
-    @broker.subscriber(
-        *[settings.topic(name) for name in topics],
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.MANUAL,
-        title=f"{service}/{group_id}",
-        description=f"{service} consumes {', '.join(sorted(wanted or ['all events']))}",
-    )
-    async def consume(message: KafkaMessage) -> None:
-        try:
-            await handle(message)
-        except Exception:
-            # Even dead-lettering failed (Kafka unreachable?): rewind, never commit past it.
-            log.exception("could not handle or dead-letter a record; rewinding")
-            await message.nack()
-            raise
-
-    async def handle(message: Any) -> None:
-        record: Any = message.raw_message
-        headers = _headers(record)
-        header_type = headers.get("type")
-        if wanted is not None and header_type is not None and header_type not in wanted:
-            await message.ack()  # routed by header: not for us, no need to decode
-            return
-        try:
-            envelope = EventEnvelope.model_validate_json(record.value or b"")
-        except ValidationError as error:
-            await dead_letter(record, error, 1)
-            await message.ack()
-            return
-        if wanted is not None and envelope.type not in wanted:
-            await message.ack()  # a header lied about the type; the body is the truth
-            return
-        position = (record.topic, record.partition, record.offset)
-        with message_context(
-            tenant_id=envelope.tenant_id,
-            correlation_id=envelope.correlation_id,
-            event_id=envelope.id,
-            event_type=envelope.type,
-        ):
-            try:
-                await handler(envelope)
-            except Exception as error:
-                tries = attempts.get(position, 0) + 1
-                if tries < settings.handler_max_attempts:
-                    attempts[position] = tries
-                    log.warning(
-                        "handler failed, will retry",
-                        error_type=type(error).__name__,
-                        error=str(error),
-                        attempt=tries,
-                    )
-                    await asyncio.sleep(settings.handler_retry_backoff_s * 2 ** (tries - 1))
-                    await message.nack()
-                    return
-                attempts.pop(position, None)
-                await dead_letter(record, error, tries)
-                await message.ack()
-                return
-        attempts.pop(position, None)
-        await message.ack()

@@ -1,21 +1,38 @@
 """structlog configured for JSON lines, with per-message context.
 
-Every log line carries ``service``; while a message is handled, ``tenant_id``,
-``correlation_id``, ``event_id`` and ``event_type`` are bound through contextvars
-(:func:`message_context`), so one lead can be followed across services by its correlation id.
+Every log line carries ``service``; while a Kafka record is handled, ``tenant_id``,
+``correlation_id``, ``causation_id``, ``event_id`` and ``event_type`` are bound through
+contextvars (:func:`message_context`), and while an HTTP request is served its
+``correlation_id`` is (see :class:`services.common.observability.RequestObservability`). Events
+carry the correlation id of the request that started them, so one lead can be followed across
+services by that one id.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import structlog
+import uuid_utils
 
-__all__ = ["configure_logging", "get_logger", "message_context"]
+__all__ = [
+    "CORRELATION_ID_PATTERN",
+    "configure_logging",
+    "current_correlation_id",
+    "get_logger",
+    "message_context",
+    "valid_correlation_id",
+]
+
+CORRELATION_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+"""What a caller may send as ``X-Correlation-ID``: at most 64 characters (the envelope's limit),
+letters, digits and ``._:-`` (UUIDs, ULIDs and most tracing ids fit; nothing that could
+forge a log field)."""
 
 
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
@@ -49,7 +66,24 @@ def get_logger(name: str | None = None) -> Any:
 
 @contextmanager
 def message_context(**values: str | None) -> Iterator[None]:
-    """Bind ``values`` to every log line inside the block, then restore what was bound."""
-    clean = {key: value for key, value in values.items() if value is not None}
-    with structlog.contextvars.bound_contextvars(**clean):
+    """Bind ``values`` to every log line inside the block, then restore what was bound.
+
+    Runs once per handled event and per HTTP request, so it resets the context variables with
+    their tokens instead of using ``bound_contextvars`` (which copies the whole context)."""
+    tokens = structlog.contextvars.bind_contextvars(
+        **{key: value for key, value in values.items() if value is not None}
+    )
+    try:
         yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
+
+
+def valid_correlation_id(value: str | None) -> bool:
+    return value is not None and CORRELATION_ID_PATTERN.fullmatch(value) is not None
+
+
+def current_correlation_id() -> str:
+    """The correlation id bound to this request or message, or a fresh UUIDv7 outside one."""
+    bound = structlog.contextvars.get_contextvars().get("correlation_id")
+    return bound if isinstance(bound, str) else str(uuid_utils.uuid7())

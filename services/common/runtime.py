@@ -3,7 +3,9 @@
 A service module provides a :class:`ServiceSpec`: its name, a function that registers its
 Kafka subscribers on the runtime, and optional HTTP routers. :func:`create_app` turns that into
 a FastAPI application whose lifespan connects MongoDB and Kafka, starts the subscribers and
-reports readiness on ``GET /readyz``. Nothing connects at import time.
+reports readiness on ``GET /readyz``; ``GET /metrics`` serves its Prometheus metrics and every
+request gets a correlation id (:mod:`services.common.observability`). Nothing connects at
+import time.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from services.common.clock import Clock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
 from services.common.http import BodySizeLimit, install_problem_handlers
 from services.common.logging import configure_logging, get_logger
+from services.common.metrics import MeasuredPublisher, ServiceMetrics
+from services.common.observability import RequestObservability, metrics_router
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 from services.common.store import Document, database, make_mongo_client
@@ -50,6 +54,7 @@ class Runtime:
     keyring: MongoDataKeyring
     cipher: PiiCipher
     publisher: EventPublisher
+    metrics: ServiceMetrics
     state: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -62,7 +67,9 @@ class Runtime:
             db[KEYRING_COLLECTION], KeyWrapper(settings.kek_bytes(), settings.kek_id), clock=clock
         )
         cipher = PiiCipher(keyring)
-        publisher = EventPublisher(
+        metrics = ServiceMetrics.for_service(service, settings, REGISTRY)
+        publisher = MeasuredPublisher(
+            metrics=metrics,
             broker=broker,
             settings=settings,
             registry=REGISTRY,
@@ -71,7 +78,17 @@ class Runtime:
             producer=service,
         )
         return cls(
-            service, settings, clock, REGISTRY, broker, mongo, db, keyring, cipher, publisher
+            service,
+            settings,
+            clock,
+            REGISTRY,
+            broker,
+            mongo,
+            db,
+            keyring,
+            cipher,
+            publisher,
+            metrics,
         )
 
 
@@ -155,7 +172,9 @@ def create_app(
     app.state.started = False
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
+    app.add_middleware(RequestObservability, metrics=runtime.metrics)  # outermost: sees 413s
     app.include_router(health_router(runtime))
+    app.include_router(metrics_router(runtime.metrics))
     for make_router in spec.routers:
         app.include_router(make_router(runtime))
     return app

@@ -9,7 +9,6 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
-import uuid_utils
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -24,6 +23,7 @@ from services.common.http import (
     problem_responses,
     publish_or_503,
 )
+from services.common.logging import current_correlation_id
 from services.common.netprivacy import shorten_ip
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime
@@ -149,7 +149,7 @@ class ConsentApi:
             pii=pii,
             tenant_id=tenant_id,
             subject_id=subject_id,
-            correlation_id=str(uuid_utils.uuid7()),
+            correlation_id=current_correlation_id(),
         )
         return Recorded(event_id=envelope.id, type=envelope.type)
 

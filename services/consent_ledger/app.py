@@ -72,6 +72,7 @@ def build_spec(settings: ConsentSettings) -> ServiceSpec:
                 topics=[topic.name],
                 handler=handler,
                 clock=runtime.clock,
+                metrics=runtime.metrics,
                 event_types=types,
             )
 

@@ -62,6 +62,7 @@ def build_spec(settings: CrmSettings) -> ServiceSpec:
                 topics=[topic.name],
                 handler=handler,
                 clock=runtime.clock,
+                metrics=runtime.metrics,
                 event_types=types,
             )
 

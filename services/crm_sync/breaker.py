@@ -11,7 +11,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["CircuitBreaker"]
+__all__ = ["STATES", "CircuitBreaker"]
+
+STATES = ("closed", "open", "half-open")
 
 
 @dataclass
@@ -46,6 +48,10 @@ class CircuitBreaker:
         circuit.probing = False
         if circuit.opened_at is not None or circuit.failures >= self.threshold:
             circuit.opened_at = self.now()
+
+    def states(self) -> dict[str, str]:
+        """The state of every circuit seen so far."""
+        return {key: self.state(key) for key in self._circuits}
 
     def state(self, key: str) -> str:
         circuit = self._circuits.get(key)

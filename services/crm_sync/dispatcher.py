@@ -38,6 +38,7 @@ from services.crm_sync.adapters.config import SecretUnavailableError
 from services.crm_sync.breaker import CircuitBreaker
 from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.contact import build_contact, mapped_fields
+from services.crm_sync.metrics import CrmMetrics
 from services.crm_sync.settings import CrmSettings
 from services.crm_sync.store import CrmStore
 
@@ -62,6 +63,7 @@ class Dispatcher:
         self.purposes = purposes
         self.settings = settings
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_open_s)
+        self.metrics = CrmMetrics(runtime.metrics, self.breaker)
         self._adapters: dict[tuple[str, str, str], CrmAdapter] = {}
 
     async def aclose(self) -> None:
@@ -79,7 +81,14 @@ class Dispatcher:
         """Work through the due outbox entries; returns how many CRM calls succeeded."""
         done = 0
         for entry in await self.store.due(self.runtime.clock.now(), limit):
-            with message_context(tenant_id=entry["tenant_id"], lead_id=entry["lead_id"]):
+            cause = entry.get("cause") or {}
+            with message_context(
+                service=SERVICE,
+                tenant_id=entry["tenant_id"],
+                lead_id=entry["lead_id"],
+                correlation_id=cause.get("correlation_id"),
+                causation_id=cause.get("id"),
+            ):
                 done += await self.process(entry)
         return done
 
@@ -93,6 +102,7 @@ class Dispatcher:
                 entry, CrmError("connection no longer configured", status=None, transient=False)
             )
             return 0
+        kind = self.metrics.kinds[breaker_key] = connection.adapter.kind
         if not self.breaker.allows(breaker_key):
             await self.store.outbox.update_one(
                 {"_id": entry["_id"], "state": "pending"},
@@ -110,12 +120,13 @@ class Dispatcher:
                 succeeded = await self.delete(entry, connection)
         except CrmError as error:
             self.breaker.failed(breaker_key)
-            await self.fail(entry, error)
+            await self.fail(entry, error, adapter=kind)
             return 0
         except SecretUnavailableError as error:
-            await self.fail(entry, CrmError(str(error), status=None, transient=False))
+            await self.fail(entry, CrmError(str(error), status=None, transient=False), adapter=kind)
             return 0
         self.breaker.succeeded(breaker_key)
+        self.metrics.pushed(kind, entry["operation"], "ok" if succeeded else "skipped")
         return 1 if succeeded else 0
 
     async def upsert(self, entry: Document, connection: CrmConnection) -> bool:
@@ -216,7 +227,7 @@ class Dispatcher:
             {"$set": {"state": state, "attempts": 0, "last_error": None, **values}},
         )
 
-    async def fail(self, entry: Document, error: CrmError) -> None:
+    async def fail(self, entry: Document, error: CrmError, *, adapter: str = "unknown") -> None:
         attempt = int(entry.get("attempts", 0)) + 1
         now = self.runtime.clock.now()
         retry = error.transient and attempt < self.settings.max_attempts
@@ -254,6 +265,7 @@ class Dispatcher:
             ),
             f"failed/{entry['connection_id']}/{entry['operation']}/{attempt}/{entry['next_attempt_at']}",
         )
+        self.metrics.pushed(adapter, entry["operation"], "retry" if retry else "dead_letter")
         log.warning(
             "CRM call failed",
             connection=entry["connection_id"],
@@ -296,6 +308,8 @@ class Dispatcher:
             key=cause.kafka_key(),
             headers={"service": SERVICE, "source_topic": letter.source_topic},
         )
+        reason = "crm_retries_exhausted" if error.transient else "crm_rejected"
+        self.runtime.metrics.dead_lettered(definition.topic, reason)
 
     async def progress(self, entry: Document, action: str) -> None:
         """An erasure or rectification waiting for this call: send its receipt when the last

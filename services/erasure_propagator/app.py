@@ -48,6 +48,7 @@ def build_spec(settings: ErasureSettings) -> ServiceSpec:
             ],
             handler=orchestrator.on_event,
             clock=runtime.clock,
+            metrics=runtime.metrics,
             event_types=EVENT_TYPES,
         )
 

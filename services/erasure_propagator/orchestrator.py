@@ -28,6 +28,7 @@ from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
 from services.erasure_propagator.export import export_part
+from services.erasure_propagator.metrics import ErasureMetrics
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 
@@ -41,6 +42,7 @@ class Orchestrator:
         self.runtime = runtime
         self.store = store
         self.settings = settings
+        self.metrics = ErasureMetrics(runtime.metrics, store, runtime.clock)
 
     async def publish(
         self,
@@ -97,7 +99,9 @@ class Orchestrator:
             trigger = erasure.ErasureTrigger(
                 kind="privacy_request", event_id=envelope.id, request_id=request["_id"]
             )
-            await self.start_erasure(envelope, trigger, request["deadline"])
+            await self.start_erasure(
+                envelope, trigger, request["deadline"], opened_at=request.get("received_at")
+            )
         else:
             await self.start_rectification(envelope, request)
 
@@ -148,7 +152,9 @@ class Orchestrator:
             event_id=derived_event_id(erasure_id, "completed"),
             correlation_id=document["correlation_id"],
         )
-        await self.store.set_state(erasure_id, "completed", completed_at=self.runtime.clock.now())
+        completed_at = self.runtime.clock.now()
+        await self.store.set_state(erasure_id, "completed", completed_at=completed_at)
+        self.metrics.completed(document, completed_at)
         log.info("erasure completed", erasure_id=erasure_id)
 
     async def on_rectification_receipt(self, envelope: EventEnvelope) -> None:
@@ -186,8 +192,14 @@ class Orchestrator:
         )
 
     async def start_erasure(
-        self, cause: EventEnvelope, trigger: erasure.ErasureTrigger, deadline: datetime
+        self,
+        cause: EventEnvelope,
+        trigger: erasure.ErasureTrigger,
+        deadline: datetime,
+        *,
+        opened_at: datetime | None = None,
     ) -> None:
+        """``opened_at``: when the erasure became due (default: when ``cause`` occurred)."""
         erasure_id = "er_" + uuid.UUID(derived_event_id(cause.id, "erasure")).hex
         document = await self.store.open_erasure(
             erasure_id,
@@ -199,6 +211,7 @@ class Orchestrator:
                 "expected": list(self.settings.erasure_receipts),
                 "correlation_id": cause.correlation_id,
                 "cause_id": cause.id,
+                "opened_at": opened_at or cause.occurred_at,
             },
         )
         if document["state"] in ("requested", "completed"):

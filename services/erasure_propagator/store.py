@@ -14,7 +14,10 @@ from contracts.events.privacy import PrivacyRequestReceivedV1
 from services.common.crypto import seal_of
 from services.common.store import Document, apply_once, find_owned
 
-__all__ = ["ErasureStore"]
+__all__ = ["OPEN_STATES", "ErasureStore"]
+
+OPEN_STATES = ("new", "requested", "deferred")
+"""Erasure states before ``completed``."""
 
 
 class ErasureStore:
@@ -42,6 +45,7 @@ class ErasureStore:
                     "subject_id": envelope.subject_id,
                     "type": received.request_type,
                     "deadline": received.deadline,
+                    "received_at": envelope.occurred_at,
                     "subject_known": received.subject_known,
                     "sealed": seal_of(envelope),
                 }
@@ -126,6 +130,17 @@ class ErasureStore:
             },
         )
         return await target.find_one({"_id": document_id})
+
+    async def open_counts(self, now: datetime) -> dict[str, tuple[int, int]]:
+        """Per open state: (erasures, of which past their deadline)."""
+        counts = dict.fromkeys(OPEN_STATES, (0, 0))
+        cursor = self.erasures.find(
+            {"state": {"$in": list(OPEN_STATES)}}, {"state": 1, "deadline": 1}
+        )
+        async for document in cursor:
+            total, late = counts[document["state"]]
+            counts[document["state"]] = (total + 1, late + (document["deadline"] <= now))
+        return counts
 
     async def overdue(self, now: datetime) -> list[Document]:
         cursor = self.erasures.find(

@@ -26,7 +26,7 @@ from services.common.http import (
     problem_responses,
     publish_or_503,
 )
-from services.common.logging import get_logger, message_context
+from services.common.logging import current_correlation_id, get_logger, message_context
 from services.common.netprivacy import shorten_ip
 from services.common.runtime import Runtime
 from services.common.store import Document
@@ -387,7 +387,7 @@ class IngestApi:
     ) -> PrivacyRequestAccepted:
         subject_id, known, identified_by = await self.resolve_subject(who, body.subject)
         request_id = new_id("pr")
-        correlation_id = str(uuid_utils.uuid7())
+        correlation_id = current_correlation_id()
         now = self.runtime.clock.now()
         deadline = request_deadline(
             body.type,
@@ -477,7 +477,7 @@ class IngestApi:
             ),
             tenant_id=who.id,
             subject_id=record["subject_id"],
-            correlation_id=str(uuid_utils.uuid7()),
+            correlation_id=current_correlation_id(),
         )
         view = await self.projection.request(who.id, request_id)
         deadline = view["deadline"] if view else self.runtime.clock.now()
@@ -514,7 +514,7 @@ def build_router(api: IngestApi) -> APIRouter:
     async def post_lead(
         body: LeadIn, who: Caller, response: Response, idempotency_key: IdempotencyKey = None
     ) -> dict[str, Any]:
-        correlation_id = str(uuid_utils.uuid7())
+        correlation_id = current_correlation_id()
         with message_context(tenant_id=who.id, correlation_id=correlation_id):
             status, payload = await api.capture(who, body, idempotency_key, correlation_id)
         response.status_code = status
@@ -566,7 +566,7 @@ def build_router(api: IngestApi) -> APIRouter:
             pii=lead.InteractionAnswersV1(answers=body.answers, summary=body.summary),
             tenant_id=who.id,
             subject_id=document["subject_id"],
-            correlation_id=str(uuid_utils.uuid7()),
+            correlation_id=current_correlation_id(),
         )
         return InteractionAccepted(lead_id=lead_id, interaction_id=interaction_id)
 
@@ -601,7 +601,7 @@ def build_router(api: IngestApi) -> APIRouter:
             pii=lead.ScoreReviewReasonV1(reason=body.reason),
             tenant_id=who.id,
             subject_id=document["subject_id"],
-            correlation_id=str(uuid_utils.uuid7()),
+            correlation_id=current_correlation_id(),
         )
         return ScoreReviewAccepted(lead_id=lead_id, review_id=review_id)
 

@@ -72,6 +72,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                 topics=[topic.name],
                 handler=handler,
                 clock=runtime.clock,
+                metrics=runtime.metrics,
                 event_types=runtime.registry.types_on_topic(topic.name),
             )
 

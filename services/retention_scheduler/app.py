@@ -59,6 +59,7 @@ def build_spec(settings: RetentionSettings) -> ServiceSpec:
             ],
             handler=RetentionHandlers(runtime.registry, runtime.publisher, store).on_event,
             clock=runtime.clock,
+            metrics=runtime.metrics,
             event_types=EVENT_TYPES,
         )
 

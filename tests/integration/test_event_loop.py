@@ -102,6 +102,7 @@ async def harness(settings: CommonSettings) -> AsyncIterator[Harness]:
         topics=[LEAD_EVENTS.name],
         handler=harness.project,
         clock=harness.runtime.clock,
+        metrics=harness.runtime.metrics,
         event_types={"lead.captured"},
     )
     await harness.runtime.keyring.ensure_indexes()

@@ -4,7 +4,7 @@ R24, R25, R27, R28)."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import yaml
 from contracts.dead_letter import DeadLetterV1
 from ops.dlq import read_dead_letters, redrive
 from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
-from tests.helpers import eventually
+from tests.helpers import Samples, eventually, sample, scrape_metrics
 from tests.integration.cluster import Cluster, cluster
 from tests.integration.lead_ingest.conftest import RULES, sample_lead
 
@@ -62,6 +62,26 @@ class CrmStack:
             return self.hubspot.find_by_email(email)
 
         return await eventually(probe, within=30, what=f"{email} in HubSpot")
+
+
+async def crm_metrics(crm: CrmStack, until: Callable[[Samples], object]) -> Samples:
+    """crm-sync's ``/metrics`` once ``until(samples)`` is truthy."""
+
+    async def probe() -> Samples | None:
+        samples = await scrape_metrics(crm.stack.client("crm_sync"))
+        return samples if until(samples) else None
+
+    return await eventually(probe, what="crm-sync metrics")
+
+
+def pushed(samples: Samples, outcome: str) -> float | None:
+    labels = {"adapter": "hubspot", "operation": "upsert", "outcome": outcome}
+    return sample(samples, "leadtrail_crm_pushes_total", service="crm-sync", **labels)
+
+
+def circuits(samples: Samples, state: str) -> float | None:
+    labels = {"service": "crm-sync", "adapter": "hubspot", "state": state}
+    return sample(samples, "leadtrail_crm_circuits", **labels)
 
 
 def write_crm_config(config_dir: Path, base_url: str, *, pull: bool = False) -> None:
@@ -152,6 +172,9 @@ async def test_a_crm_failing_three_times_gets_exactly_one_record(crm: CrmStack) 
     assert len(failures) == 3
     assert all(f.data["transient"] and not f.data["dead_lettered"] for f in failures)
     assert len(crm.hubspot.records) == 1
+    pushes = await crm_metrics(crm, lambda s: pushed(s, "ok"))
+    assert pushed(pushes, "retry") == 3
+    assert pushed(pushes, "dead_letter") is None
 
 
 async def test_a_crm_down_for_long_trips_the_breaker_and_the_backlog_drains(
@@ -170,9 +193,12 @@ async def test_a_crm_down_for_long_trips_the_breaker_and_the_backlog_drains(
 
     await eventually(breaker_open, what="the circuit to open")
     calls_while_open = len(crm.hubspot.requests)
+    await crm_metrics(crm, lambda s: circuits(s, "open") == 1)
     await crm.hubspot.up()
     for email in emails:
         await crm.in_crm(email)
+    closed = await crm_metrics(crm, lambda s: circuits(s, "closed") == 1)
+    assert circuits(closed, "open") == circuits(closed, "half-open") == 0
     assert len(crm.hubspot.records) == 3
     assert calls_while_open < 3 * 6, "the breaker stopped hammering the CRM"
 
@@ -191,6 +217,10 @@ async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
         return None
 
     dead = await eventually(letter, what="a dead letter from crm-sync")
+    counted = await crm_metrics(crm, lambda s: pushed(s, "dead_letter"))
+    assert pushed(counted, "dead_letter") == 1
+    letters = {"service": "crm-sync", "topic": "lead-events", "reason": "crm_rejected"}
+    assert sample(counted, "leadtrail_dead_letters_total", **letters) == 1
     assert dead.headers["connection_id"] == "hubspot-eu"
     assert "400" in dead.error_type
     assert dead.event_type == "lead.qualified"

@@ -17,7 +17,7 @@ from services.retention_scheduler.app import EVENT_TYPES
 from services.retention_scheduler.handlers import RetentionHandlers
 from services.retention_scheduler.policy import PolicyError
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
-from tests.helpers import eventually
+from tests.helpers import Samples, eventually, sample, scrape_metrics
 from tests.integration.retention_erasure.conftest import Lifecycle
 
 pytestmark = pytest.mark.integration
@@ -32,6 +32,20 @@ async def due(lifecycle: Lifecycle, subject_id: str, category: str = "lead_data"
         )
 
     return await eventually(probe, what=f"{category} schedule of {subject_id}")
+
+
+async def erasure_metrics(lifecycle: Lifecycle, until: Any = None) -> Samples:
+    """erasure-propagator's ``/metrics``, once ``until(samples)`` holds (if given)."""
+
+    async def probe() -> Samples | None:
+        samples = await scrape_metrics(lifecycle.stack.client("erasure_propagator"))
+        return samples if until is None or until(samples) else None
+
+    return await eventually(probe, what="erasure metrics")
+
+
+def erasures(samples: Samples, name: str, **labels: str) -> float | None:
+    return sample(samples, name, service="erasure-propagator", **labels)
 
 
 async def completed(lifecycle: Lifecycle, subject_id: str) -> EventEnvelope:
@@ -67,6 +81,16 @@ async def test_two_years_after_the_last_activity_the_lead_expires_once_and_is_er
 
     done = await completed(lifecycle, subject)
     assert done.data["trigger"]["kind"] == "retention"
+    count = "leadtrail_erasure_completion_seconds_count"
+    samples = await erasure_metrics(
+        lifecycle, until=lambda s: erasures(s, count, trigger="retention")
+    )
+    assert erasures(samples, count, trigger="retention") == 1
+    # the shared fake clock stood still from expiry to completion
+    assert erasures(samples, "leadtrail_erasure_completion_seconds_sum", trigger="retention") == 0
+    for state in ("new", "requested", "deferred"):
+        assert erasures(samples, "leadtrail_erasures_open", state=state) == 0
+        assert erasures(samples, "leadtrail_erasures_past_deadline", state=state) == 0
     assert {r["service"] for r in done.data["receipts"]} == {
         "lead-ingest",
         "consent-ledger",
@@ -279,7 +303,15 @@ async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
 
     await eventually(four_receipts, what="the four receipts")
     assert await lifecycle.orchestrator.check_overdue() == 0, "the deadline has not passed"
+    samples = await erasure_metrics(lifecycle)
+    assert erasures(samples, "leadtrail_erasures_open", state="requested") == 1
+    assert erasures(samples, "leadtrail_erasures_past_deadline", state="requested") == 0
     lifecycle.clock.advance(timedelta(days=15))
+    samples = await erasure_metrics(lifecycle)
+    assert erasures(samples, "leadtrail_erasures_open", state="requested") == 1
+    assert erasures(samples, "leadtrail_erasures_past_deadline", state="requested") == 1
+    count = "leadtrail_erasure_completion_seconds_count"
+    assert erasures(samples, count, trigger="privacy_request") is None, "never completed"
     assert await lifecycle.orchestrator.check_overdue() == 1
     assert await lifecycle.orchestrator.check_overdue() == 0, "raised once"
     overdue = await lifecycle.stack.wait_for_event(

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from contracts import EventEnvelope
+from contracts import REGISTRY, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from services.common.clock import FakeClock
 from services.common.consumer import subscribe_events
+from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
@@ -24,6 +25,18 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 @pytest.fixture
 def settings(kek_b64: str) -> CommonSettings:
     return CommonSettings(kek=kek_b64, topic_prefix="unit.", handler_max_attempts=1)
+
+
+@pytest.fixture
+def metrics(settings: CommonSettings) -> ServiceMetrics:
+    return ServiceMetrics.for_service("unit", settings, REGISTRY)
+
+
+def handled(metrics: ServiceMetrics, event_type: str, outcome: str) -> float | None:
+    return metrics.registry.get_sample_value(
+        "leadtrail_events_handled_total",
+        {"service": "unit", "topic": "lead-events", "event_type": event_type, "outcome": outcome},
+    )
 
 
 def _event(event_type: str = "lead.captured") -> EventEnvelope:
@@ -50,7 +63,9 @@ async def _publish(broker: KafkaBroker, event: EventEnvelope | bytes) -> None:
         await broker.publish(event, topic="unit.lead-events", key=b"k", headers={"type": "x.y"})
 
 
-async def test_handler_gets_wanted_events_only(settings: CommonSettings) -> None:
+async def test_handler_gets_wanted_events_only(
+    settings: CommonSettings, metrics: ServiceMetrics
+) -> None:
     broker = KafkaBroker()
     seen: list[str] = []
 
@@ -65,15 +80,27 @@ async def test_handler_gets_wanted_events_only(settings: CommonSettings) -> None
         topics=["lead-events"],
         handler=handler,
         clock=FakeClock(NOW),
+        metrics=metrics,
         event_types={"lead.captured"},
     )
     async with TestKafkaBroker(broker):
         await _publish(broker, _event("lead.captured"))
         await _publish(broker, _event("lead.scored"))
     assert seen == ["lead.captured"]
+    assert handled(metrics, "lead.captured", "ok") == 1
+    assert handled(metrics, "lead.scored", "ok") is None, "skipped types are not handled"
+    assert (
+        metrics.registry.get_sample_value(
+            "leadtrail_event_handler_seconds_count",
+            {"service": "unit", "topic": "lead-events", "event_type": "lead.captured"},
+        )
+        == 1
+    )
 
 
-async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSettings) -> None:
+async def test_poison_and_failing_messages_go_to_dead_letters(
+    settings: CommonSettings, metrics: ServiceMetrics
+) -> None:
     broker = KafkaBroker()
     letters: list[DeadLetterV1] = []
 
@@ -88,6 +115,7 @@ async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSe
         topics=["lead-events"],
         handler=handler,
         clock=FakeClock(NOW),
+        metrics=metrics,
     )
 
     @broker.subscriber("unit.dead-letters")
@@ -106,3 +134,9 @@ async def test_poison_and_failing_messages_go_to_dead_letters(settings: CommonSe
     assert failed.event_type == "lead.captured"
     assert failed.tenant_id == "acme"
     assert failed.failed_at == NOW
+    assert handled(metrics, "other", "dead_letter") == 1, "the undecodable record"
+    assert handled(metrics, "lead.captured", "dead_letter") == 1
+    assert handled(metrics, "lead.captured", "ok") is None
+    for reason in ("invalid_envelope", "handler_failed"):
+        labels = {"service": "unit", "topic": "lead-events", "reason": reason}
+        assert metrics.registry.get_sample_value("leadtrail_dead_letters_total", labels) == 1
