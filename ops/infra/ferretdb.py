@@ -197,7 +197,12 @@ def start_ferretdb(run_dir: Path, *, timeout: float = 60.0) -> FerretDBServer:
             # WAL (FerretDB's default) with synchronous=NORMAL: commits skip the fsync, the
             # database can't be corrupted, and only a power cut (not a crash of FerretDB or of
             # a test) can lose the last commits. Right for local and test infrastructure.
-            f"--sqlite-url=file:{urllib.parse.quote(str(data_dir))}/?_pragma=synchronous(normal)",
+            # _txlock=immediate: FerretDB updates in a transaction that reads then writes; a
+            # deferred one that must upgrade its read lock while another connection writes gets
+            # SQLITE_BUSY at once ("database is locked", seen under load), because waiting could
+            # deadlock. BEGIN IMMEDIATE takes the write lock first and waits (busy_timeout).
+            f"--sqlite-url=file:{urllib.parse.quote(str(data_dir))}/"
+            "?_pragma=synchronous(normal)&_txlock=immediate",
             f"--listen-addr={process.LOOPBACK}:{port}",
             _marker(run_dir),
             "--telemetry=disable",

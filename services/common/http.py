@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -176,9 +177,24 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=dict(error.headers or {}),
         )
 
+    async def on_store_error(request: Request, error: Exception) -> JSONResponse:
+        # The document store failed or is overloaded (FerretDB answers "database is locked"
+        # after its busy timeout). What was accepted before stays accepted: a retry with the
+        # same Idempotency-Key finds it; so tell the client to retry, not that we broke.
+        log.error("document store failed", path=request.url.path, error=str(error)[:500])
+        return problem_response(
+            503,
+            "store-unavailable",
+            "The document store did not answer",
+            "retry later (with the same Idempotency-Key)",
+            instance=request.url.path,
+            headers={"Retry-After": "1"},
+        )
+
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(PyMongoError, on_store_error)
 
 
 class BodySizeLimit:

@@ -48,7 +48,7 @@ PROBLEMS = problem_responses(
         413: "request body too large",
         422: "invalid request (with an errors list)",
         429: "rate limited; see Retry-After",
-        503: "Kafka unavailable; nothing was recorded",
+        503: "Kafka or the document store unavailable; retry later",
     }
 )
 
