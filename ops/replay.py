@@ -217,6 +217,11 @@ async def replay(
         if start is None:
             for name in spec.read_models:
                 await db.drop_collection(target.name(name))
+        existing = set(await db.list_collection_names())
+        for name in spec.read_models:
+            if target.name(name) not in existing:
+                # Even a read model no event touched exists, so a swap can put it in place.
+                await db.create_collection(target.name(name))
         projector = spec.build(target)
         await projector.ensure_indexes()
         began = time.perf_counter()

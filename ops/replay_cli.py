@@ -186,12 +186,13 @@ async def _run(  # noqa: PLR0912 (the command's flow, step by step)
         replay,
         spec_for,
     )
-    from ops.replay_source import parse_start, parse_time
+    from ops.replay_source import check_range, parse_start, parse_time
 
     try:
         spec = spec_for(service)
         start = parse_start(start_text)
         until = parse_time(to_text) if to_text is not None else None
+        check_range(start, until)
         check_suffix(suffix)
     except ReplayInputError as error:
         raise Exit(str(error), EXIT_INPUT) from None

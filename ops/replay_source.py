@@ -26,6 +26,7 @@ __all__ = [
     "OffsetRange",
     "ReplayInputError",
     "StartPoint",
+    "check_range",
     "parse_start",
     "parse_time",
     "partitions_of",
@@ -71,6 +72,13 @@ def parse_start(text: str | None) -> StartPoint:
     return parse_time(text)
 
 
+def check_range(start: StartPoint, to: datetime | None) -> None:
+    if isinstance(start, datetime) and to is not None and to < start:
+        raise ReplayInputError(
+            f"--to {to.isoformat()} is before --from {start.isoformat()}: nothing to replay"
+        )
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -102,10 +110,7 @@ async def plan_offsets(
     to: datetime | None = None,
 ) -> dict[TopicPartition, OffsetRange]:
     """Each partition's range to replay; raises ReplayInputError."""
-    if isinstance(start, datetime) and to is not None and to < start:
-        raise ReplayInputError(
-            f"--to {to.isoformat()} is before --from {start.isoformat()}: nothing to replay"
-        )
+    check_range(start, to)
     beginnings = await consumer.beginning_offsets(partitions)
     ends = await consumer.end_offsets(partitions)
     firsts = dict(beginnings)

@@ -6,6 +6,7 @@ the state as it was; nothing live is written and nothing is published."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from typer.testing import CliRunner
 
+from contracts import ALL_TOPICS
 from ops.cli import app
 from ops.operator import place_hold, release_hold, set_policy
 from ops.replay import compare, consumer_lag, diff_documents, replay
 from ops.replay_services import SERVICES, ReadModelSpec
 from ops.replay_source import partitions_of, plan_offsets
 from services.common.runtime import KEYRING_COLLECTION
+from services.common.topics import ensure_topics
 from tests.helpers import eventually
 from tests.integration.cluster import Cluster
 from tests.integration.retention_erasure.conftest import Lifecycle
@@ -242,3 +245,27 @@ async def test_to_rebuilds_the_state_as_it_was_at_that_moment(lifecycle: Lifecyc
         assert [str(d) for d in diff_documents(name, then[name], rebuilt)] == [], name
     now = await compare(spec, db, "pit")
     assert now, "the live state has moved on since that moment"
+
+
+async def test_unknown_topics_and_offsets_past_the_end_are_clear_errors(
+    kafka_bootstrap: str,
+) -> None:
+    prefix = f"it-{uuid.uuid4().hex[:10]}."
+    await ensure_topics(kafka_bootstrap, prefix, ALL_TOPICS)
+    runner = CliRunner()
+    base = ["replay", "--service", "lead-ingest", "--bootstrap", kafka_bootstrap]
+    base += ["--mongo-url", "mongodb://127.0.0.1:1/", "--no-progress"]
+    cases = {
+        "topic it-nowhere.lead-events does not exist": ["--topic-prefix", "it-nowhere."],
+        "--from offset 5 is past the end of every partition (the largest end offset is 0)": [
+            "--topic-prefix",
+            prefix,
+            "--from",
+            "5",
+        ],
+    }
+    for message, extra in cases.items():
+        result = await asyncio.to_thread(runner.invoke, app, [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ")
