@@ -234,7 +234,11 @@ async def _run(  # noqa: PLR0912 (the command's flow, step by step)
             typer.echo(f"invalid record (dead-lettered live): {line}", err=True)
         for line in result.failed:
             typer.echo(f"projection failed (dead-lettered live): {line}", err=True)
-        lags = await consumer_lag(spec, bootstrap, topic_prefix, result.ranges)
+        lags = (
+            await consumer_lag(spec, bootstrap, topic_prefix, result.ranges)
+            if verify or do_swap
+            else []
+        )
         past = [lag for lag in lags if lag.committed > lag.end]
         if verify:
             await _verify(spec, db, suffix, lags)
