@@ -246,7 +246,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             retention_topic,
             "A data category of the subject reached the end of its retention period (R17).",
             producers=RETENTION,
-            consumers=ERASURE,
+            consumers=("retention-scheduler", "erasure-propagator"),
         ),
         _v1(
             "erasure.requested",

@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
+from ops.replay_cli import replay_command
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 
@@ -46,6 +47,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(retention_app, name="retention")
 app.add_typer(holds_app, name="holds")
 app.add_typer(dlq_app, name="dlq")
+app.command("replay")(replay_command)
 
 ConfigDir = typer.Option(
     Path(".run/config"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import weakref
 import zlib
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -26,7 +26,9 @@ from services.common.settings import CommonSettings
 __all__ = [
     "APPLIED_FIELD",
     "APPLIED_WINDOW",
+    "Collections",
     "Document",
+    "Suffixed",
     "apply_once",
     "find_owned",
     "make_mongo_client",
@@ -40,6 +42,31 @@ APPLIED_WINDOW = 200
 the last uncommitted batch, far fewer than this; full replays write into fresh collections."""
 TRIM_EVERY = 16
 """Trim the window on about one applied event in this many (by event id), not on every one."""
+
+
+class Collections(Protocol):
+    """Where a store finds its collections by their fixed names: an ``AsyncDatabase`` (live)
+    or :class:`Suffixed` (a rebuild by ``leadtrail replay`` into fresh collections)."""
+
+    def __getitem__(self, name: str, /) -> AsyncCollection[Document]: ...
+
+
+class Suffixed:
+    """Every collection ``name`` of ``db`` as ``<name>_<suffix>``.
+
+    A store built over this never sees a live collection, so whatever it writes lands beside
+    the live data, never in it.
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], suffix: str) -> None:
+        self.db = db
+        self.suffix = suffix
+
+    def name(self, name: str) -> str:
+        return f"{name}_{self.suffix}"
+
+    def __getitem__(self, name: str, /) -> AsyncCollection[Document]:
+        return self.db[self.name(name)]
 
 
 def make_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:

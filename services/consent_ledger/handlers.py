@@ -8,7 +8,8 @@
   lawful basis, ``consent.no_basis_remaining`` tells erasure-propagator to erase.
 
 Events derived from another event get an id derived from it (``publish_caused``), so a
-redelivery republishes the same id.
+redelivery republishes the same id. Each handler applies the event to the read model first
+(:meth:`ConsentProjection.apply`, all that ``leadtrail replay`` runs), then reacts.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ConsentHandlers:
             return
         data = self.runtime.registry.decode(envelope).data
         assert isinstance(data, lead.LeadCapturedV1)  # noqa: S101 (filtered by type above)
-        await self.projection.known(envelope)
+        await self.projection.apply(envelope)
         if data.consent is None:
             return
         contact = await self.runtime.cipher.decrypt(envelope)
@@ -82,9 +83,7 @@ class ConsentHandlers:
 
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
-        if isinstance(data, privacy.PrivacyRequestReceivedV1):
-            await self.projection.remember_request(envelope)
-            return
+        await self.projection.apply(envelope)
         if not isinstance(data, privacy.PrivacyRequestVerifiedV1):
             return
         if data.request_type in EXPORT_REQUEST_TYPES:
@@ -128,7 +127,7 @@ class ConsentHandlers:
         if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
             return
         self.runtime.registry.decode(envelope)  # validates, and fails loudly on unknown versions
-        await self.projection.record(envelope)
+        await self.projection.apply(envelope)
         if envelope.type != "consent.withdrawn":
             return
         document = await self.projection.subject(envelope.tenant_id, envelope.subject_id)
@@ -148,7 +147,8 @@ class ConsentHandlers:
         if envelope.type != "erasure.requested":
             return
         self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
-        dropped = await self.projection.erase_proof(envelope.tenant_id, envelope.subject_id)
+        self.runtime.registry.decode(envelope)
+        dropped = await self.projection.apply(envelope)
         await send_erasure_receipt(
             self.runtime.publisher,
             envelope,

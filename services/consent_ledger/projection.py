@@ -1,20 +1,27 @@
 """consent-ledger's read model: per subject, the consent facts, the full history with proof
 (personal parts still encrypted, as in the events) and the suppression flag; and the details of
-privacy requests it will act on once verified."""
+privacy requests it will act on once verified.
+
+:meth:`ConsentProjection.apply` is the whole read-model side of every event the service
+consumes; the handlers call it before they react, ``leadtrail replay`` calls it alone.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts import EventEnvelope
+from contracts import REGISTRY, EventEnvelope
+from contracts.topics import CONSENT_EVENTS
 from services.common.consent import ConsentFact, ConsentState, fact_from_event, fold
 from services.common.crypto import seal_of
-from services.common.store import Document, apply_once, find_owned
+from services.common.store import Collections, Document, apply_once, find_owned
 
-__all__ = ["ConsentProjection", "subject_key"]
+__all__ = ["LEDGER_TYPES", "ConsentProjection", "subject_key"]
+
+LEDGER_TYPES = frozenset(REGISTRY.types_on_topic(CONSENT_EVENTS.name))
+"""consent-ledger's own events, recorded in the subject's history."""
 
 
 def subject_key(tenant_id: str, subject_id: str) -> str:
@@ -22,12 +29,28 @@ def subject_key(tenant_id: str, subject_id: str) -> str:
 
 
 class ConsentProjection:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: Collections) -> None:
         self.subjects = db["consent_subjects"]
         self.requests = db["consent_requests"]
 
     async def ensure_indexes(self) -> None:
         await self.subjects.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+
+    async def apply(self, envelope: EventEnvelope) -> int:
+        """Apply one (validated) event to the read models; returns how many documents changed.
+
+        Stored as the event carries it (``data`` of its own version), like the live handlers.
+        """
+        changed: int | bool = 0
+        if envelope.type == "lead.captured":
+            changed = await self.known(envelope)
+        elif envelope.type == "privacy.request.received":
+            changed = await self.remember_request(envelope)
+        elif envelope.type == "erasure.requested":
+            changed = await self.erase_proof(envelope.tenant_id, envelope.subject_id)
+        elif envelope.type in LEDGER_TYPES:
+            changed = await self.record(envelope)
+        return int(changed)
 
     async def known(self, envelope: EventEnvelope) -> bool:
         """Record that the subject exists for its tenant (from any event about them)."""

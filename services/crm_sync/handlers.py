@@ -2,6 +2,8 @@
 
 The handlers only write crm-sync's own collections (fast, so the partition keeps moving); the
 :class:`~services.crm_sync.dispatcher.Dispatcher` carries out the queued CRM calls with retries.
+Each handler applies the event to the read models first (:meth:`CrmStore.apply_event`, all that
+``leadtrail replay`` runs), then queues the CRM work.
 """
 
 from __future__ import annotations
@@ -53,27 +55,20 @@ class CrmSyncHandlers:
 
     async def on_lead_event(self, envelope: EventEnvelope) -> None:
         self.runtime.registry.decode(envelope)  # validates; unknown versions fail loudly
-        data = envelope.data
-        if envelope.type == "lead.captured":
-            await self.store.captured(envelope)
-        elif envelope.type == "lead.qualified":
-            await self.store.qualified(envelope)
-            await self.push(envelope, data["lead_id"])
+        await self.store.apply_event(envelope)
+        lead_id = str(envelope.data.get("lead_id", ""))
+        if envelope.type == "lead.qualified":
+            await self.push(envelope, lead_id)
         elif envelope.type in UPDATES:
-            if envelope.type == "lead.interaction_recorded":
-                await self.store.interaction(envelope)
-            else:
-                score = data["score"] if "score" in data else data["new_score"]
-                await self.store.scored(envelope, int(score))
-            lead = await self.store.lead(envelope.tenant_id, data["lead_id"])
+            lead = await self.store.lead(envelope.tenant_id, lead_id)
             if lead is not None and lead.get("qualified"):
-                await self.push(envelope, data["lead_id"])  # keep the CRM record current
+                await self.push(envelope, lead_id)  # keep the CRM record current
         elif envelope.type == "lead.rectified":
             await self.on_rectified(envelope)
 
     async def on_rectified(self, envelope: EventEnvelope) -> None:
         wait_id = f"rectification:{envelope.data['rectification_id']}"
-        lead_ids = await self.store.rectified(envelope)
+        lead_ids = await self.store.lead_ids(envelope.tenant_id, envelope.subject_id)
         pending = [
             outbox_id(lead_id, connection.id)
             for lead_id in lead_ids
@@ -101,7 +96,7 @@ class CrmSyncHandlers:
         )
 
     async def on_consent_event(self, envelope: EventEnvelope) -> None:
-        await self.store.consent_fact(envelope)
+        await self.store.apply_event(envelope)
         regained = envelope.type == "restriction.lifted" or (
             envelope.type == "consent.granted" and envelope.data.get("purpose") == "crm_sync"
         )
@@ -125,7 +120,7 @@ class CrmSyncHandlers:
             outbox_id(lead_id, connection.id) for lead_id in lead_ids for connection in connections
         ]
         await self.store.open_wait(wait_id, "erasure", envelope, pending, [])
-        await self.store.forget_subject(tenant_id, subject_id)
+        await self.store.apply_event(envelope)
         for lead_id in lead_ids:
             for connection in connections:
                 await self.store.enqueue(

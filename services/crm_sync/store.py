@@ -8,6 +8,10 @@
   later update and delete hits the same CRM record;
 * ``crm_waits``: the CRM calls an erasure or rectification waits for before crm-sync sends its
   receipt.
+
+``crm_leads`` and ``crm_subjects`` are read models, built by :meth:`CrmStore.apply` alone (all
+``leadtrail replay`` rebuilds). The outbox, the waits and ``crm_recipients`` are operational
+state: what was sent to which CRM, with which record id, is not in the event log.
 """
 
 from __future__ import annotations
@@ -16,12 +20,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from services.common.consent import fact_from_event
 from services.common.crypto import seal_of
-from services.common.store import Document, apply_once, find_owned
+from services.common.store import Collections, Document, apply_once, find_owned
 
 __all__ = ["CrmStore", "outbox_id"]
 
@@ -31,7 +34,7 @@ def outbox_id(lead_id: str, connection_id: str) -> str:
 
 
 class CrmStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: Collections) -> None:
         self.leads = db["crm_leads"]
         self.subjects = db["crm_subjects"]
         self.outbox = db["crm_outbox"]
@@ -41,7 +44,26 @@ class CrmStore:
     async def ensure_indexes(self) -> None:
         await self.outbox.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
 
-    # -- projection ------------------------------------------------------------------------
+    # -- projection ----
+    async def apply_event(self, envelope: EventEnvelope) -> None:
+        """Apply one (validated) event to the read models, and nothing else."""
+        if envelope.type == "lead.captured":
+            await self.captured(envelope)
+        elif envelope.type == "lead.qualified":
+            await self.qualified(envelope)
+        elif envelope.type == "lead.interaction_recorded":
+            await self.interaction(envelope)
+        elif envelope.type in ("lead.scored", "lead.score_reviewed"):
+            data = envelope.data
+            score = data["score"] if "score" in data else data["new_score"]
+            await self.scored(envelope, int(score))
+        elif envelope.type == "lead.rectified":
+            await self.rectified(envelope)
+        elif envelope.type == "erasure.requested":
+            await self.forget_subject(envelope.tenant_id, envelope.subject_id)
+        else:
+            await self.consent_fact(envelope)
+
     async def apply(self, envelope: EventEnvelope, lead_id: str, update: dict[str, Any]) -> bool:
         update.setdefault("$set", {}).update(
             tenant_id=envelope.tenant_id,

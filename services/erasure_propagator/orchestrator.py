@@ -67,22 +67,20 @@ class Orchestrator:
 
     # -- handlers ---------------------------------------------------------------------------
     async def on_event(self, envelope: EventEnvelope) -> None:
+        """The read models first (:meth:`ErasureStore.apply`, all a replay runs), then the
+        orchestration."""
         self.runtime.registry.decode(envelope)  # validates; unknown versions fail loudly
+        await self.store.apply(envelope)
         handler = {
-            "privacy.request.received": self.on_request_received,
             "privacy.request.verified": self.on_request_verified,
             "retention.expired": self.on_retention_expired,
             "consent.no_basis_remaining": self.on_no_basis,
-            "retention.hold_placed": self.on_hold_placed,
             "retention.hold_released": self.on_hold_released,
             "erasure.receipt": self.on_erasure_receipt,
             "rectification.receipt": self.on_rectification_receipt,
         }.get(envelope.type)
         if handler is not None:
             await handler(envelope)
-
-    async def on_request_received(self, envelope: EventEnvelope) -> None:
-        await self.store.remember_request(envelope)
 
     async def on_request_verified(self, envelope: EventEnvelope) -> None:
         request_type = envelope.data["request_type"]
@@ -117,11 +115,7 @@ class Orchestrator:
         trigger = erasure.ErasureTrigger(kind="no_basis_remaining", event_id=envelope.id)
         await self.start_erasure(envelope, trigger, self.default_deadline())
 
-    async def on_hold_placed(self, envelope: EventEnvelope) -> None:
-        await self.store.hold(envelope, active=True)
-
     async def on_hold_released(self, envelope: EventEnvelope) -> None:
-        await self.store.hold(envelope, active=False)
         subject = None if envelope.data["scope"] == "tenant" else envelope.subject_id
         for document in await self.store.deferred(envelope.tenant_id, subject):
             if not await self.store.active_holds(document["tenant_id"], document["subject_id"]):

@@ -1,5 +1,13 @@
-"""erasure-propagator's read models: erasures and rectifications with their receipts, the
-legal holds in force, and the privacy requests it will execute once verified."""
+"""erasure-propagator's collections.
+
+Read models, derived from events alone (:meth:`ErasureStore.apply`, all ``leadtrail replay``
+rebuilds): the privacy requests it will execute once verified (``erasure_requests``) and the
+legal holds in force (``erasure_holds``).
+
+Process state, not rebuilt: ``erasures`` and ``rectifications`` record what this orchestrator
+decided and did (keys destroyed, events sent, receipts collected, deadlines from its clock); the
+events it publishes are the record of those decisions, and it does not consume them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from contracts.events.privacy import PrivacyRequestReceivedV1
 from services.common.crypto import seal_of
-from services.common.store import Document, apply_once, find_owned
+from services.common.store import Collections, Document, apply_once, find_owned
 
 __all__ = ["OPEN_STATES", "ErasureStore"]
 
@@ -21,7 +28,7 @@ OPEN_STATES = ("new", "requested", "deferred")
 
 
 class ErasureStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: Collections) -> None:
         self.erasures = db["erasures"]
         self.rectifications = db["rectifications"]
         self.holds = db["erasure_holds"]
@@ -32,10 +39,18 @@ class ErasureStore:
         await self.erasures.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
         await self.holds.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
 
+    async def apply(self, envelope: EventEnvelope) -> int:
+        """Apply one (validated) event to the read models; returns how many documents changed."""
+        if envelope.type == "privacy.request.received":
+            return int(await self.remember_request(envelope))
+        if envelope.type in ("retention.hold_placed", "retention.hold_released"):
+            return int(await self.hold(envelope, active=envelope.type == "retention.hold_placed"))
+        return 0
+
     # -- privacy requests ------------------------------------------------------------------
-    async def remember_request(self, envelope: EventEnvelope) -> None:
+    async def remember_request(self, envelope: EventEnvelope) -> bool:
         received = PrivacyRequestReceivedV1.model_validate(envelope.data)
-        await apply_once(
+        return await apply_once(
             self.requests,
             received.request_id,
             envelope.id,
@@ -56,9 +71,9 @@ class ErasureStore:
         return await find_owned(self.requests, request_id, tenant_id)
 
     # -- holds -----------------------------------------------------------------------------
-    async def hold(self, envelope: EventEnvelope, active: bool) -> None:
+    async def hold(self, envelope: EventEnvelope, active: bool) -> bool:
         scope = envelope.data["scope"]
-        await apply_once(
+        return await apply_once(
             self.holds,
             str(envelope.data["hold_id"]),
             envelope.id,

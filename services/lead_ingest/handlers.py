@@ -1,5 +1,8 @@
 """lead-ingest's event handlers: keep the read models, score and qualify leads.
 
+Each handler first applies the event to the read models (:meth:`LeadProjection.apply`, all a
+replay runs), then reacts: scores, qualifies, links identifiers, sends receipts.
+
 Derived events (``lead.scored``, ``lead.qualified``) get a name-based id (UUIDv5) computed from
 the event that caused them, so a redelivered cause republishes the *same* event id and every
 consumer deduplicates it.
@@ -69,29 +72,22 @@ class LeadIngestHandlers:
 
     async def on_lead_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
-        if isinstance(data, lead.LeadCapturedV1):
-            await self.projection.captured(envelope, data)
-        elif isinstance(data, lead.LeadInteractionRecordedV1):
-            await self.projection.interaction(envelope, data)
+        changed = await self.projection.apply(envelope, data)
+        if isinstance(data, lead.LeadInteractionRecordedV1):
             await self.rescore(envelope, data.lead_id, trigger="interaction")
         elif isinstance(data, lead.LeadScoredV1):
-            await self.projection.scored(envelope, data)
             if data.qualified:
                 await self.qualify(envelope, data.lead_id, data.score, data.threshold, "rules")
         elif isinstance(data, lead.LeadScoreReviewedV1):
-            await self.projection.reviewed(envelope, data)
             rules = self.rules.for_tenant(envelope.tenant_id)
             if rules is not None and data.new_score >= rules.threshold:
                 await self.qualify(
                     envelope, data.lead_id, data.new_score, rules.threshold, "review"
                 )
-        elif isinstance(data, lead.LeadQualifiedV1):
-            await self.projection.qualified(envelope, data)
         elif envelope.type == "lead.rectified":
-            await self.on_rectified(envelope)
+            await self.on_rectified(envelope, changed)
 
-    async def on_rectified(self, envelope: EventEnvelope) -> None:
-        changed = await self.projection.rectified(envelope)
+    async def on_rectified(self, envelope: EventEnvelope, changed: int) -> None:
         corrections = await self.runtime.cipher.decrypt(envelope) or {}
         identifiers: dict[Kind, str] = {}
         if corrections.get("email"):
@@ -110,10 +106,9 @@ class LeadIngestHandlers:
         if envelope.type != "erasure.requested":
             return
         self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
+        data = self.runtime.registry.decode(envelope).data
+        anonymised = await self.projection.apply(envelope, data)
         unlinked = await self.linker.forget(envelope.tenant_id, envelope.subject_id)
-        anonymised = await self.projection.anonymise_subject(
-            envelope.tenant_id, envelope.subject_id, envelope.occurred_at
-        )
         await send_erasure_receipt(
             self.runtime.publisher,
             envelope,
@@ -128,7 +123,7 @@ class LeadIngestHandlers:
         if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
             return
         data = self.runtime.registry.decode(envelope).data
-        await self.projection.subject_state(envelope, data)
+        await self.projection.apply(envelope, data)
         if isinstance(data, consent.RestrictionLiftedV1 | consent.ConsentGrantedV1):
             # Processing may have become allowed again: score what was held back.
             trigger: Literal["restriction_lifted", "rescore"] = (
@@ -139,16 +134,14 @@ class LeadIngestHandlers:
 
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
-        if isinstance(data, privacy.PrivacyRequestReceivedV1):
-            await self.projection.request_received(envelope, data)
-        elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
-            await self.projection.request_verified(envelope, data)
+        await self.projection.apply(envelope, data)
+        if isinstance(data, privacy.PrivacyRequestVerifiedV1):
             if data.request_type in EXPORT_REQUEST_TYPES:
                 await self.exports.send_own_part(envelope)
         elif isinstance(data, privacy.ExportPartV1):
+            # Assembling needs the subject's key and the other services' parts: a reaction,
+            # not a read model a replay rebuilds (docs/replay.md).
             await self.exports.add_part(envelope, data)
-        elif isinstance(data, privacy.PrivacyRequestCompletedV1):
-            await self.projection.request_completed(envelope, data)
 
     async def answers(self, document: Document) -> dict[str, Answer] | None:
         """The lead's latest answer per question, or None when its key was destroyed."""

@@ -7,6 +7,9 @@
 * ``privacy_requests``: status of each data-subject request.
 
 Every write goes through :func:`~services.common.store.apply_once`, keyed by event id.
+:meth:`LeadProjection.apply` is the whole read-model side of every event the service consumes:
+the handlers call it before they react (score, qualify, send receipts), and ``leadtrail replay``
+calls it alone, so a rebuild runs the very code that built the live collections.
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ from typing import Any
 
 from pydantic import BaseModel
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
-from contracts import EventEnvelope
-from contracts.events import consent, lead, privacy
+from contracts import REGISTRY, EventEnvelope
+from contracts.events import consent, erasure, lead, privacy
+from contracts.topics import CONSENT_EVENTS
 from services.common.consent import fact_from_event
 from services.common.crypto import seal_of
-from services.common.store import Document, apply_once, find_owned
+from services.common.store import Collections, Document, apply_once, find_owned
 
-__all__ = ["LeadProjection", "subject_key"]
+__all__ = ["CONSENT_TYPES", "LeadProjection", "subject_key"]
+
+CONSENT_TYPES = frozenset(REGISTRY.types_on_topic(CONSENT_EVENTS.name))
 
 
 def subject_key(tenant_id: str, subject_id: str) -> str:
@@ -43,7 +48,7 @@ def score_band(score: int) -> str:
 
 
 class LeadProjection:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: Collections) -> None:
         self.leads = db["leads"]
         self.subjects = db["subjects"]
         self.requests = db["privacy_requests"]
@@ -51,6 +56,38 @@ class LeadProjection:
     async def ensure_indexes(self) -> None:
         await self.leads.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
         await self.requests.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+
+    async def apply(self, envelope: EventEnvelope, data: BaseModel) -> int:
+        """Apply one decoded event to the read models; returns how many documents changed.
+
+        No side effect beyond these collections: no event, no key, no blind index.
+        """
+        changed: int | bool = 0
+        if isinstance(data, lead.LeadCapturedV1):
+            changed = await self.captured(envelope, data)
+        elif isinstance(data, lead.LeadInteractionRecordedV1):
+            changed = await self.interaction(envelope, data)
+        elif isinstance(data, lead.LeadScoredV1):
+            changed = await self.scored(envelope, data)
+        elif isinstance(data, lead.LeadScoreReviewedV1):
+            changed = await self.reviewed(envelope, data)
+        elif isinstance(data, lead.LeadQualifiedV1):
+            changed = await self.qualified(envelope, data)
+        elif isinstance(data, erasure.LeadRectifiedV1):
+            changed = await self.rectified(envelope)
+        elif isinstance(data, erasure.ErasureRequestedV1):
+            changed = await self.anonymise_subject(
+                envelope.tenant_id, envelope.subject_id, envelope.occurred_at
+            )
+        elif isinstance(data, privacy.PrivacyRequestReceivedV1):
+            changed = await self.request_received(envelope, data)
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
+            changed = await self.request_verified(envelope, data)
+        elif isinstance(data, privacy.PrivacyRequestCompletedV1):
+            changed = await self.request_completed(envelope, data)
+        elif envelope.type in CONSENT_TYPES:
+            changed = await self.subject_state(envelope, data)
+        return int(changed)
 
     # -- leads --------------------------------------------------------------------------
     async def captured(self, envelope: EventEnvelope, data: lead.LeadCapturedV1) -> bool:
@@ -161,6 +198,9 @@ class LeadProjection:
             {
                 "$set": {
                     "qualified": {"at": envelope.occurred_at, "score": data.score, "by": data.by},
+                    # The id claimed by claim_qualification is this event's id: recording it
+                    # here too makes the claim part of what a replay rebuilds.
+                    "qualification_event_id": envelope.id,
                     "updated_at": envelope.occurred_at,
                 }
             },

@@ -33,6 +33,7 @@ EVENT_TYPES = [
     "retention.policy_set",
     "retention.hold_placed",
     "retention.hold_released",
+    "retention.expired",
     "erasure.requested",
     "privacy.request.verified",
 ]

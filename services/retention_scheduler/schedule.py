@@ -11,6 +11,12 @@ on MongoDB and on FerretDB 1.x (whose conditional updates are not atomic under c
 SQLite), so the event is emitted once per subject and category even across restarts and several
 replicas. A replica that died between claim and publish is taken over after a grace period and
 republishes the same event id, which consumers deduplicate.
+
+:meth:`RetentionStore.apply` is the whole read-model side of every consumed event (the handler
+calls it, then sends the erasure receipt; ``leadtrail replay`` calls it alone). The tick marks a
+schedule expired itself and the service also consumes the ``retention.expired`` it published,
+which marks it the same way: so the expiry is in the event log and a rebuild repeats it. The
+``retention_claims`` are operational state, never rebuilt.
 """
 
 from __future__ import annotations
@@ -18,19 +24,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel
 from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from contracts import EventEnvelope
+from contracts.events import consent, lead, retention
 from contracts.events.retention import RetentionExpiredV1
 from services.common.clock import Clock
 from services.common.logging import get_logger
 from services.common.publisher import EventPublisher, derived_event_id
-from services.common.store import Document, apply_once
+from services.common.store import Collections, Document, apply_once
 from services.retention_scheduler.policy import DEFAULTS, CategoryPolicy, due_at
 
-__all__ = ["RetentionStore", "Scheduler", "expiry_event_id"]
+__all__ = ["ACTIVITY", "CONSENT_CHANGES", "RetentionStore", "Scheduler", "expiry_event_id"]
+
+ACTIVITY = {"lead.interaction_recorded", "lead.score_reviewed", "lead.rectified"}
+CONSENT_CHANGES = {"consent.granted", "consent.withdrawn"}
 
 log = get_logger(__name__)
 CLAIM_GRACE = timedelta(seconds=60)
@@ -40,12 +50,17 @@ def expiry_event_id(tenant_id: str, subject_id: str, category: str, due: datetim
     return derived_event_id(f"{tenant_id}:{subject_id}:{category}", f"expired/{due.isoformat()}")
 
 
+def expired_fields(envelope: EventEnvelope) -> Document:
+    """What an expiry writes on its schedule: the same from the tick and from the event."""
+    return {"state": "expired", "expired_at": envelope.occurred_at, "event_id": envelope.id}
+
+
 def due_key(tenant_id: str, subject_id: str, category: str) -> str:
     return f"{tenant_id}:{subject_id}:{category}"
 
 
 class RetentionStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: Collections) -> None:
         self.due = db["retention_due"]
         self.policies = db["retention_policies"]
         self.holds = db["retention_holds"]
@@ -56,6 +71,46 @@ class RetentionStore:
         await self.due.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
         await self.due.create_index([("tenant_id", ASCENDING), ("category", ASCENDING)])
         await self.holds.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
+
+    async def apply(self, envelope: EventEnvelope, data: BaseModel) -> int:
+        """Apply one decoded event to the read models; returns how many schedules it closed
+        (erasure), else 0."""
+        if isinstance(data, lead.LeadCapturedV1):
+            category = "lead_data" if data.source.kind == "web_form" else "b2b_profile"
+            await self.touch(envelope, category)
+        elif envelope.type in ACTIVITY:
+            await self.touch(envelope, "lead_data")
+            if envelope.type == "lead.rectified":
+                await self.touch(envelope, "b2b_profile", only_if_scheduled=True)
+        elif isinstance(data, consent.ConsentGrantedV1):
+            # Anchored at when the person gave it: consent-ledger derives grants from a capture
+            # whenever it gets to it, and that lag must not move (or, on replay, differ) a date.
+            await self.touch(envelope, "lead_data", only_if_scheduled=True, at=data.given_at)
+        elif envelope.type in CONSENT_CHANGES:
+            await self.touch(envelope, "lead_data", only_if_scheduled=True)
+        elif isinstance(data, retention.RetentionPolicySetV1):
+            await self.set_policy(envelope, data.category, data.period_days, data.anchor)
+        elif isinstance(data, retention.RetentionHoldPlacedV1):
+            await self.hold(envelope, data.hold_id, data.scope, active=True)
+        elif isinstance(data, retention.RetentionHoldReleasedV1):
+            await self.hold(envelope, data.hold_id, data.scope, active=False)
+        elif isinstance(data, RetentionExpiredV1):
+            await self.expired(envelope, data)
+        elif envelope.type == "erasure.requested":
+            return await self.forget_subject(envelope.tenant_id, envelope.subject_id)
+        return 0
+
+    async def expired(self, envelope: EventEnvelope, data: RetentionExpiredV1) -> None:
+        """The schedule this expiry was for is over (unless new activity moved it since)."""
+        key = due_key(envelope.tenant_id, envelope.subject_id, data.category)
+        # Read, then write by bare _id (FerretDB 1.x scans for any other filter field); one
+        # consumer handles the subject's events in order, so nothing moves it in between.
+        document = await self.due.find_one({"_id": key}, {"due_at": 1, "state": 1})
+        if document is None or document.get("state") != "scheduled":
+            return
+        if document.get("due_at") != data.due_at:
+            return
+        await self.due.update_one({"_id": key}, {"$set": expired_fields(envelope)})
 
     async def policy(self, tenant_id: str, category: str) -> CategoryPolicy:
         document = await self.policies.find_one({"_id": tenant_id})
@@ -211,7 +266,7 @@ class Scheduler:
             }
         )
         all_expired = not await others.to_list(1)
-        await self.publisher.publish(
+        event = await self.publisher.publish(
             RetentionExpiredV1(
                 category=document["category"],
                 anchor_at=document["anchor_at"],
@@ -226,7 +281,7 @@ class Scheduler:
         )
         await self.store.due.update_one(
             {"_id": document["_id"], "due_at": document["due_at"]},
-            {"$set": {"state": "expired", "expired_at": now, "event_id": event_id}},
+            {"$set": expired_fields(event)},
         )
         log.info("retention expired", subject_id=subject_id, category=document["category"])
         return True

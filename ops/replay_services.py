@@ -1,0 +1,249 @@
+"""What ``leadtrail replay`` rebuilds for each service, and what it never touches.
+
+Per service: its *read models* (collections derived purely from events, rebuilt by the very
+``apply`` method its live handlers call first), its *operational state* (collections that are
+not derived from events: claims, queues, keys; never replayed, never dropped), and the topics,
+consumer groups and event types its live subscriptions read. ``docs/replay.md`` explains the
+split; a unit test checks the topics and types against the services' own lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from pymongo import ASCENDING
+
+from contracts import REGISTRY, EventEnvelope
+from contracts.topics import (
+    CONSENT_EVENTS,
+    ERASURE_EVENTS,
+    LEAD_EVENTS,
+    PRIVACY_EVENTS,
+    RETENTION_EVENTS,
+    TopicSpec,
+)
+from services.common.consent import CONSENT_EVENT_TYPES
+from services.common.runtime import KEYRING_COLLECTION
+from services.common.store import Collections
+from services.consent_ledger.projection import ConsentProjection
+from services.crm_sync.app import LEAD_TYPES as CRM_LEAD_TYPES
+from services.crm_sync.store import CrmStore
+from services.erasure_propagator.app import EVENT_TYPES as ERASURE_TYPES
+from services.erasure_propagator.store import ErasureStore
+from services.lead_ingest.projection import LeadProjection
+from services.retention_scheduler.app import EVENT_TYPES as RETENTION_TYPES
+from services.retention_scheduler.schedule import RetentionStore
+
+__all__ = ["SERVICES", "Projector", "ReadModelSpec", "Subscription"]
+
+KEYS = (KEYRING_COLLECTION, "subjects' data keys: not in the event log, never replayed or dropped")
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One live consumer group: which topic it reads and which event types it handles."""
+
+    group_id: str
+    topic: TopicSpec
+    event_types: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Projector:
+    """The read-model side of a service over some collections: indexes, then one event at a
+    time (validated and upcast by the registry, as live)."""
+
+    ensure_indexes: Callable[[], Awaitable[None]]
+    apply: Callable[[EventEnvelope], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ReadModelSpec:
+    service: str
+    read_models: tuple[str, ...]
+    operational: tuple[tuple[str, str], ...]
+    """(collection, why it is not rebuilt)."""
+    subscriptions: tuple[Subscription, ...]
+    build: Callable[[Collections], Projector]
+
+    @property
+    def topics(self) -> list[TopicSpec]:
+        seen: dict[str, TopicSpec] = {}
+        for subscription in self.subscriptions:
+            seen.setdefault(subscription.topic.name, subscription.topic)
+        return list(seen.values())
+
+    def wanted(self, topic: str) -> frozenset[str]:
+        """Event types of ``topic`` (logical name) this service handles."""
+        return frozenset().union(
+            *(s.event_types for s in self.subscriptions if s.topic.name == topic)
+        )
+
+
+def _types(topic: TopicSpec) -> frozenset[str]:
+    return frozenset(REGISTRY.types_on_topic(topic.name))
+
+
+def _lead_ingest(db: Collections) -> Projector:
+    projection = LeadProjection(db)
+
+    async def apply(envelope: EventEnvelope) -> None:
+        await projection.apply(envelope, REGISTRY.decode(envelope).data)
+
+    return Projector(projection.ensure_indexes, apply)
+
+
+def _consent_ledger(db: Collections) -> Projector:
+    projection = ConsentProjection(db)
+
+    async def apply(envelope: EventEnvelope) -> None:
+        REGISTRY.decode(envelope)  # validates, as the live handlers do
+        await projection.apply(envelope)
+
+    return Projector(projection.ensure_indexes, apply)
+
+
+def _retention_scheduler(db: Collections) -> Projector:
+    store = RetentionStore(db)
+
+    async def apply(envelope: EventEnvelope) -> None:
+        await store.apply(envelope, REGISTRY.decode(envelope).data)
+
+    return Projector(store.ensure_indexes, apply)
+
+
+def _erasure_propagator(db: Collections) -> Projector:
+    store = ErasureStore(db)
+
+    async def ensure_indexes() -> None:
+        # Only the read model's index: ErasureStore.ensure_indexes also indexes `erasures`,
+        # which is process state and must not appear beside the rebuild.
+        await store.holds.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
+
+    async def apply(envelope: EventEnvelope) -> None:
+        REGISTRY.decode(envelope)
+        await store.apply(envelope)
+
+    return Projector(ensure_indexes, apply)
+
+
+def _crm_sync(db: Collections) -> Projector:
+    store = CrmStore(db)
+
+    async def ensure_indexes() -> None:
+        """crm-sync's only index is on the outbox (operational state)."""
+
+    async def apply(envelope: EventEnvelope) -> None:
+        REGISTRY.decode(envelope)
+        await store.apply_event(envelope)
+
+    return Projector(ensure_indexes, apply)
+
+
+SERVICES: dict[str, ReadModelSpec] = {
+    spec.service: spec
+    for spec in (
+        ReadModelSpec(
+            service="lead-ingest",
+            read_models=("leads", "subjects", "privacy_requests"),
+            operational=(
+                ("idempotency", "Idempotency-Key claims of API requests, not events"),
+                (
+                    "subject_index",
+                    "keyed blind index written by the API before the event exists; "
+                    "erasure deletes its entries",
+                ),
+                ("verification_tokens", "one-time tokens of privacy-request verification"),
+                (
+                    "exports",
+                    "access packages assembled from the services' export parts, encrypted "
+                    "under the subject's key: a delivery, not a read model",
+                ),
+                KEYS,
+            ),
+            subscriptions=(
+                Subscription("lead-ingest.leads", LEAD_EVENTS, _types(LEAD_EVENTS)),
+                Subscription("lead-ingest.subjects", CONSENT_EVENTS, _types(CONSENT_EVENTS)),
+                Subscription("lead-ingest.privacy", PRIVACY_EVENTS, _types(PRIVACY_EVENTS)),
+                Subscription(
+                    "lead-ingest.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})
+                ),
+            ),
+            build=_lead_ingest,
+        ),
+        ReadModelSpec(
+            service="consent-ledger",
+            read_models=("consent_subjects", "consent_requests"),
+            operational=(KEYS,),
+            subscriptions=(
+                Subscription("consent-ledger.leads", LEAD_EVENTS, frozenset({"lead.captured"})),
+                Subscription(
+                    "consent-ledger.privacy",
+                    PRIVACY_EVENTS,
+                    frozenset({"privacy.request.received", "privacy.request.verified"}),
+                ),
+                Subscription(
+                    "consent-ledger.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})
+                ),
+                Subscription("consent-ledger.ledger", CONSENT_EVENTS, _types(CONSENT_EVENTS)),
+            ),
+            build=_consent_ledger,
+        ),
+        ReadModelSpec(
+            service="retention-scheduler",
+            read_models=("retention_due", "retention_policies", "retention_holds"),
+            operational=(
+                ("retention_claims", "the tick's once-only claims on expiries it publishes"),
+                KEYS,
+            ),
+            subscriptions=tuple(
+                Subscription(
+                    "retention-scheduler", topic, _types(topic) & frozenset(RETENTION_TYPES)
+                )
+                for topic in (
+                    LEAD_EVENTS,
+                    CONSENT_EVENTS,
+                    RETENTION_EVENTS,
+                    ERASURE_EVENTS,
+                    PRIVACY_EVENTS,
+                )
+            ),
+            build=_retention_scheduler,
+        ),
+        ReadModelSpec(
+            service="erasure-propagator",
+            read_models=("erasure_requests", "erasure_holds"),
+            operational=(
+                (
+                    "erasures",
+                    "process state: keys destroyed, events sent, receipts, deadlines; its own "
+                    "decisions, published but not consumed back",
+                ),
+                ("rectifications", "process state of rectifications, as for erasures"),
+                KEYS,
+            ),
+            subscriptions=tuple(
+                Subscription("erasure-propagator", topic, _types(topic) & frozenset(ERASURE_TYPES))
+                for topic in (PRIVACY_EVENTS, RETENTION_EVENTS, CONSENT_EVENTS, ERASURE_EVENTS)
+            ),
+            build=_erasure_propagator,
+        ),
+        ReadModelSpec(
+            service="crm-sync",
+            read_models=("crm_leads", "crm_subjects"),
+            operational=(
+                ("crm_outbox", "CRM operations, attempts and the CRMs' record ids"),
+                ("crm_waits", "CRM calls an erasure or rectification waits for"),
+                ("crm_recipients", "recipients announced to tenants"),
+                KEYS,
+            ),
+            subscriptions=(
+                Subscription("crm-sync.leads", LEAD_EVENTS, frozenset(CRM_LEAD_TYPES)),
+                Subscription("crm-sync.consent", CONSENT_EVENTS, frozenset(CONSENT_EVENT_TYPES)),
+                Subscription("crm-sync.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})),
+            ),
+            build=_crm_sync,
+        ),
+    )
+}

@@ -1,0 +1,8 @@
+"""The replay tests run the retention-and-erasure lifecycle stack: all five services
+in-process on real Kafka and FerretDB, sharing a fake clock."""
+
+from __future__ import annotations
+
+from tests.integration.retention_erasure.conftest import lifecycle
+
+__all__ = ["lifecycle"]
