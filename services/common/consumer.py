@@ -39,6 +39,7 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.envelope import EventEnvelope
 from contracts.topics import DEAD_LETTERS
 from services.common.clock import Clock
+from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
@@ -150,7 +151,8 @@ class _Subscription:
         event_type = self.metrics.event_type(envelope.type)
         started = time.perf_counter()
         try:
-            await self.handler(envelope)
+            async with SUBJECT_LOCKS.hold(envelope.tenant_id, envelope.subject_id):
+                await self.handler(envelope)
         except Exception as error:
             spent = time.perf_counter() - started
             tries = self.attempts.get(position, 0) + 1

@@ -28,6 +28,7 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.events import crm
 from contracts.topics import DEAD_LETTERS
 from services.common.consent import ConsentFact, decide, fold
+from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
@@ -89,7 +90,12 @@ class Dispatcher:
                 correlation_id=cause.get("correlation_id"),
                 causation_id=cause.get("id"),
             ):
-                done += await self.process(entry)
+                async with SUBJECT_LOCKS.hold(entry["tenant_id"], entry.get("subject_id") or ""):
+                    # Read again under the subject's lock: a handler may have changed it since.
+                    fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
+                    if fresh is None or not _unchanged(entry, fresh):
+                        continue
+                    done += await self.process(fresh)
         return done
 
     async def process(self, entry: Document) -> int:
@@ -340,3 +346,9 @@ class Dispatcher:
         self, cause: EventEnvelope, data: BaseModel, what: str, pii: BaseModel | None = None
     ) -> None:
         await self.runtime.publisher.publish_caused(cause, data, what=f"crm/{what}", pii=pii)
+
+
+def _unchanged(seen: Document, now: Document) -> bool:
+    return now.get("state") == "pending" and now.get("next_attempt_at") == seen.get(
+        "next_attempt_at"
+    )
