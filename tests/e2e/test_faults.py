@@ -26,7 +26,7 @@ from tests.integration.crm_sync.test_crm_push import QUALIFYING
 
 pytestmark = pytest.mark.e2e
 
-PEOPLE_PER_FAULT = 12
+PEOPLE_PER_FAULT = 8
 
 
 async def _progress(workload: Workload, at_least: int) -> None:

@@ -263,7 +263,10 @@ class Workload:
             done = await self.completed_erasures()
             return done if erased <= set(done) else None
 
-        done = await eventually(erasures_done, within=within, what="every erasure completed")
+        try:
+            done = await eventually(erasures_done, within=within, what="every erasure completed")
+        except AssertionError as error:
+            raise AssertionError(f"{error}: {await self._erasure_report(erased)}") from None
         for subject in erased:
             receipts = {receipt["service"] for receipt in done[subject].data["receipts"]}
             assert receipts == ALL_RECEIPTS, f"erasure of {subject}: receipts {receipts}"
@@ -291,3 +294,17 @@ class Workload:
             "in_crm": len(expected),
             "erased": len(erased),
         }
+
+    async def _erasure_report(self, subjects: set[str]) -> str:
+        """What the erasure topic shows for subjects whose erasure did not complete."""
+        events = await self.stack.events("erasure-events")
+        completed = {e.subject_id for e in events if e.type == "erasure.completed"}
+        lines = []
+        for subject in sorted(subjects - completed):
+            seen = [
+                e.type + (f"({e.data['service']})" if e.type == "erasure.receipt" else "")
+                for e in events
+                if e.subject_id == subject
+            ]
+            lines.append(f"{subject}: {seen or 'no erasure event'}")
+        return "; ".join(lines)
