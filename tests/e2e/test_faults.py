@@ -24,7 +24,7 @@ from tests.e2e.workload import ALL_RECEIPTS, Workload
 from tests.helpers import eventually
 from tests.integration.crm_sync.test_crm_push import QUALIFYING
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a busy 2-core machine is slow
 
 PEOPLE_PER_FAULT = 8
 

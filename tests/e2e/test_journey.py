@@ -25,7 +25,7 @@ from tests.helpers import eventually
 from tests.integration.crm_sync.test_crm_push import QUALIFYING
 from tests.integration.lead_ingest.conftest import sample_lead
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # a busy 2-core machine is slow
 
 TOPICS = (
     "lead-events",

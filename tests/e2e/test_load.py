@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.stack import E2EStack
 from tests.e2e.workload import Workload
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a busy 2-core machine is slow
 
 CLIENTS = 6
 

@@ -15,7 +15,7 @@ from tests.e2e.stack import E2EStack, e2e_stack
 from tests.e2e.workload import ALL_RECEIPTS, Workload
 from tests.helpers import eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # a busy 2-core machine is slow
 
 
 @pytest.fixture

@@ -282,7 +282,8 @@ class Workload:
             found = set(self.in_crm())
             raise AssertionError(
                 f"CRM: missing {sorted(expected - found)[:10]}, "
-                f"unexpected {sorted(found - expected)[:10]}"
+                f"unexpected {sorted(found - expected)[:10]}; "
+                f"crm-sync's queue for them: {await self._outbox_report(expected ^ found)}"
             ) from None
         async with self.stack.mongo() as db:
             in_read_model = await db["leads"].count_documents(
@@ -308,3 +309,20 @@ class Workload:
             ]
             lines.append(f"{subject}: {seen or 'no erasure event'}")
         return "; ".join(lines)
+
+    async def _outbox_report(self, emails: set[str]) -> list[dict[str, Any]]:
+        """crm-sync's outbox entries (state, reason, cause) of the people with these e-mails."""
+        leads = [p.lead_id for p in self.people if p.email in emails]
+        async with self.stack.mongo() as db:
+            entries = await db["crm_outbox"].find({"lead_id": {"$in": leads}}).to_list(None)
+        return [
+            {
+                "lead_id": entry.get("lead_id"),
+                "state": entry.get("state"),
+                "operation": entry.get("operation"),
+                "reason": entry.get("reason"),
+                "cause": (entry.get("cause") or {}).get("type"),
+                "last_error": entry.get("last_error"),
+            }
+            for entry in entries
+        ]
