@@ -56,34 +56,31 @@ async def test_kill_9_of_each_service_mid_workload_loses_and_duplicates_nothing(
     assert counts["erased"] > 0
 
 
-async def test_a_kafka_broker_restart_mid_workload_loses_nothing(
-    healthy: E2EStack, kafka_control: ServerControl
+async def _server_restart_mid_workload(
+    stack: E2EStack, control: ServerControl, server: str
 ) -> None:
-    workload = Workload(healthy)
+    workload = Workload(stack)
     running = asyncio.create_task(workload.run_people(workload.mixed(PEOPLE_PER_FAULT * 2), 3))
     try:
         await _progress(workload, 4)
-        await kafka_control.arestart()
+        await control.arestart()
         await running
     finally:
         running.cancel()
     counts = await workload.reconcile()
-    print(f"Kafka restart workload: {counts}, client retries: {dict(workload.retries)}")
+    print(f"{server} restart workload: {counts}, client retries: {dict(workload.retries)}")
+
+
+async def test_a_kafka_broker_restart_mid_workload_loses_nothing(
+    healthy: E2EStack, kafka_control: ServerControl
+) -> None:
+    await _server_restart_mid_workload(healthy, kafka_control, "Kafka")
 
 
 async def test_a_ferretdb_restart_mid_workload_loses_nothing(
     healthy: E2EStack, mongo_control: ServerControl
 ) -> None:
-    workload = Workload(healthy)
-    running = asyncio.create_task(workload.run_people(workload.mixed(PEOPLE_PER_FAULT * 2), 3))
-    try:
-        await _progress(workload, 4)
-        await mongo_control.arestart()
-        await running
-    finally:
-        running.cancel()
-    counts = await workload.reconcile()
-    print(f"FerretDB restart workload: {counts}, client retries: {dict(workload.retries)}")
+    await _server_restart_mid_workload(healthy, mongo_control, "FerretDB")
 
 
 async def test_a_crm_answering_500_for_a_while_gets_every_lead_once(healthy: E2EStack) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from contracts import ALL_TOPICS
 from services.common.clock import SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
 from services.common.runtime import KEYRING_COLLECTION
@@ -27,16 +28,7 @@ from tests.integration.lead_ingest.conftest import sample_lead
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]  # a busy 2-core machine is slow
 
-TOPICS = (
-    "lead-events",
-    "consent-events",
-    "privacy-events",
-    "retention-events",
-    "erasure-events",
-    "crm-events",
-    "crm-sync",
-    "dead-letters",
-)
+TOPICS = [spec.name for spec in ALL_TOPICS]
 
 
 def _purpose(view: dict[str, Any], name: str) -> dict[str, Any]:

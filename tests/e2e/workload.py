@@ -46,7 +46,6 @@ class Person:
     erase: bool = False
     lead_id: str | None = None
     subject_id: str | None = None
-    done: bool = False
 
     @property
     def expected_in_crm(self) -> bool:
@@ -122,6 +121,8 @@ class Workload:
         """Capture, then (as planned) qualify, unsubscribe from marketing and erase."""
         await self.capture(person)
         if person.qualify:
+            # Not idempotent: a retry after a lost answer may record the answers twice, which
+            # changes nothing here (same answers, and a lead is qualified once).
             answered = await self.call(
                 "lead_ingest",
                 "POST",
@@ -136,7 +137,6 @@ class Workload:
             if person.qualify:
                 await self.lead(person, until=lambda view: view["state"] == "qualified")
             await self.erase(person)
-        person.done = True
 
     async def unsubscribe(self, person: Person, purpose: str) -> dict[str, Any]:
         link = await self.call(
