@@ -53,6 +53,10 @@ class ServiceProcess:
 
         await eventually(ready, within=ready_within, what=f"{self.module} ready")
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
     async def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no commits, like a crashed machine."""
         await self._signal(signal.SIGKILL)

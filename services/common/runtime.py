@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from contracts import REGISTRY
 from contracts.registry import EventRegistry
 from services.common.broker import make_broker
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock, OffsetFileClock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
 from services.common.http import BodySizeLimit, install_problem_handlers
 from services.common.logging import configure_logging, get_logger
@@ -35,7 +35,7 @@ from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 from services.common.store import Document, database, make_mongo_client
 
-__all__ = ["Runtime", "ServiceSpec", "create_app"]
+__all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app"]
 
 KEYRING_COLLECTION = "data_keys"
 
@@ -133,13 +133,28 @@ def health_router(runtime: Runtime) -> APIRouter:
     return router
 
 
+def clock_for(settings: CommonSettings) -> Clock:
+    """The system clock, or the test-only :class:`OffsetFileClock` when the settings enable it
+    (settings validation already refused an offset file without ``enable_test_clock``)."""
+    if settings.enable_test_clock and settings.test_clock_offset_file is not None:
+        return OffsetFileClock(settings.test_clock_offset_file)
+    return SystemClock()
+
+
 def create_app(
     spec: ServiceSpec, settings: CommonSettings, *, clock: Clock | None = None
 ) -> FastAPI:
     """The service's ASGI app; clients connect in its lifespan, not here."""
     configure_logging(spec.name, settings.log_level, settings.log_format)
+    clock = clock or clock_for(settings)
     runtime = Runtime.build(spec.name, settings, clock)
     log = get_logger(spec.name)
+    if isinstance(clock, OffsetFileClock):
+        log.warning(
+            "TEST CLOCK IN USE: time is the system time plus the offset in a file; "
+            "never run this configuration in production",
+            offset_file=str(clock.path),
+        )
     spec.register(runtime)
 
     @asynccontextmanager

@@ -11,7 +11,7 @@ import binascii
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.integrity import derive_integrity_key
@@ -69,6 +69,23 @@ class CommonSettings(BaseSettings):
         default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
     )
     handler_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    test_clock_offset_file: Path | None = Field(
+        default=None,
+        description="TEST ONLY: a file holding seconds to add to the system time (see "
+        "OffsetFileClock); refused unless enable_test_clock is true",
+    )
+    enable_test_clock: bool = Field(
+        default=False, description="TEST ONLY: allow test_clock_offset_file (never in production)"
+    )
+
+    @model_validator(mode="after")
+    def _test_clock_needs_consent(self) -> CommonSettings:
+        if self.test_clock_offset_file is not None and not self.enable_test_clock:
+            raise ValueError(
+                "LEADTRAIL_TEST_CLOCK_OFFSET_FILE is for tests only; "
+                "set LEADTRAIL_ENABLE_TEST_CLOCK=true as well to use it"
+            )
+        return self
 
     @field_validator("kek")
     @classmethod

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from services.common.clock import FakeClock
+from services.common.clock import FakeClock, OffsetFileClock, SystemClock
+from services.common.runtime import clock_for
 from services.common.settings import CommonSettings
 
 
@@ -38,3 +41,31 @@ def test_a_bad_kek_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEADTRAIL_KEK")
     with pytest.raises(ValidationError, match="kek"):
         CommonSettings()
+
+
+def test_the_offset_file_clock_follows_the_file_and_never_runs_backwards(tmp_path: Path) -> None:
+    path = tmp_path / "offset"
+    clock = OffsetFileClock(path)
+    assert abs(clock.now() - datetime.now(UTC)) < timedelta(seconds=5), "no file: no offset"
+    path.write_text("63072000\n")
+    assert clock.now() - datetime.now(UTC) > timedelta(days=729)
+    os.utime(path, ns=(1, 1))  # a new mtime, as a rewrite would give
+    path.write_text("60")
+    with pytest.raises(ValueError, match="backwards"):
+        clock.now()
+    path.write_text("-5")
+    os.utime(path, ns=(2, 2))
+    with pytest.raises(ValueError, match=">= 0"):
+        clock.now()
+
+
+def test_the_test_clock_is_refused_unless_explicitly_enabled(
+    monkeypatch: pytest.MonkeyPatch, kek_b64: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LEADTRAIL_KEK", kek_b64)
+    monkeypatch.setenv("LEADTRAIL_TEST_CLOCK_OFFSET_FILE", str(tmp_path / "offset"))
+    with pytest.raises(ValidationError, match="LEADTRAIL_ENABLE_TEST_CLOCK"):
+        CommonSettings()
+    assert isinstance(clock_for(CommonSettings(enable_test_clock=True)), OffsetFileClock)
+    monkeypatch.delenv("LEADTRAIL_TEST_CLOCK_OFFSET_FILE")
+    assert isinstance(clock_for(CommonSettings(enable_test_clock=True)), SystemClock)
