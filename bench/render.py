@@ -61,8 +61,10 @@ def targets(results: dict[str, Any]) -> list[Target]:
     found.append(
         Target(
             "replay (rebuilding a projection)",
-            f"{replay['replay_per_s']:,.0f} events/s" if replay else "not run",
-            f"bare aiokafka consumer {replay['bare_per_s']:,.0f}/s" if replay else "-",
+            f"{replay['replay']['per_second']:,.1f} events/s" if replay else "not run",
+            f"bare aiokafka consumer {replay['bare_consumer']['per_second']:,.0f}/s"
+            if replay
+            else "-",
             ">= 50% of the bare consumer"
             + (f" (measured {replay['ratio']:.1%})" if replay else ""),
             replay["ratio"] >= 0.5 if replay else None,
@@ -159,9 +161,11 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
         ]
     if replay := results.get("replay"):
         lines += [
-            f"**Replay** of {replay['events']:,} events: {replay['replay_per_s']:,.0f} events/s"
-            f" rebuilding {replay['projection']}, bare aiokafka consumer"
-            f" {replay['bare_per_s']:,.0f} events/s.",
+            f"**Replay** of {replay['events']:,} lead lifecycle events (bench/replay.py):"
+            f" rebuilding {replay['service']}'s read models at"
+            f" {replay['replay']['per_second']:,.1f} events/s ({replay['replay']['failed']}"
+            f" failed), a bare aiokafka consumer reading the same topic at"
+            f" {replay['bare_consumer']['per_second']:,.0f} events/s.",
             "",
         ]
     lines += [

@@ -225,6 +225,66 @@ async def rebuild(
         await client.close()
 
 
+async def run(
+    env: dict[str, str], *, events: int, concurrency: int, keep: bool = False
+) -> dict[str, Any]:
+    """Produce ``events`` into fresh topics, read them bare, rebuild lead-ingest from them."""
+    bootstrap, mongo_url = env["LEADTRAIL_KAFKA_BOOTSTRAP"], env["LEADTRAIL_MONGO_URL"]
+    run_id = uuid.uuid4().hex[:8]
+    prefix, db_name = f"bench-replay-{run_id}.", f"bench_replay_{run_id}"
+    await ensure_topics(bootstrap, prefix, ALL_TOPICS)
+    try:
+        await produce(bootstrap, prefix, events)
+        count, bare_s = await bare_consumer(bootstrap, prefix + "lead-events")
+        replayed = await rebuild(bootstrap, prefix, mongo_url, db_name, concurrency)
+    finally:
+        if not keep:
+            await cleanup(bootstrap, prefix)
+            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
+            await client.drop_database(db_name)
+            await client.close()
+    bare_rate = count / bare_s if bare_s else 0.0
+    return {
+        "machine": machine(),
+        "service": SERVICE,
+        "events": count,
+        "concurrency": concurrency,
+        "bare_consumer": {"seconds": bare_s, "per_second": bare_rate},
+        "replay": {
+            "seconds": replayed.elapsed_s,
+            "per_second": replayed.per_second,
+            "read": replayed.read,
+            "applied": replayed.applied,
+            "failed": len(replayed.failed),
+        },
+        "ratio": replayed.per_second / bare_rate if bare_rate else float("nan"),
+    }
+
+
+def show(result: dict[str, Any]) -> None:
+    bare, replayed = result["bare_consumer"], result["replay"]
+    table = Table(
+        title=f"replay of {result['service']}, {result['events']:,} events,"
+        f" concurrency {result['concurrency']}"
+    )
+    for column in ("", "events", "seconds", "events/s"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        "bare aiokafka consumer",
+        f"{result['events']:,}",
+        f"{bare['seconds']:.1f}",
+        f"{bare['per_second']:,.0f}",
+    )
+    table.add_row(
+        f"replay {result['service']}",
+        f"{replayed['read']:,}",
+        f"{replayed['seconds']:.1f}",
+        f"{replayed['per_second']:,.0f}",
+    )
+    console.print(table)
+    console.print(f"replay / bare consumer: [bold]{result['ratio']:.3f}[/bold]")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to replay")
@@ -236,53 +296,13 @@ async def main() -> None:
     if args.events < EVENTS_PER_LEAD:
         parser.error(f"--events must be at least {EVENTS_PER_LEAD}")
     env = {} if args.bootstrap and args.mongo_url else stack_env()
-    bootstrap = args.bootstrap or env["LEADTRAIL_KAFKA_BOOTSTRAP"]
-    mongo_url = args.mongo_url or env["LEADTRAIL_MONGO_URL"]
-    run = uuid.uuid4().hex[:8]
-    prefix, db_name = f"bench-replay-{run}.", f"bench_replay_{run}"
-    await ensure_topics(bootstrap, prefix, ALL_TOPICS)
-    try:
-        await produce(bootstrap, prefix, args.events)
-        count, bare_s = await bare_consumer(bootstrap, prefix + "lead-events")
-        replayed = await rebuild(bootstrap, prefix, mongo_url, db_name, args.concurrency)
-    finally:
-        if not args.keep:
-            await cleanup(bootstrap, prefix)
-            client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url)
-            await client.drop_database(db_name)
-            await client.close()
-    bare_rate = count / bare_s if bare_s else 0.0
-    ratio = replayed.per_second / bare_rate if bare_rate else float("nan")
-    table = Table(title=f"replay of {SERVICE}, {count:,} events, concurrency {args.concurrency}")
-    for column in ("", "events", "seconds", "events/s"):
-        table.add_column(column, justify="right")
-    table.add_row("bare aiokafka consumer", f"{count:,}", f"{bare_s:.1f}", f"{bare_rate:,.0f}")
-    table.add_row(
-        f"replay {SERVICE}",
-        f"{replayed.read:,}",
-        f"{replayed.elapsed_s:.1f}",
-        f"{replayed.per_second:,.0f}",
-    )
-    console.print(table)
-    console.print(f"replay / bare consumer: [bold]{ratio:.3f}[/bold]")
-    path = save(
-        "replay",
-        {
-            "machine": machine(),
-            "service": SERVICE,
-            "events": count,
-            "concurrency": args.concurrency,
-            "bare_consumer": {"seconds": bare_s, "per_second": bare_rate},
-            "replay": {
-                "seconds": replayed.elapsed_s,
-                "per_second": replayed.per_second,
-                "applied": replayed.applied,
-                "failed": len(replayed.failed),
-            },
-            "ratio": ratio,
-        },
-    )
-    console.print(f"saved {path}")
+    if args.bootstrap:
+        env["LEADTRAIL_KAFKA_BOOTSTRAP"] = args.bootstrap
+    if args.mongo_url:
+        env["LEADTRAIL_MONGO_URL"] = args.mongo_url
+    result = await run(env, events=args.events, concurrency=args.concurrency, keep=args.keep)
+    show(result)
+    console.print(f"saved {save('replay', result)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
-from bench import crm_sync, e2e_latency, erasure, ingest
+from bench import crm_sync, e2e_latency, erasure, ingest, replay
 from bench._common import ROOT, save, stack_env
 from bench.render import render
 from ops.stack import stack_down, stack_up
@@ -44,10 +44,11 @@ class Sizes:
     e2e_steady_seconds: float
     crm_leads: int
     erasure_subjects: int
+    replay_events: int
 
 
-FULL = Sizes(20, 5, 10, 20, 200, 50)
-QUICK = Sizes(5, 1, 5, 5, 30, 10)
+FULL = Sizes(20, 5, 10, 20, 200, 50, 2_000)
+QUICK = Sizes(5, 1, 5, 5, 30, 10, 200)
 
 
 async def consumer_lag(env: dict[str, str]) -> int:
@@ -98,6 +99,7 @@ async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
             "erasure",
             lambda: erasure.run(env, subjects=sizes.erasure_subjects, rate=5, patience=900),
         ),
+        ("replay", lambda: replay.run(env, events=sizes.replay_events, concurrency=16)),
     ]
     results: dict[str, Any] = {}
     for name, step in steps:

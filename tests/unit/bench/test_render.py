@@ -51,6 +51,27 @@ def results(*, ingest_ratio: float, e2e_p99: float, in_crm: int, erasure_p99: fl
     }
 
 
+def with_replay(data: Any, ratio: float) -> Any:
+    data["replay"] = {
+        "machine": MACHINE,
+        "service": "lead-ingest",
+        "events": 2000,
+        "concurrency": 16,
+        "bare_consumer": {"seconds": 1.0, "per_second": 1000.0},
+        "replay": {"seconds": 2.0, "per_second": 1000.0 * ratio, "read": 2000, "failed": 0},
+        "ratio": ratio,
+    }
+    return data
+
+
+def test_replay_is_judged_against_the_bare_consumer() -> None:
+    base = results(ingest_ratio=0.5, e2e_p99=100, in_crm=2500, erasure_p99=100)
+    assert verdicts(with_replay(base, 0.5))["replay"] is True
+    slow = with_replay(results(ingest_ratio=0.5, e2e_p99=100, in_crm=2500, erasure_p99=100), 0.01)
+    assert verdicts(slow)["replay"] is False
+    assert "bare aiokafka consumer reading the same topic at 1,000 events/s" in render(slow)
+
+
 def verdicts(data: Any) -> dict[str, bool | None]:
     return {t.what.split(" (")[0].split(" p99")[0]: t.met for t in targets(data)}
 
