@@ -5,8 +5,8 @@
 
 For ``--seconds`` it keeps ``--clients`` concurrent HTTP clients posting distinct leads and
 records each request's latency (202 only after Kafka's ``acks=all``). Then, on the same broker
-and in the same run, a bare aiokafka producer (idempotent, ``acks=all``) sends payloads of the
-same size with the same concurrency for the same time. The figure to read is the ratio of the
+and in the same run, a bare aiokafka producer (``acks=all``, like the services') sends payloads
+of the same size with the same concurrency for the same time. The figure to read is the ratio of the
 two throughputs; absolute numbers depend on the machine and what else it runs.
 """
 
@@ -109,7 +109,7 @@ async def bench_producer(bootstrap: str, seconds: float, clients: int, size: int
     await admin.start()
     await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=0
     )
     await producer.start()
     payload = base64.b64encode(os.urandom(size))[:size]

@@ -1,8 +1,13 @@
 """The FastStream Kafka broker every service uses.
 
-Producers are idempotent with ``acks=all``: a publish returns only once every in-sync replica has
-the event, and retries never duplicate it. Consumers never auto-commit: an offset is committed
-only after its message was handled (see :mod:`services.common.consumer`).
+Producers use ``acks=all``: a publish returns only once every in-sync replica has the event.
+They are *not* Kafka-idempotent: aiokafka's idempotent producer treats ``OutOfOrderSequenceNumber``
+as fatal, and after a broker restart (the e2e fault test) a service got it on every publish and
+never published again. Without it a retried batch may be written twice; every event carries its
+id, consumers deduplicate by it (``apply_once``) and ``leadtrail verify`` counts an identical copy
+as a redelivery. Order per partition still holds: aiokafka keeps one batch per partition in
+flight. Consumers never auto-commit: an offset is committed only after its message was handled
+(see :mod:`services.common.consumer`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         settings.kafka_bootstrap,
         client_id=client_id,
         acks="all",
-        enable_idempotence=True,
+        enable_idempotence=False,  # see the module docstring
         request_timeout_ms=15_000,
         linger_ms=0,
         logger=get_logger("faststream"),
