@@ -60,12 +60,19 @@ class ConsentProjection:
             envelope.id,
             {
                 "$set": {"tenant_id": envelope.tenant_id, "subject_id": envelope.subject_id},
-                "$setOnInsert": {"facts": [], "history": [], "first_seen": envelope.occurred_at},
+                "$min": {"first_seen": envelope.occurred_at},
             },
         )
 
     async def record(self, envelope: EventEnvelope) -> bool:
-        """Apply one of consent-ledger's own events to the subject's document."""
+        """Apply one of consent-ledger's own events to the subject's document.
+
+        The live service reads each topic in its own consumer group, so an erasure may be
+        handled before a consent event that was published earlier: after it, a recorded event
+        keeps no proof, exactly as if the erasure had stripped it (a replay, which reads in
+        time order, ends with the same document)."""
+        current = await self.subject(envelope.tenant_id, envelope.subject_id)
+        erased = bool((current or {}).get("erased"))
         update: dict[str, Any] = {
             "$set": {"tenant_id": envelope.tenant_id, "subject_id": envelope.subject_id},
             "$push": {
@@ -75,7 +82,7 @@ class ConsentProjection:
                     "version": envelope.version,
                     "at": envelope.occurred_at,
                     "data": envelope.data,
-                    "proof": seal_of(envelope),
+                    "proof": None if erased else seal_of(envelope),
                 }
             },
         }
@@ -91,15 +98,21 @@ class ConsentProjection:
     async def erase_proof(self, tenant_id: str, subject_id: str) -> int:
         """Erasure: drop the encrypted personal parts of the proofs; the non-personal history
         (what was consented to, when, under which notice) stays as the audit trail."""
-        document = await self.subject(tenant_id, subject_id)
-        if document is None:
-            return 0
-        history = [{**entry, "proof": None} for entry in document.get("history", [])]
-        dropped = sum(1 for entry in document.get("history", []) if entry.get("proof"))
+        document = await self.subject(tenant_id, subject_id) or {}
+        entries = document.get("history", [])
+        # Marked erased even when nothing is known yet (the erasure was handled before the
+        # capture): what arrives later keeps no proof (see record()).
+        update: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "subject_id": subject_id,
+            "erased": True,
+        }
+        if entries:
+            update["history"] = [{**entry, "proof": None} for entry in entries]
         await self.subjects.update_one(
-            {"_id": document["_id"]}, {"$set": {"history": history, "erased": True}}
+            {"_id": subject_key(tenant_id, subject_id)}, {"$set": update}, upsert=True
         )
-        return dropped
+        return sum(1 for entry in entries if entry.get("proof"))
 
     async def subject(self, tenant_id: str, subject_id: str) -> Document | None:
         return await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})

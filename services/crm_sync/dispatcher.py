@@ -218,13 +218,16 @@ class Dispatcher:
                     ),
                     f"pull-deleted/{connection.id}",
                 )
-        await self.finish(entry, state="done", record_id=None, deleted_record_id=record_id)
         confirmation = (
             f"{connection.id} ({connection.adapter.kind}) confirmed deleting record {record_id}"
             if record_id is not None
             else f"{connection.id} ({connection.adapter.kind}) held no record"
         )
+        # The waiting erasure first, then the entry: killed in between, the entry is still
+        # pending and the delete runs again (a gone record counts as deleted); the other way
+        # round the erasure waited for this entry forever (found by the e2e kill -9 test).
         await self.progress(entry, confirmation)
+        await self.finish(entry, state="done", record_id=None, deleted_record_id=record_id)
         return True
 
     async def finish(self, entry: Document, *, state: str, **values: Any) -> None:
