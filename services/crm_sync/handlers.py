@@ -74,6 +74,7 @@ class CrmSyncHandlers:
             for lead_id in lead_ids
             for connection in self.connections.for_tenant(envelope.tenant_id).connections
             if await self.store.record_of(lead_id, connection.id) is not None
+            and not await self.store.deleting(lead_id, connection.id)  # erasure wins
         ]
         await self.store.open_wait(wait_id, "rectification", envelope, pending, [])
         for queued in pending:

@@ -181,6 +181,12 @@ class CrmStore:
         erasure_id: str | None = None,
         wait_id: str | None = None,
     ) -> None:
+        """One entry per lead and connection holds the next CRM operation. A delete (erasure)
+        is final for the lead: an upsert arriving after it (an earlier lead event handled late,
+        or redelivered after a crash) must not replace it, or the erasure would wait for a
+        delete that never runs (found by the e2e kill -9 test)."""
+        if operation == "upsert" and await self.deleting(lead_id, connection_id):
+            return
         await self.outbox.update_one(
             {"_id": outbox_id(lead_id, connection_id)},
             {
@@ -209,6 +215,13 @@ class CrmStore:
             limit=limit,
         )
         return await cursor.to_list(limit)
+
+    async def deleting(self, lead_id: str, connection_id: str) -> bool:
+        """Whether the lead's record in this CRM is erased or being erased."""
+        document = await self.outbox.find_one(
+            {"_id": outbox_id(lead_id, connection_id)}, {"operation": 1}
+        )
+        return document is not None and document.get("operation") == "delete"
 
     async def record_of(self, lead_id: str, connection_id: str) -> str | None:
         document = await self.outbox.find_one({"_id": outbox_id(lead_id, connection_id)})
