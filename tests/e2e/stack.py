@@ -149,7 +149,7 @@ class E2EStack:
     async def mongo(self) -> AsyncIterator[Any]:
         """The cluster's database, for checks no API exposes (what is left after erasure)."""
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            str(self.cluster.base["mongo_url"])
+            str(self.cluster.base["mongo_url"]), tz_aware=True
         )
         try:
             yield client[str(self.cluster.base["mongo_db"])]
