@@ -164,7 +164,8 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
             f"**Replay** of {replay['events']:,} lead lifecycle events (bench/replay.py):"
             f" rebuilding {replay['service']}'s read models at"
             f" {replay['replay']['per_second']:,.1f} events/s ({replay['replay']['failed']}"
-            f" failed), a bare aiokafka consumer reading the same topic at"
+            f" failed; {replay['replay'].get('written', 0):,} documents written and indexed"
+            f" within that time), a bare aiokafka consumer reading the same topic at"
             f" {replay['bare_consumer']['per_second']:,.0f} events/s.",
             "",
         ]

@@ -99,7 +99,7 @@ async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
             "erasure",
             lambda: erasure.run(env, subjects=sizes.erasure_subjects, rate=5, patience=900),
         ),
-        ("replay", lambda: replay.run(env, events=sizes.replay_events, concurrency=16)),
+        ("replay", lambda: replay.run(env, events=sizes.replay_events)),
     ]
     results: dict[str, Any] = {}
     for name, step in steps:

@@ -2,21 +2,21 @@
 compare them with the live ones, and swap them in.
 
 The rebuild runs the same ``apply`` method the live handlers call before they react (see
-:mod:`ops.replay_services`), over collections named ``<name>_<suffix>`` (:class:`Suffixed`), so
-nothing live is written and nothing is published, sent to a CRM or done to a key. Events are
-read up to the end offsets at the start (or ``--to``) in the order of :mod:`ops.replay_source`;
-events of one subject are applied one after the other in that order, different subjects
-concurrently, and tenant-wide events (policies, tenant holds) only once everything before them
-is applied. A record that is not a valid event, or whose projection fails, is counted and
-reported (live, it went to the dead-letter topic); the rebuild goes on, and cannot be swapped.
+:mod:`ops.replay_services`), folding the events in memory (:mod:`ops.replay_memory`) and then
+writing the result into collections named ``<name>_<suffix>`` (:class:`Suffixed`), so nothing
+live is written and nothing is published, sent to a CRM or done to a key. Events are read up to
+the end offsets at the start (or ``--to``) and applied one after the other in the order of
+:mod:`ops.replay_source` (each partition in offset order, so one subject's events in theirs;
+the topics merged by timestamp). A record that is not a valid event, or whose projection
+fails, is counted and reported (live, it went to the dead-letter topic); the rebuild goes on,
+and cannot be swapped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
 from contracts import EventEnvelope
-from contracts.events.retention import TENANT_SUBJECT
+from ops.replay_memory import MemoryCollections, load, write_out
 from ops.replay_services import SERVICES, ReadModelSpec
 from ops.replay_source import (
     OffsetRange,
@@ -63,6 +63,7 @@ SUFFIX = re.compile(r"^[A-Za-z0-9]{1,32}$")
 NOT_IMPLEMENTED = 238
 
 Progress = Callable[[int], None]
+WriteProgress = Callable[[int], None]
 
 
 class SwapError(RuntimeError):
@@ -103,6 +104,8 @@ class ReplayResult:
     read: int = 0
     applied: int = 0
     skipped: int = 0
+    written: int = 0
+    """Documents written into the target collections."""
     invalid: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
@@ -114,52 +117,6 @@ class ReplayResult:
     @property
     def per_second(self) -> float:
         return self.read / self.elapsed_s if self.elapsed_s else 0.0
-
-
-def _lane(envelope: EventEnvelope) -> str | None:
-    """Events of one subject share a lane; tenant-wide events are barriers (None)."""
-    if envelope.subject_id == TENANT_SUBJECT:
-        return None
-    return f"{envelope.tenant_id}\x1f{envelope.subject_id}"
-
-
-def _segments(events: list[EventEnvelope]) -> Iterator[list[list[EventEnvelope]]]:
-    """Split a batch into rounds: per round, one ordered list of events per lane; a barrier
-    event is a round of its own."""
-    lanes: dict[str, list[EventEnvelope]] = {}
-    for envelope in events:
-        lane = _lane(envelope)
-        if lane is None:
-            if lanes:
-                yield list(lanes.values())
-                lanes = {}
-            yield [[envelope]]
-        else:
-            lanes.setdefault(lane, []).append(envelope)
-    if lanes:
-        yield list(lanes.values())
-
-
-async def _run_lanes(
-    lanes: list[list[EventEnvelope]],
-    apply: Callable[[EventEnvelope], Awaitable[None]],
-    concurrency: int,
-    result: ReplayResult,
-) -> None:
-    pending = iter(lanes)
-
-    async def worker() -> None:
-        for lane in pending:
-            for envelope in lane:
-                try:
-                    await apply(envelope)
-                    result.applied += 1
-                except Exception as error:  # live, this went to the dead-letter topic
-                    result.failed.append(
-                        f"{envelope.type} {envelope.id}: {type(error).__name__}: {error}"
-                    )
-
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(lanes)))))
 
 
 def _decode(record: Any, wanted: frozenset[str], result: ReplayResult) -> EventEnvelope | None:
@@ -187,17 +144,22 @@ async def replay(
     suffix: str,
     start: StartPoint = None,
     to: datetime | None = None,
-    concurrency: int = 16,
     on_plan: Callable[[int], None] | None = None,
     on_progress: Progress | None = None,
+    on_write: WriteProgress | None = None,
 ) -> ReplayResult:
     """Rebuild ``spec``'s read models into ``<name>_<suffix>``.
 
-    Without ``start`` the target collections are dropped first; with it, events from there are
-    applied on top of what they hold (events already applied are skipped by their ids).
+    The events are folded in memory (:mod:`ops.replay_memory`), one after the other in the
+    merged order, then every resulting document is written once and the indexes built. Without
+    ``start`` the rebuild starts from nothing; with it, events from there are applied on top of
+    what the target collections hold (events already applied are skipped by their ids).
+    ``on_write(total)`` is told when the writing begins, and ``on_progress`` then counts the
+    documents written.
     """
     check_suffix(suffix)
     target = Suffixed(db, suffix)
+    names = {name: target.name(name) for name in spec.read_models}
     wanted = {topic_prefix + t.name: spec.wanted(t.name) for t in spec.topics}
     partitions = await partitions_of(bootstrap, wanted)
     consumer = AIOKafkaConsumer(
@@ -209,39 +171,40 @@ async def replay(
     await consumer.start()
     try:
         ranges = await plan_offsets(consumer, partitions, start=start, to=to)
-        result = ReplayResult(
-            spec.service, suffix, ranges, [target.name(n) for n in spec.read_models]
-        )
+        result = ReplayResult(spec.service, suffix, ranges, list(names.values()))
         if on_plan is not None:
             on_plan(result.total)
-        if start is None:
-            for name in spec.read_models:
-                await db.drop_collection(target.name(name))
-        existing = set(await db.list_collection_names())
-        for name in spec.read_models:
-            if target.name(name) not in existing:
-                # Even a read model no event touched exists, so a swap can put it in place.
-                await db.create_collection(target.name(name))
-        projector = spec.build(target)
-        await projector.ensure_indexes()
+        memory = MemoryCollections()
         began = time.perf_counter()
+        if start is not None:
+            existing = set(await db.list_collection_names())
+            await load(memory, db, {n: t for n, t in names.items() if t in existing})
+        projector = spec.build(memory)
         async for batch in read_merged(consumer, ranges):
-            events = []
             for record in batch:
                 envelope = _decode(record, wanted[record.topic], result)
                 if envelope is None:
                     result.skipped += 1
-                else:
-                    events.append(envelope)
-            for lanes in _segments(events):
-                await _run_lanes(lanes, projector.apply, concurrency, result)
+                    continue
+                try:
+                    await projector.apply(envelope)
+                    result.applied += 1
+                except Exception as error:  # live, this went to the dead-letter topic
+                    result.failed.append(
+                        f"{envelope.type} {envelope.id}: {type(error).__name__}: {error}"
+                    )
             result.read += len(batch)
             if on_progress is not None:
                 on_progress(len(batch))
-        result.elapsed_s = time.perf_counter() - began
-        return result
     finally:
         await consumer.stop()
+    written = sum(len(memory.collection(name).documents()) for name in names)
+    if on_write is not None:
+        on_write(written)
+    result.written = await write_out(memory, db, names, on_progress)
+    await spec.build(target).ensure_indexes()
+    result.elapsed_s = time.perf_counter() - began
+    return result
 
 
 # -- are the live consumers where the replay stopped? ----------------------------------------

@@ -49,8 +49,9 @@ class Exit(Exception):  # noqa: N818 (an outcome, not a failure of this module)
 class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "events")
         return Text(
-            f"{speed:,.0f} events/s" if speed else "- events/s", style="progress.data.speed"
+            f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="progress.data.speed"
         )
 
 
@@ -62,6 +63,11 @@ class Bar:
     def plan(self, total: int) -> None:
         if self.progress is not None:
             self.task = self.progress.add_task("replaying", total=total)
+
+    def writing(self, total: int) -> None:
+        """The events are folded: from now on, count the documents written."""
+        if self.progress is not None:
+            self.task = self.progress.add_task("writing", total=total, unit="documents")
 
     def advance(self, count: int) -> None:
         if self.progress is not None and self.task is not None:
@@ -107,7 +113,6 @@ def replay_command(  # noqa: PLR0917 (one parameter per option of the command)
         False, "--swap", help="then put the rebuilt collections in place of the live ones"
     ),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
-    concurrency: int = typer.Option(16, min=1, max=256, help="subjects applied at once"),
     bootstrap: str = typer.Option(
         None, "--bootstrap", envvar="LEADTRAIL_KAFKA_BOOTSTRAP", help="host:port of a broker"
     ),
@@ -148,7 +153,6 @@ def replay_command(  # noqa: PLR0917 (one parameter per option of the command)
                 verify=verify,
                 do_swap=do_swap,
                 progress=not no_progress,
-                concurrency=concurrency,
                 bootstrap=bootstrap,
                 mongo_url=mongo_url,
                 mongo_db=mongo_db,
@@ -169,7 +173,6 @@ async def _run(  # noqa: PLR0912 (the command's flow, step by step)
     verify: bool,
     do_swap: bool,
     progress: bool,
-    concurrency: int,
     bootstrap: str | None,
     mongo_url: str | None,
     mongo_db: str,
@@ -221,13 +224,14 @@ async def _run(  # noqa: PLR0912 (the command's flow, step by step)
                 suffix=suffix,
                 start=start,
                 to=until,
-                concurrency=concurrency,
                 on_plan=bar.plan,
                 on_progress=bar.advance,
+                on_write=bar.writing,
             )
         typer.echo(
             f"{spec.service}: {result.read} records read, {result.applied} events applied, "
-            f"{result.skipped} not for this service, into {', '.join(result.collections)} "
+            f"{result.skipped} not for this service, {result.written} documents written into "
+            f"{', '.join(result.collections)} "
             f"in {result.elapsed_s:.1f} s ({result.per_second:,.0f} events/s)"
         )
         for line in result.invalid:

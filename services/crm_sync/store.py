@@ -91,7 +91,9 @@ class CrmStore:
                     if source["kind"] == "web_form"
                     else f"third_party:{source['provider']}",
                 },
-                "$setOnInsert": {"interactions": [], "rectifications": [], "qualified": False},
+                # Lists are created by their first `$push`: FerretDB 1.x drops empty arrays from
+                # `$setOnInsert` (MongoDB keeps them), and a rebuild must equal live on either.
+                "$setOnInsert": {"qualified": False},
             },
         )
 

@@ -118,7 +118,9 @@ class LeadProjection:
                     "contact": seal_of(envelope),
                     "updated_at": envelope.occurred_at,
                 },
-                "$setOnInsert": {"interactions": []},
+                # No `$setOnInsert` of an empty `interactions`: FerretDB 1.x drops empty arrays
+                # there, MongoDB keeps them, and a rebuild (ops.replay_memory) must come out the
+                # same as live on either. Readers take a missing list as empty.
             },
         )
 

@@ -151,7 +151,6 @@ async def test_every_rebuilt_read_model_equals_the_live_one_after_a_mixed_worklo
             topic_prefix=stack.base["topic_prefix"],
             db=db,
             suffix="rebuilt",
-            concurrency=4,
         )
         assert result.failed == [], spec.service
         assert result.invalid == [], spec.service

@@ -56,9 +56,14 @@ def with_replay(data: Any, ratio: float) -> Any:
         "machine": MACHINE,
         "service": "lead-ingest",
         "events": 2000,
-        "concurrency": 16,
         "bare_consumer": {"seconds": 1.0, "per_second": 1000.0},
-        "replay": {"seconds": 2.0, "per_second": 1000.0 * ratio, "read": 2000, "failed": 0},
+        "replay": {
+            "seconds": 2.0,
+            "per_second": 1000.0 * ratio,
+            "read": 2000,
+            "written": 400,
+            "failed": 0,
+        },
         "ratio": ratio,
     }
     return data

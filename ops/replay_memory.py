@@ -1,0 +1,216 @@
+"""The collections a rebuild folds events into: in memory, then written out once, in bulk.
+
+Why: a rebuild applies every event of the log, one read and one write by ``_id`` each, and
+FerretDB 1.x answers each in milliseconds (a round trip, a statement, a commit), so a rebuild
+straight into the database ran at tens of events per second. The final documents are few
+compared with the events (a lead's five events make one lead), and ``insert_many`` writes tens
+of thousands of documents a second. So the events go into :class:`MemoryCollections` and only
+the result is written (:func:`write_out`).
+
+The very same ``apply`` code runs, live and here: it calls PyMongo's async collection API, and
+:class:`MemoryCollection` answers that part of it (``find_one``, ``find``, ``update_one``...)
+with mongomock, which implements MongoDB's query and update language (filters, ``$set``,
+``$setOnInsert``, ``$min``, ``$push``, ``$pullAll``, upserts, BSON's millisecond dates) so it
+is not reimplemented here. One thing is added: mongomock answers every query by scanning the
+collection, so a filter on a plain ``_id`` is looked up directly (:class:`_IdLookupCollection`);
+that is the filter every projection write uses.
+
+Memory grows with the rebuilt read models (not with the events): a lead document takes a few
+kilobytes of Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, cast
+
+import mongomock
+from mongomock import filtering
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.common.store import Document
+
+__all__ = ["MemoryCollection", "MemoryCollections", "load", "write_out"]
+
+WRITE_CHUNK = 1000
+"""Documents per ``insert_many``: large enough to amortise the round trip, small enough for
+one message (16 MB) whatever the documents."""
+
+
+_MongomockCollection: Any = mongomock.Collection  # its partial annotations do not fit strict mypy
+_filter_applies: Callable[[Any, Document], bool] = filtering.filter_applies
+
+
+class _IdLookupCollection(_MongomockCollection):  # type: ignore[misc]
+    """mongomock's collection, with a filter on a plain ``_id`` answered by a dict lookup."""
+
+    def _iter_documents(self, filter: Any) -> Iterator[Document]:
+        key = filter.get("_id") if isinstance(filter, dict) else None
+        if isinstance(key, str | int):
+            store = self._store
+            if key not in store:
+                return iter(())
+            document: Document = store[key]
+            return iter((document,) if _filter_applies(filter, document) else ())
+        return cast("Iterator[Document]", super()._iter_documents(filter))
+
+
+class _Cursor:
+    """The async face of a finished query: ``async for`` and ``to_list``, as PyMongo's."""
+
+    def __init__(self, documents: list[Document]) -> None:
+        self._documents = documents
+
+    def __aiter__(self) -> AsyncIterator[Document]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Document]:
+        for document in self._documents:
+            yield document
+
+    async def to_list(self, length: int | None = None) -> list[Document]:
+        return self._documents if not length else self._documents[:length]
+
+
+class _Admin:
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Document:
+        """``buildInfo`` is what the stores ask (``filters_only_by_id``): this is no FerretDB."""
+        if name != "buildInfo":
+            raise NotImplementedError(f"{name} on in-memory collections")
+        return {"version": "in-memory (mongomock)"}
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.admin = _Admin()
+
+
+class _Database:
+    def __init__(self, client: _Client) -> None:
+        self.client = client
+
+
+class MemoryCollection:
+    """The part of ``AsyncCollection`` the projections use, over one in-memory collection.
+
+    A method they do not use is missing on purpose: calling it fails loudly, and the rebuild
+    reports the event as not applied.
+    """
+
+    def __init__(self, collection: _IdLookupCollection, database: _Database) -> None:
+        self._collection = collection
+        self.database = database
+        self.name: str = collection.name
+
+    async def find_one(self, filter: Document, *args: Any, **kwargs: Any) -> Document | None:
+        return cast("Document | None", self._collection.find_one(filter, *args, **kwargs))
+
+    def find(self, filter: Document | None = None, *args: Any, **kwargs: Any) -> _Cursor:
+        return _Cursor(list(self._collection.find(filter, *args, **kwargs)))
+
+    async def count_documents(self, filter: Document, **kwargs: Any) -> int:
+        return int(self._collection.count_documents(filter, **kwargs))
+
+    async def insert_one(self, document: Document, **kwargs: Any) -> Any:
+        return self._collection.insert_one(document, **kwargs)
+
+    async def update_one(self, filter: Document, update: Document, **kwargs: Any) -> Any:
+        return self._collection.update_one(filter, update, **kwargs)
+
+    async def update_many(self, filter: Document, update: Document, **kwargs: Any) -> Any:
+        return self._collection.update_many(filter, update, **kwargs)
+
+    async def find_one_and_update(
+        self,
+        filter: Document,
+        update: Document,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Document | None:
+        return cast(
+            "Document | None", self._collection.find_one_and_update(filter, update, *args, **kwargs)
+        )
+
+    async def delete_one(self, filter: Document, **kwargs: Any) -> Any:
+        return self._collection.delete_one(filter, **kwargs)
+
+    async def delete_many(self, filter: Document, **kwargs: Any) -> Any:
+        return self._collection.delete_many(filter, **kwargs)
+
+    async def create_index(self, keys: Any, **kwargs: Any) -> str:
+        """Indexes belong to the written-out collections (built after the bulk load); in
+        memory, every lookup the projections make by ``_id`` is direct already."""
+        return "in-memory"
+
+    def documents(self) -> list[Document]:
+        """The stored documents themselves, to be written out as they are: not copied (a
+        ``find`` would deep-copy each), dates as mongomock keeps them (naive UTC, which BSON
+        encodes as UTC). Not to be changed by the caller."""
+        return cast("list[Document]", list(self._collection._store.documents))
+
+    async def load(self, documents: Iterable[Document]) -> None:
+        batch = list(documents)
+        if batch:
+            self._collection.insert_many(batch)
+
+
+class MemoryCollections:
+    """A :class:`~services.common.store.Collections` in memory: the stores see collections by
+    their usual names."""
+
+    def __init__(self) -> None:
+        self._database = _Database(_Client())
+        self._db: Any = mongomock.MongoClient(tz_aware=True)["replay"]
+        self._collections: dict[str, MemoryCollection] = {}
+
+    def __getitem__(self, name: str, /) -> AsyncCollection[Document]:
+        if name not in self._collections:
+            collection = _IdLookupCollection(
+                self._db, name=name, _db_store=self._db._store, codec_options=self._db.codec_options
+            )
+            self._collections[name] = MemoryCollection(collection, self._database)
+        # Duck-typed: the stores are typed against PyMongo's collection; MemoryCollection has
+        # the subset they call (see the class), which the replay equality tests exercise.
+        return cast("AsyncCollection[Document]", self._collections[name])
+
+    def collection(self, name: str) -> MemoryCollection:
+        self[name]
+        return self._collections[name]
+
+
+async def load(
+    memory: MemoryCollections, db: AsyncDatabase[Document], names: dict[str, str]
+) -> int:
+    """Copy the collections ``names`` (memory name -> database name) into memory; returns how
+    many documents were loaded."""
+    loaded = 0
+    for name, source in names.items():
+        documents = await db[source].find({}).to_list(None)
+        await memory.collection(name).load(documents)
+        loaded += len(documents)
+    return loaded
+
+
+async def write_out(
+    memory: MemoryCollections,
+    db: AsyncDatabase[Document],
+    names: dict[str, str],
+    on_written: Callable[[int], None] | None = None,
+) -> int:
+    """Replace each database collection of ``names`` (memory name -> database name) by the
+    in-memory one: dropped, created (even empty) and filled in chunks. Returns the documents
+    written; ``on_written(count)`` is told after each chunk."""
+    written = 0
+    for name, target in names.items():
+        # pymongo's insert_many adds nothing to a document that has an `_id`, which all have.
+        documents = memory.collection(name).documents()
+        await db.drop_collection(target)
+        await db.create_collection(target)
+        for start in range(0, len(documents), WRITE_CHUNK):
+            chunk = documents[start : start + WRITE_CHUNK]
+            await db[target].insert_many(chunk, ordered=False)
+            written += len(chunk)
+            if on_written is not None:
+                on_written(len(chunk))
+    return written
