@@ -166,7 +166,14 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
             f" {replay['replay']['per_second']:,.1f} events/s ({replay['replay']['failed']}"
             f" failed; {replay['replay'].get('written', 0):,} documents written and indexed"
             f" within that time), a bare aiokafka consumer reading the same topic at"
-            f" {replay['bare_consumer']['per_second']:,.0f} events/s.",
+            f" {replay['bare_consumer']['per_second']:,.0f} events/s"
+            + (
+                f", a consumer that only decodes each event (envelope, upcast, validation) at"
+                f" {replay['decoding_consumer']['per_second']:,.0f} events/s"
+                if "decoding_consumer" in replay
+                else ""
+            )
+            + ".",
             "",
         ]
     lines += [

@@ -10,8 +10,10 @@ It writes ``--events`` realistic lead lifecycle events (per lead: ``lead.capture
 encrypted contact, two ``lead.interaction_recorded``, ``lead.scored``, ``lead.qualified``),
 built by the services' own :class:`EventPublisher` and written with a raw batching producer,
 to fresh topics under a bench prefix. Then (a) a bare consumer reads them all (no decoding),
-and (b) ``replay`` rebuilds lead-ingest's read models from them (decode, upcast, apply_once
-fold in memory, then the documents written into MongoDB/FerretDB and indexed: all timed).
+(a') a consumer decodes each as every service's consumer must (envelope, upcast, validation:
+the Python ceiling of any projection), and (b) ``replay`` rebuilds lead-ingest's read models
+from them (decode, upcast, apply_once fold in memory, then the documents written into
+MongoDB/FerretDB and indexed: all timed).
 lead-ingest is the projection measured: its ``leads`` documents are the richest read model and
 every event type of the lifecycle touches them. The figure to read is the ratio; topics and
 database are deleted afterwards unless ``--keep``.
@@ -23,6 +25,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -170,8 +173,11 @@ class bar:  # noqa: N801 (used like a function)
         self.progress.__exit__(None, None, None)
 
 
-async def bare_consumer(bootstrap: str, topic: str) -> tuple[int, float]:
-    """Read every record of ``topic`` up to its end offsets; nothing else."""
+async def read_topic(
+    bootstrap: str, topic: str, handle: Callable[[bytes], object] | None = None
+) -> tuple[int, float]:
+    """Read every record of ``topic`` up to its end offsets, passing each value to ``handle``
+    (if any); the count and the seconds it took."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -190,11 +196,20 @@ async def bare_consumer(bootstrap: str, topic: str) -> tuple[int, float]:
             batch = await consumer.getmany(*remaining, timeout_ms=500)
             for tp, records in batch.items():
                 count += len(records)
+                if handle is not None:
+                    for record in records:
+                        handle(record.value or b"")
                 if records and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return count, time.perf_counter() - began
     finally:
         await consumer.stop()
+
+
+def decode(value: bytes) -> object:
+    """What every consumer does before its projection: validate the envelope, upcast and
+    validate the data."""
+    return REGISTRY.decode(EventEnvelope.model_validate_json(value))
 
 
 async def cleanup(bootstrap: str, prefix: str) -> None:
@@ -232,7 +247,8 @@ async def run(env: dict[str, str], *, events: int, keep: bool = False) -> dict[s
     await ensure_topics(bootstrap, prefix, ALL_TOPICS)
     try:
         await produce(bootstrap, prefix, events)
-        count, bare_s = await bare_consumer(bootstrap, prefix + "lead-events")
+        count, bare_s = await read_topic(bootstrap, prefix + "lead-events")
+        _, decode_s = await read_topic(bootstrap, prefix + "lead-events", decode)
         replayed = await rebuild(bootstrap, prefix, mongo_url, db_name)
     finally:
         if not keep:
@@ -246,6 +262,7 @@ async def run(env: dict[str, str], *, events: int, keep: bool = False) -> dict[s
         "service": SERVICE,
         "events": count,
         "bare_consumer": {"seconds": bare_s, "per_second": bare_rate},
+        "decoding_consumer": {"seconds": decode_s, "per_second": count / decode_s},
         "replay": {
             "seconds": replayed.elapsed_s,
             "per_second": replayed.per_second,
@@ -271,6 +288,13 @@ def show(result: dict[str, Any]) -> None:
         f"{result['events']:,}",
         f"{bare['seconds']:.1f}",
         f"{bare['per_second']:,.0f}",
+    )
+    decoding = result["decoding_consumer"]
+    table.add_row(
+        "consumer + decode (envelope, upcast, validate)",
+        f"{result['events']:,}",
+        f"{decoding['seconds']:.1f}",
+        f"{decoding['per_second']:,.0f}",
     )
     table.add_row(
         f"replay {result['service']}",
