@@ -238,8 +238,8 @@ async def consumer_lag(
     try:
         lags = []
         for subscription in spec.subscriptions:
-            topic = topic_prefix + subscription.topic.name
-            partitions = sorted(tp for tp in ranges if tp.topic == topic)
+            topics = {topic_prefix + topic.name for topic in subscription.topics}
+            partitions = sorted(tp for tp in ranges if tp.topic in topics)
             committed = await admin.list_consumer_group_offsets(
                 subscription.group_id, partitions=partitions
             )

@@ -3,50 +3,37 @@
 Per service: its *read models* (collections derived purely from events, rebuilt by the very
 ``apply`` method its live handlers call first), its *operational state* (collections that are
 not derived from events: claims, queues, keys; never replayed, never dropped), and the topics,
-consumer groups and event types its live subscriptions read. ``docs/replay.md`` explains the
-split; a unit test checks the topics and types against the services' own lists.
+consumer groups and event types its live subscriptions read: the service's own
+``SUBSCRIPTIONS`` table, the one it registers live. ``docs/replay.md`` explains the split.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pymongo import ASCENDING
 
 from contracts import REGISTRY, EventEnvelope
-from contracts.topics import (
-    CONSENT_EVENTS,
-    ERASURE_EVENTS,
-    LEAD_EVENTS,
-    PRIVACY_EVENTS,
-    RETENTION_EVENTS,
-    TopicSpec,
-)
-from services.common.consent import CONSENT_EVENT_TYPES
+from contracts.topics import TopicSpec
+from services.common.consumer import Subscription
 from services.common.runtime import KEYRING_COLLECTION
 from services.common.store import Collections
+from services.consent_ledger.app import SUBSCRIPTIONS as CONSENT_LEDGER
 from services.consent_ledger.projection import ConsentProjection
-from services.crm_sync.app import LEAD_TYPES as CRM_LEAD_TYPES
+from services.crm_sync.app import SUBSCRIPTIONS as CRM_SYNC
 from services.crm_sync.store import CrmStore
-from services.erasure_propagator.app import EVENT_TYPES as ERASURE_TYPES
+from services.erasure_propagator.app import SUBSCRIPTIONS as ERASURE_PROPAGATOR
 from services.erasure_propagator.store import ErasureStore
+from services.lead_ingest.app import SUBSCRIPTIONS as LEAD_INGEST
 from services.lead_ingest.projection import LeadProjection
-from services.retention_scheduler.app import EVENT_TYPES as RETENTION_TYPES
+from services.retention_scheduler.app import SUBSCRIPTIONS as RETENTION_SCHEDULER
 from services.retention_scheduler.schedule import RetentionStore
 
-__all__ = ["SERVICES", "Projector", "ReadModelSpec", "Subscription"]
+__all__ = ["SERVICES", "Projector", "ReadModelSpec"]
 
 KEYS = (KEYRING_COLLECTION, "subjects' data keys: not in the event log, never replayed or dropped")
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """One live consumer group: which topic it reads and which event types it handles."""
-
-    group_id: str
-    topic: TopicSpec
-    event_types: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -64,25 +51,21 @@ class ReadModelSpec:
     read_models: tuple[str, ...]
     operational: tuple[tuple[str, str], ...]
     """(collection, why it is not rebuilt)."""
-    subscriptions: tuple[Subscription, ...]
+    subscriptions: tuple[Subscription[Any], ...]
+    """The service's own ``SUBSCRIPTIONS`` table."""
     build: Callable[[Collections], Projector]
 
     @property
     def topics(self) -> list[TopicSpec]:
         seen: dict[str, TopicSpec] = {}
         for subscription in self.subscriptions:
-            seen.setdefault(subscription.topic.name, subscription.topic)
+            for topic in subscription.topics:
+                seen.setdefault(topic.name, topic)
         return list(seen.values())
 
     def wanted(self, topic: str) -> frozenset[str]:
         """Event types of ``topic`` (logical name) this service handles."""
-        return frozenset().union(
-            *(s.event_types for s in self.subscriptions if s.topic.name == topic)
-        )
-
-
-def _types(topic: TopicSpec) -> frozenset[str]:
-    return frozenset(REGISTRY.types_on_topic(topic.name))
+        return frozenset().union(*(s.wanted(REGISTRY, topic) for s in self.subscriptions))
 
 
 def _lead_ingest(db: Collections) -> Projector:
@@ -162,32 +145,14 @@ SERVICES: dict[str, ReadModelSpec] = {
                 ),
                 KEYS,
             ),
-            subscriptions=(
-                Subscription("lead-ingest.leads", LEAD_EVENTS, _types(LEAD_EVENTS)),
-                Subscription("lead-ingest.subjects", CONSENT_EVENTS, _types(CONSENT_EVENTS)),
-                Subscription("lead-ingest.privacy", PRIVACY_EVENTS, _types(PRIVACY_EVENTS)),
-                Subscription(
-                    "lead-ingest.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})
-                ),
-            ),
+            subscriptions=LEAD_INGEST,
             build=_lead_ingest,
         ),
         ReadModelSpec(
             service="consent-ledger",
             read_models=("consent_subjects", "consent_requests"),
             operational=(KEYS,),
-            subscriptions=(
-                Subscription("consent-ledger.leads", LEAD_EVENTS, frozenset({"lead.captured"})),
-                Subscription(
-                    "consent-ledger.privacy",
-                    PRIVACY_EVENTS,
-                    frozenset({"privacy.request.received", "privacy.request.verified"}),
-                ),
-                Subscription(
-                    "consent-ledger.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})
-                ),
-                Subscription("consent-ledger.ledger", CONSENT_EVENTS, _types(CONSENT_EVENTS)),
-            ),
+            subscriptions=CONSENT_LEDGER,
             build=_consent_ledger,
         ),
         ReadModelSpec(
@@ -197,18 +162,7 @@ SERVICES: dict[str, ReadModelSpec] = {
                 ("retention_claims", "the tick's once-only claims on expiries it publishes"),
                 KEYS,
             ),
-            subscriptions=tuple(
-                Subscription(
-                    "retention-scheduler", topic, _types(topic) & frozenset(RETENTION_TYPES)
-                )
-                for topic in (
-                    LEAD_EVENTS,
-                    CONSENT_EVENTS,
-                    RETENTION_EVENTS,
-                    ERASURE_EVENTS,
-                    PRIVACY_EVENTS,
-                )
-            ),
+            subscriptions=RETENTION_SCHEDULER,
             build=_retention_scheduler,
         ),
         ReadModelSpec(
@@ -223,10 +177,7 @@ SERVICES: dict[str, ReadModelSpec] = {
                 ("rectifications", "process state of rectifications, as for erasures"),
                 KEYS,
             ),
-            subscriptions=tuple(
-                Subscription("erasure-propagator", topic, _types(topic) & frozenset(ERASURE_TYPES))
-                for topic in (PRIVACY_EVENTS, RETENTION_EVENTS, CONSENT_EVENTS, ERASURE_EVENTS)
-            ),
+            subscriptions=ERASURE_PROPAGATOR,
             build=_erasure_propagator,
         ),
         ReadModelSpec(
@@ -238,11 +189,7 @@ SERVICES: dict[str, ReadModelSpec] = {
                 ("crm_recipients", "recipients announced to tenants"),
                 KEYS,
             ),
-            subscriptions=(
-                Subscription("crm-sync.leads", LEAD_EVENTS, frozenset(CRM_LEAD_TYPES)),
-                Subscription("crm-sync.consent", CONSENT_EVENTS, frozenset(CONSENT_EVENT_TYPES)),
-                Subscription("crm-sync.erasure", ERASURE_EVENTS, frozenset({"erasure.requested"})),
-            ),
+            subscriptions=CRM_SYNC,
             build=_crm_sync,
         ),
     )

@@ -26,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -37,17 +38,68 @@ from pydantic import ValidationError
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.envelope import EventEnvelope
-from contracts.topics import DEAD_LETTERS
+from contracts.registry import EventRegistry
+from contracts.topics import DEAD_LETTERS, TopicSpec
 from services.common.clock import Clock
 from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
 
-__all__ = ["EventHandler", "subscribe_events"]
+if TYPE_CHECKING:
+    from services.common.runtime import Runtime
+
+__all__ = ["EventHandler", "Subscription", "subscribe_all", "subscribe_events"]
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+HandlersT = TypeVar("HandlersT")
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[HandlersT]):
+    """One consumer group of a service: the topics it reads, the event types it handles, and
+    the method of the service's handlers object that handles them.
+
+    Each service declares its subscriptions once, as the ``SUBSCRIPTIONS`` table of its
+    ``app.py``: the service registers exactly that table (:func:`subscribe_all`), and
+    ``leadtrail replay`` reads it to know which events rebuild the service's read models.
+    """
+
+    group_id: str
+    topics: tuple[TopicSpec, ...]
+    handle: Callable[[HandlersT, EventEnvelope], Awaitable[None]]
+    event_types: frozenset[str] | None = None
+    """None: every type the registry routes to these topics."""
+
+    def wanted(self, registry: EventRegistry, topic: str | None = None) -> frozenset[str]:
+        """The event types handled, on one logical ``topic`` or on all of the subscription's."""
+        names = [t.name for t in self.topics if topic is None or t.name == topic]
+        routed = frozenset(name for n in names for name in registry.types_on_topic(n))
+        return routed if self.event_types is None else routed & self.event_types
+
+
+def subscribe_all(
+    runtime: Runtime,
+    settings: CommonSettings,
+    *,
+    service: str,
+    subscriptions: Iterable[Subscription[HandlersT]],
+    handlers: HandlersT,
+) -> None:
+    """Register a service's ``SUBSCRIPTIONS`` table with ``handlers`` as the handling object."""
+    for subscription in subscriptions:
+        subscribe_events(
+            runtime.broker,
+            settings,
+            service=service,
+            group_id=subscription.group_id,
+            topics=[topic.name for topic in subscription.topics],
+            handler=partial(subscription.handle, handlers),
+            clock=runtime.clock,
+            metrics=runtime.metrics,
+            event_types=sorted(subscription.wanted(runtime.registry)),
+        )
 
 
 def _headers(record: Any) -> dict[str, str]:

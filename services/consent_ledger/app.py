@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
-from services.common.consumer import subscribe_events
+from services.common.consumer import Subscription, subscribe_all
 from services.common.http import RateLimiter
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
@@ -15,10 +15,31 @@ from services.consent_ledger.handlers import ConsentHandlers
 from services.consent_ledger.projection import ConsentProjection
 from services.consent_ledger.settings import ConsentSettings
 
-__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "consent-ledger"
 SETTINGS_CLASS = ConsentSettings
+SUBSCRIPTIONS: tuple[Subscription[ConsentHandlers], ...] = (
+    Subscription(
+        "consent-ledger.leads",
+        (LEAD_EVENTS,),
+        ConsentHandlers.on_lead_event,
+        frozenset({"lead.captured"}),
+    ),
+    Subscription(
+        "consent-ledger.privacy",
+        (PRIVACY_EVENTS,),
+        ConsentHandlers.on_privacy_event,
+        frozenset({"privacy.request.received", "privacy.request.verified"}),
+    ),
+    Subscription(
+        "consent-ledger.erasure",
+        (ERASURE_EVENTS,),
+        ConsentHandlers.on_erasure_event,
+        frozenset({"erasure.requested"}),
+    ),
+    Subscription("consent-ledger.ledger", (CONSENT_EVENTS,), ConsentHandlers.on_consent_event),
+)
 
 
 def build_spec(settings: ConsentSettings) -> ServiceSpec:
@@ -42,39 +63,13 @@ def build_spec(settings: ConsentSettings) -> ServiceSpec:
         return parts["parts"]
 
     def register(runtime: Runtime) -> None:
-        _, handlers = wired(runtime)
-        for group, topic, handler, types in (
-            ("consent-ledger.leads", LEAD_EVENTS, handlers.on_lead_event, ["lead.captured"]),
-            (
-                "consent-ledger.privacy",
-                PRIVACY_EVENTS,
-                handlers.on_privacy_event,
-                ["privacy.request.received", "privacy.request.verified"],
-            ),
-            (
-                "consent-ledger.erasure",
-                ERASURE_EVENTS,
-                handlers.on_erasure_event,
-                ["erasure.requested"],
-            ),
-            (
-                "consent-ledger.ledger",
-                CONSENT_EVENTS,
-                handlers.on_consent_event,
-                runtime.registry.types_on_topic(CONSENT_EVENTS.name),
-            ),
-        ):
-            subscribe_events(
-                runtime.broker,
-                settings,
-                service=SERVICE_NAME,
-                group_id=group,
-                topics=[topic.name],
-                handler=handler,
-                clock=runtime.clock,
-                metrics=runtime.metrics,
-                event_types=types,
-            )
+        subscribe_all(
+            runtime,
+            settings,
+            service=SERVICE_NAME,
+            subscriptions=SUBSCRIPTIONS,
+            handlers=wired(runtime)[1],
+        )
 
     async def on_startup(runtime: Runtime) -> None:
         await wired(runtime)[0].projection.ensure_indexes()

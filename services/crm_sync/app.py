@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consent import CONSENT_EVENT_TYPES
-from services.common.consumer import subscribe_events
+from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
@@ -20,12 +20,34 @@ from services.crm_sync.recipients import announce_changes, build_router
 from services.crm_sync.settings import CrmSettings
 from services.crm_sync.store import CrmStore
 
-__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "crm-sync"
 SETTINGS_CLASS = CrmSettings
 log = get_logger(__name__)
-LEAD_TYPES = ["lead.captured", "lead.qualified", "lead.rectified", *sorted(UPDATES)]
+SUBSCRIPTIONS: tuple[Subscription[CrmSyncHandlers], ...] = (
+    Subscription(
+        "crm-sync.leads",
+        (LEAD_EVENTS,),
+        CrmSyncHandlers.on_lead_event,
+        frozenset({"lead.captured", "lead.qualified", "lead.rectified", *UPDATES}),
+    ),
+    Subscription(
+        "crm-sync.consent", (CONSENT_EVENTS,), CrmSyncHandlers.on_consent_event, CONSENT_EVENT_TYPES
+    ),
+    Subscription(
+        "crm-sync.erasure",
+        (ERASURE_EVENTS,),
+        CrmSyncHandlers.on_erasure_event,
+        frozenset({"erasure.requested"}),
+    ),
+    Subscription(
+        "crm-sync.privacy",
+        (PRIVACY_EVENTS,),
+        CrmSyncHandlers.on_privacy_event,
+        frozenset({"privacy.request.verified"}),
+    ),
+)
 
 
 def build_spec(settings: CrmSettings) -> ServiceSpec:
@@ -38,33 +60,9 @@ def build_spec(settings: CrmSettings) -> ServiceSpec:
         )
         handlers = CrmSyncHandlers(runtime, store, connections, dispatcher)
         runtime.state.update(crm_store=store, dispatcher=dispatcher)
-        for group, topic, handler, types in (
-            ("crm-sync.leads", LEAD_EVENTS, handlers.on_lead_event, LEAD_TYPES),
-            (
-                "crm-sync.consent",
-                CONSENT_EVENTS,
-                handlers.on_consent_event,
-                sorted(CONSENT_EVENT_TYPES),
-            ),
-            ("crm-sync.erasure", ERASURE_EVENTS, handlers.on_erasure_event, ["erasure.requested"]),
-            (
-                "crm-sync.privacy",
-                PRIVACY_EVENTS,
-                handlers.on_privacy_event,
-                ["privacy.request.verified"],
-            ),
-        ):
-            subscribe_events(
-                runtime.broker,
-                settings,
-                service=SERVICE_NAME,
-                group_id=group,
-                topics=[topic.name],
-                handler=handler,
-                clock=runtime.clock,
-                metrics=runtime.metrics,
-                event_types=types,
-            )
+        subscribe_all(
+            runtime, settings, service=SERVICE_NAME, subscriptions=SUBSCRIPTIONS, handlers=handlers
+        )
 
     async def on_startup(runtime: Runtime) -> None:
         store: CrmStore = runtime.state["crm_store"]

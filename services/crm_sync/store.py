@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pymongo import ASCENDING
 
 from contracts import EventEnvelope
-from services.common.consent import fact_from_event
+from services.common.consent import CONSENT_EVENT_TYPES, fact_from_event
 from services.common.crypto import seal_of
 from services.common.store import Collections, Document, apply_once, find_owned
 
@@ -61,8 +61,9 @@ class CrmStore:
             await self.rectified(envelope)
         elif envelope.type == "erasure.requested":
             await self.forget_subject(envelope.tenant_id, envelope.subject_id)
-        else:
+        elif envelope.type in CONSENT_EVENT_TYPES:
             await self.consent_fact(envelope)
+        # Any other event (a verified privacy request) changes no read model here.
 
     async def apply(self, envelope: EventEnvelope, lead_id: str, update: dict[str, Any]) -> bool:
         update.setdefault("$set", {}).update(

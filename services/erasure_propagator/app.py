@@ -5,29 +5,38 @@ from __future__ import annotations
 import asyncio
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, PRIVACY_EVENTS, RETENTION_EVENTS
-from services.common.consumer import subscribe_events
+from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
 from services.erasure_propagator.orchestrator import Orchestrator
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 
-__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "erasure-propagator"
 SETTINGS_CLASS = ErasureSettings
 log = get_logger(__name__)
 
-EVENT_TYPES = [
-    "privacy.request.received",
-    "privacy.request.verified",
-    "retention.expired",
-    "retention.hold_placed",
-    "retention.hold_released",
-    "consent.no_basis_remaining",
-    "erasure.receipt",
-    "rectification.receipt",
-]
+SUBSCRIPTIONS: tuple[Subscription[Orchestrator], ...] = (
+    Subscription(
+        "erasure-propagator",
+        (PRIVACY_EVENTS, RETENTION_EVENTS, CONSENT_EVENTS, ERASURE_EVENTS),
+        Orchestrator.on_event,
+        frozenset(
+            {
+                "privacy.request.received",
+                "privacy.request.verified",
+                "retention.expired",
+                "retention.hold_placed",
+                "retention.hold_released",
+                "consent.no_basis_remaining",
+                "erasure.receipt",
+                "rectification.receipt",
+            }
+        ),
+    ),
+)
 
 
 def build_spec(settings: ErasureSettings) -> ServiceSpec:
@@ -35,21 +44,12 @@ def build_spec(settings: ErasureSettings) -> ServiceSpec:
         store = ErasureStore(runtime.db)
         orchestrator = Orchestrator(runtime, store, settings)
         runtime.state["orchestrator"] = orchestrator
-        subscribe_events(
-            runtime.broker,
+        subscribe_all(
+            runtime,
             settings,
             service=SERVICE_NAME,
-            group_id="erasure-propagator",
-            topics=[
-                PRIVACY_EVENTS.name,
-                RETENTION_EVENTS.name,
-                CONSENT_EVENTS.name,
-                ERASURE_EVENTS.name,
-            ],
-            handler=orchestrator.on_event,
-            clock=runtime.clock,
-            metrics=runtime.metrics,
-            event_types=EVENT_TYPES,
+            subscriptions=SUBSCRIPTIONS,
+            handlers=orchestrator,
         )
 
     async def on_startup(runtime: Runtime) -> None:

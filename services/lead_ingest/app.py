@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
-from services.common.consumer import subscribe_events
+from services.common.consumer import Subscription, subscribe_all
 from services.common.http import RateLimiter
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
@@ -20,10 +20,16 @@ from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.settings import IngestSettings
 from services.lead_ingest.tenant_rules import TenantRules
 
-__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "lead-ingest"
 SETTINGS_CLASS = IngestSettings
+SUBSCRIPTIONS: tuple[Subscription[LeadIngestHandlers], ...] = (
+    Subscription("lead-ingest.leads", (LEAD_EVENTS,), LeadIngestHandlers.on_lead_event),
+    Subscription("lead-ingest.subjects", (CONSENT_EVENTS,), LeadIngestHandlers.on_consent_event),
+    Subscription("lead-ingest.privacy", (PRIVACY_EVENTS,), LeadIngestHandlers.on_privacy_event),
+    Subscription("lead-ingest.erasure", (ERASURE_EVENTS,), LeadIngestHandlers.on_erasure_event),
+)
 
 
 def build_spec(settings: IngestSettings) -> ServiceSpec:
@@ -57,24 +63,13 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
         return parts["api"]
 
     def register(runtime: Runtime) -> None:
-        handlers = api_for(runtime).handlers
-        for group, topic, handler in (
-            ("lead-ingest.leads", LEAD_EVENTS, handlers.on_lead_event),
-            ("lead-ingest.subjects", CONSENT_EVENTS, handlers.on_consent_event),
-            ("lead-ingest.privacy", PRIVACY_EVENTS, handlers.on_privacy_event),
-            ("lead-ingest.erasure", ERASURE_EVENTS, handlers.on_erasure_event),
-        ):
-            subscribe_events(
-                runtime.broker,
-                settings,
-                service=SERVICE_NAME,
-                group_id=group,
-                topics=[topic.name],
-                handler=handler,
-                clock=runtime.clock,
-                metrics=runtime.metrics,
-                event_types=runtime.registry.types_on_topic(topic.name),
-            )
+        subscribe_all(
+            runtime,
+            settings,
+            service=SERVICE_NAME,
+            subscriptions=SUBSCRIPTIONS,
+            handlers=api_for(runtime).handlers,
+        )
 
     async def on_startup(runtime: Runtime) -> None:
         await api_for(runtime).projection.ensure_indexes()

@@ -11,32 +11,41 @@ from contracts.topics import (
     PRIVACY_EVENTS,
     RETENTION_EVENTS,
 )
-from services.common.consumer import subscribe_events
+from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
 from services.retention_scheduler.handlers import CONSENT_CHANGES, RetentionHandlers
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
 from services.retention_scheduler.settings import RetentionSettings
 
-__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "build_spec"]
+__all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "retention-scheduler"
 SETTINGS_CLASS = RetentionSettings
 log = get_logger(__name__)
 
-EVENT_TYPES = [
-    "lead.captured",
-    "lead.interaction_recorded",
-    "lead.score_reviewed",
-    "lead.rectified",
-    *sorted(CONSENT_CHANGES),
-    "retention.policy_set",
-    "retention.hold_placed",
-    "retention.hold_released",
-    "retention.expired",
-    "erasure.requested",
-    "privacy.request.verified",
-]
+SUBSCRIPTIONS: tuple[Subscription[RetentionHandlers], ...] = (
+    Subscription(
+        "retention-scheduler",
+        (LEAD_EVENTS, CONSENT_EVENTS, RETENTION_EVENTS, ERASURE_EVENTS, PRIVACY_EVENTS),
+        RetentionHandlers.on_event,
+        frozenset(
+            {
+                "lead.captured",
+                "lead.interaction_recorded",
+                "lead.score_reviewed",
+                "lead.rectified",
+                *CONSENT_CHANGES,
+                "retention.policy_set",
+                "retention.hold_placed",
+                "retention.hold_released",
+                "retention.expired",
+                "erasure.requested",
+                "privacy.request.verified",
+            }
+        ),
+    ),
+)
 
 
 def build_spec(settings: RetentionSettings) -> ServiceSpec:
@@ -46,22 +55,12 @@ def build_spec(settings: RetentionSettings) -> ServiceSpec:
         runtime.state["scheduler"] = Scheduler(
             store, runtime.publisher, runtime.clock, settings.tick_batch_size
         )
-        subscribe_events(
-            runtime.broker,
+        subscribe_all(
+            runtime,
             settings,
             service=SERVICE_NAME,
-            group_id="retention-scheduler",
-            topics=[
-                LEAD_EVENTS.name,
-                CONSENT_EVENTS.name,
-                RETENTION_EVENTS.name,
-                ERASURE_EVENTS.name,
-                PRIVACY_EVENTS.name,
-            ],
-            handler=RetentionHandlers(runtime.registry, runtime.publisher, store).on_event,
-            clock=runtime.clock,
-            metrics=runtime.metrics,
-            event_types=EVENT_TYPES,
+            subscriptions=SUBSCRIPTIONS,
+            handlers=RetentionHandlers(runtime.registry, runtime.publisher, store),
         )
 
     async def on_startup(runtime: Runtime) -> None:

@@ -13,7 +13,7 @@ import pytest
 from contracts import EventEnvelope
 from ops.operator import OperatorError, place_hold, release_hold, set_policy
 from services.common.publisher import EventPublisher
-from services.retention_scheduler.app import EVENT_TYPES
+from services.retention_scheduler.app import SUBSCRIPTIONS
 from services.retention_scheduler.handlers import RetentionHandlers
 from services.retention_scheduler.policy import PolicyError
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
@@ -158,9 +158,10 @@ async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     await fresh.ensure_indexes()
     recorder = RecordingPublisher(scheduler.publisher)
     handlers = RetentionHandlers(runtime.registry, recorder, fresh)
+    (subscription,) = SUBSCRIPTIONS
     for topic in ("lead-events", "consent-events"):
         for event in await lifecycle.stack.events(topic):
-            if event.type in EVENT_TYPES:
+            if event.type in subscription.wanted(runtime.registry, topic):
                 await handlers.on_event(event)
     assert await Scheduler(fresh, recorder, lifecycle.clock).tick() == 4
     replayed = [e for e in recorder.sent if e.type == "retention.expired"]
