@@ -91,14 +91,21 @@ async def lifecycle(publisher: EventPublisher, clock: FakeClock, n: int) -> list
         )
     events.append(
         await publisher.build(
-            lead.LeadScoredV1.model_validate(
+            lead.LeadScoredV2.model_validate(
                 {
                     "lead_id": lead_id,
                     "score": 55,
                     "threshold": 50,
                     "qualified": True,
                     "rules_version": 1,
-                    "matched": [{"criterion_id": "budget_10k", "answer": "budget", "points": 30}],
+                    "matched": [
+                        {
+                            "criterion_id": "budget_10k",
+                            "answer": "budget",
+                            "points": 30,
+                            "rule": {"op": "gte", "value": 10000},
+                        }
+                    ],
                     "trigger": "interaction",
                 }
             ),

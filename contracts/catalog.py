@@ -4,9 +4,16 @@ Adding a version: register it here beside the old one, add an upcaster from the 
 version, run ``leadtrail contracts generate``, add an example under ``examples/<type>/`` and
 commit both. Never edit a published model: the contract test fails when a checked-in schema
 changes.
+
+Versions beyond v1 and their upcasters:
+
+* ``lead.scored`` v2 (:func:`upcast_lead_scored_v1_v2`): each matched criterion carries its
+  condition (``rule``), so a score stays explainable after the tenant's rules change (R8).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -22,7 +29,7 @@ from contracts.topics import (
     RETENTION_EVENTS,
 )
 
-__all__ = ["build_registry"]
+__all__ = ["build_registry", "upcast_lead_scored_v1_v2"]
 
 INGEST = ("lead-ingest",)
 CONSENT = ("consent-ledger",)
@@ -89,6 +96,17 @@ def build_registry() -> EventRegistry:
             lead_topic,
             "A score computed by the tenant's rules, with its explanation.",
             pii=lead.ScoreInputsV1,
+            producers=INGEST,
+            consumers=("lead-ingest", "crm-sync"),
+        ),
+        EventDefinition(
+            type="lead.scored",
+            version=2,
+            data=lead.LeadScoredV2,
+            pii=lead.ScoreInputsV1,
+            topic=lead_topic,
+            description="A score computed by the tenant's rules, with its explanation: each "
+            "matched criterion with the condition it tested.",
             producers=INGEST,
             consumers=("lead-ingest", "crm-sync"),
         ),
@@ -205,7 +223,19 @@ def build_registry() -> EventRegistry:
         *_crm(),
     ):
         registry.register(definition)
+    registry.upcaster("lead.scored", 1)(upcast_lead_scored_v1_v2)
     return registry
+
+
+def upcast_lead_scored_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """``lead.scored`` v1 -> v2: every matched criterion gets ``rule: null``.
+
+    A v1 producer recorded only the criterion's id, answer key and points. Its condition is
+    not in the log, and today's rules file may state another one under the same id (the file
+    keeps only its current version), so it is never looked up: null means "not recorded".
+    The personal part (``ScoreInputsV1``) is the same in both versions: no pii upcaster.
+    """
+    return {**data, "matched": [{**match, "rule": None} for match in data["matched"]]}
 
 
 RETENTION = ("retention-scheduler",)

@@ -11,6 +11,8 @@ from contracts.events.common import Channel, Identifier, LegalBasis, Purpose, Sh
 __all__ = [
     "AnswerValue",
     "ConsentClaims",
+    "CriterionOp",
+    "CriterionRule",
     "InteractionAnswersV1",
     "LawfulCollectionAttestation",
     "LeadCapturedV1",
@@ -19,10 +21,12 @@ __all__ = [
     "LeadQualifiedV1",
     "LeadScoreReviewedV1",
     "LeadScoredV1",
+    "LeadScoredV2",
     "LeadSource",
     "ScoreInputsV1",
     "ScoreReviewReasonV1",
     "ScoredCriterion",
+    "ScoredCriterionV2",
     "ThirdPartySource",
     "WebFormSource",
 ]
@@ -140,6 +144,45 @@ class LeadScoredV1(_Strict):
     qualified: bool
     rules_version: int = Field(ge=1)
     matched: list[ScoredCriterion]
+    trigger: Literal["interaction", "restriction_lifted", "rescore"]
+
+
+CriterionOp = Literal["eq", "ne", "gte", "gt", "lte", "lt", "in", "contains", "exists"]
+"""How a scoring criterion compares an answer with its value (the tenant's rules)."""
+
+
+class CriterionRule(_Strict):
+    """The condition a criterion tested, as the tenant's rules stated it when the lead was
+    scored. The rules, not the person: non-personal, like the points."""
+
+    op: CriterionOp
+    value: AnswerValue | list[AnswerValue] | None = None
+    description: Annotated[str, Field(max_length=300)] = ""
+
+
+class ScoredCriterionV2(_Strict):
+    criterion_id: str
+    answer: str = Field(description="key of the interaction answer the criterion tested")
+    points: int
+    rule: CriterionRule | None = Field(
+        description="the criterion's condition at scoring time; null when the score was "
+        "recorded by a lead.scored v1 producer, which did not record it"
+    )
+
+
+class LeadScoredV2(_Strict):
+    """A score with its explanation (R6, R8), now self-contained: each matched criterion
+    carries its condition (``rule``). A tenant's rules file holds only its current version,
+    so with v1 (criterion id and points only) a score made under an older ``rules_version``
+    could no longer be explained from the log once the rules changed. The inputs the criteria
+    saw are in ``pii`` (:class:`ScoreInputsV1`, unchanged)."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    score: int
+    threshold: int
+    qualified: bool
+    rules_version: int = Field(ge=1)
+    matched: list[ScoredCriterionV2]
     trigger: Literal["interaction", "restriction_lifted", "rescore"]
 
 

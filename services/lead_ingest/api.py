@@ -360,6 +360,7 @@ class IngestApi:
                     answer=m["answer"],
                     points=m["points"],
                     input=None if inputs is None else inputs.get(m["criterion_id"]),
+                    rule=m.get("rule"),
                 )
                 for m in score.get("matched", [])
             ],

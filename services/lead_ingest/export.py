@@ -67,6 +67,7 @@ async def _score(cipher: PiiCipher, lead: Mapping[str, Any]) -> Record | None:
                 "criterion_id": m["criterion_id"],
                 "answer": m["answer"],
                 "points": m["points"],
+                "rule": m.get("rule"),
                 "input": ERASED
                 if inputs is None
                 else (inputs.get("inputs") or {}).get(m["criterion_id"]),

@@ -75,7 +75,7 @@ class LeadIngestHandlers:
         changed = await self.projection.apply(envelope, data)
         if isinstance(data, lead.LeadInteractionRecordedV1):
             await self.rescore(envelope, data.lead_id, trigger="interaction")
-        elif isinstance(data, lead.LeadScoredV1):
+        elif isinstance(data, lead.LeadScoredV2):
             if data.qualified:
                 await self.qualify(envelope, data.lead_id, data.score, data.threshold, "rules")
         elif isinstance(data, lead.LeadScoreReviewedV1):
@@ -184,16 +184,24 @@ class LeadIngestHandlers:
         if rules is None or answers is None:
             return
         result = score(rules, answers)
+        criteria = {criterion.id: criterion for criterion in rules.criteria}
         await self.runtime.publisher.publish(
-            lead.LeadScoredV1(
+            lead.LeadScoredV2(
                 lead_id=lead_id,
                 score=result.score,
                 threshold=result.threshold,
                 qualified=result.qualified,
                 rules_version=result.rules_version,
                 matched=[
-                    lead.ScoredCriterion(
-                        criterion_id=m.criterion_id, answer=m.answer, points=m.points
+                    lead.ScoredCriterionV2(
+                        criterion_id=m.criterion_id,
+                        answer=m.answer,
+                        points=m.points,
+                        rule=lead.CriterionRule(
+                            op=criteria[m.criterion_id].op,
+                            value=criteria[m.criterion_id].value,
+                            description=criteria[m.criterion_id].description,
+                        ),
                     )
                     for m in result.matches
                 ],

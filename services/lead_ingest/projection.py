@@ -67,7 +67,7 @@ class LeadProjection:
             changed = await self.captured(envelope, data)
         elif isinstance(data, lead.LeadInteractionRecordedV1):
             changed = await self.interaction(envelope, data)
-        elif isinstance(data, lead.LeadScoredV1):
+        elif isinstance(data, lead.LeadScoredV2):
             changed = await self.scored(envelope, data)
         elif isinstance(data, lead.LeadScoreReviewedV1):
             changed = await self.reviewed(envelope, data)
@@ -146,7 +146,10 @@ class LeadProjection:
             },
         )
 
-    async def scored(self, envelope: EventEnvelope, data: lead.LeadScoredV1) -> bool:
+    async def scored(self, envelope: EventEnvelope, data: lead.LeadScoredV2) -> bool:
+        # A criterion without its rule (a v1 event, upcast) is kept as v1 code kept it, so a
+        # read model built before lead.scored v2 equals its rebuild.
+        matched = [m.model_dump(exclude={"rule"} if m.rule is None else None) for m in data.matched]
         return await apply_once(
             self.leads,
             data.lead_id,
@@ -158,7 +161,7 @@ class LeadProjection:
                         "threshold": data.threshold,
                         "qualified": data.qualified,
                         "rules_version": data.rules_version,
-                        "matched": [m.model_dump() for m in data.matched],
+                        "matched": matched,
                         "inputs": seal_of(envelope),
                         "event_id": envelope.id,
                         "at": envelope.occurred_at,

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.events.common import Channel, Purpose
-from contracts.events.lead import AnswerValue, ConsentClaims, LeadSource
+from contracts.events.lead import AnswerValue, ConsentClaims, CriterionRule, LeadSource
 from contracts.events.privacy import PrivacyRequestType
 
 __all__ = [
@@ -107,6 +107,11 @@ class Explanation(BaseModel):
     answer: str
     input: AnswerValue | None = Field(description="null once the subject was erased")
     points: int
+    rule: CriterionRule | None = Field(
+        default=None,
+        description="the condition the criterion tested when the lead was scored; null for "
+        "scores recorded before lead.scored v2",
+    )
 
 
 class ScoreView(BaseModel):

@@ -146,7 +146,13 @@ async def test_interactions_are_scored_with_an_explanation_and_qualify(ingest: I
     assert scored["state"] == "scored"
     assert scored["score"]["value"] == 30
     assert scored["score"]["explanation"] == [
-        {"criterion_id": "budget_10k", "answer": "budget", "input": 15000, "points": 30}
+        {
+            "criterion_id": "budget_10k",
+            "answer": "budget",
+            "input": 15000,
+            "points": 30,
+            "rule": {"op": "gte", "value": 10000, "description": ""},
+        }
     ]
     await ingest.client.post(
         f"/v1/leads/{lead_id}/interactions",
