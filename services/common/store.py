@@ -32,6 +32,7 @@ __all__ = [
     "apply_once",
     "find_owned",
     "make_mongo_client",
+    "update_if",
 ]
 
 Document = dict[str, Any]
@@ -149,6 +150,30 @@ async def apply_once(
                 {"$pullAll": {APPLIED_FIELD: applied[: len(applied) - APPLIED_WINDOW]}},
             )
     return changed
+
+
+async def update_if(
+    collection: AsyncCollection[Document],
+    document_id: str,
+    expected: dict[str, Any],
+    update: dict[str, Any],
+) -> bool:
+    """Apply ``update`` to the document ``document_id`` only if its fields equal ``expected``
+    (it was not changed since it was read); True when it matched.
+
+    MongoDB: one conditional write. FerretDB 1.x: a read and a write by ``_id``, since a filter
+    beyond a bare ``_id`` scans the whole collection there. Callers hold the subject's lock
+    (:mod:`services.common.locks`), so nothing in this process changes the document in
+    between; on FerretDB each service runs one replica (see that module).
+    """
+    if await filters_only_by_id(collection):
+        current = await collection.find_one({"_id": document_id})
+        if current is None or any(current.get(k) != v for k, v in expected.items()):
+            return False
+        result = await collection.update_one({"_id": document_id}, update)
+    else:
+        result = await collection.update_one({"_id": document_id, **expected}, update)
+    return result.matched_count == 1
 
 
 async def find_owned(

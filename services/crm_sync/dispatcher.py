@@ -33,7 +33,7 @@ from services.common.logging import get_logger, message_context
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
-from services.common.store import Document
+from services.common.store import Document, update_if
 from services.crm_sync.adapters.base import CrmAdapter, CrmError, build_adapter
 from services.crm_sync.adapters.config import SecretUnavailableError
 from services.crm_sync.breaker import CircuitBreaker
@@ -110,8 +110,10 @@ class Dispatcher:
             return 0
         kind = self.metrics.kinds[breaker_key] = connection.adapter.kind
         if not self.breaker.allows(breaker_key):
-            await self.store.outbox.update_one(
-                {"_id": entry["_id"], "state": "pending"},
+            await update_if(
+                self.store.outbox,
+                entry["_id"],
+                {"state": "pending"},
                 {
                     "$set": {
                         "next_attempt_at": now + timedelta(seconds=self.settings.breaker_open_s)
@@ -231,8 +233,10 @@ class Dispatcher:
         return True
 
     async def finish(self, entry: Document, *, state: str, **values: Any) -> None:
-        await self.store.outbox.update_one(
-            {"_id": entry["_id"], "next_attempt_at": entry["next_attempt_at"]},
+        await update_if(
+            self.store.outbox,
+            entry["_id"],
+            {"next_attempt_at": entry["next_attempt_at"]},
             {"$set": {"state": state, "attempts": 0, "last_error": None, **values}},
         )
 
@@ -247,8 +251,10 @@ class Dispatcher:
             )
             delay = max(error.retry_after or 0.0, backoff * random.uniform(0.5, 1.0))  # noqa: S311
             next_at = now + timedelta(seconds=delay)
-        await self.store.outbox.update_one(
-            {"_id": entry["_id"], "next_attempt_at": entry["next_attempt_at"]},
+        await update_if(
+            self.store.outbox,
+            entry["_id"],
+            {"next_attempt_at": entry["next_attempt_at"]},
             {
                 "$set": {
                     "attempts": attempt,

@@ -1,18 +1,25 @@
-"""``apply_once`` on the real document store: each event changes a document once, in both of
-its guard modes (one conditional write on MongoDB; read then write by ``_id`` on FerretDB 1.x,
-which scans for any other filter)."""
+"""``apply_once`` and ``update_if`` on the real document store: each event changes a document
+once, and a stale read changes nothing, in both guard modes (one conditional write on MongoDB;
+read then write by ``_id`` on FerretDB 1.x, which scans for any other filter)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.common import store
-from services.common.store import APPLIED_FIELD, APPLIED_WINDOW, Document, apply_once
+from services.common.store import (
+    APPLIED_FIELD,
+    APPLIED_WINDOW,
+    Document,
+    apply_once,
+    update_if,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +59,28 @@ async def test_each_event_applies_once_and_the_window_stays_bounded(
     assert document is not None
     assert document["n"] == 2 + len(events)
     assert len(document[APPLIED_FIELD]) <= APPLIED_WINDOW + store.TRIM_EVERY * 8
+
+
+@pytest.mark.parametrize("by_id_only", [True, False], ids=["read-then-write", "conditional"])
+async def test_update_if_writes_only_a_document_unchanged_since_it_was_read(
+    collection: AsyncCollection[Document], by_id_only: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def mode(_: AsyncCollection[Document]) -> bool:
+        return by_id_only
+
+    monkeypatch.setattr(store, "filters_only_by_id", mode)
+    due = datetime(2026, 11, 2, 9, 30, 0, 123000, tzinfo=UTC)
+    await collection.insert_one({"_id": "entry", "state": "pending", "next_attempt_at": due})
+    seen = await collection.find_one({"_id": "entry"})
+    assert seen is not None
+    await collection.update_one(
+        {"_id": "entry"}, {"$set": {"next_attempt_at": due + timedelta(seconds=1)}}
+    )  # re-enqueued meanwhile
+    stale = {"next_attempt_at": seen["next_attempt_at"]}
+    assert not await update_if(collection, "entry", stale, {"$set": {"state": "done"}})
+    assert not await update_if(collection, "missing", stale, {"$set": {"state": "done"}})
+    fresh = await collection.find_one({"_id": "entry"})
+    assert fresh is not None
+    current = {"next_attempt_at": fresh["next_attempt_at"], "state": "pending"}
+    assert await update_if(collection, "entry", current, {"$set": {"state": "done"}})
+    assert (await collection.find_one({"_id": "entry"}) or {})["state"] == "done"
