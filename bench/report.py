@@ -47,8 +47,8 @@ class Sizes:
     replay_events: int
 
 
-FULL = Sizes(20, 5, 10, 20, 200, 50, 2_000)
-QUICK = Sizes(5, 1, 5, 5, 30, 10, 200)
+FULL = Sizes(20, 5, 10, 20, 200, 50, 100_000)
+QUICK = Sizes(5, 1, 5, 5, 30, 10, 2_000)
 
 
 async def consumer_lag(env: dict[str, str]) -> int:
