@@ -321,19 +321,18 @@ class RetentionStore:
                 await self.due.update_one({"_id": document["_id"]}, {"$set": changed})
 
     async def hold(self, envelope: EventEnvelope, hold_id: str, scope: str, active: bool) -> None:
-        await apply_once(
-            self.holds,
-            hold_id,
-            envelope.id,
-            {
-                "$set": {
-                    "tenant_id": envelope.tenant_id,
-                    "subject_id": None if scope == "tenant" else envelope.subject_id,
-                    "scope": scope,
-                    "active": active,
-                }
-            },
-        )
+        """A hold as placed, and whether it is released. A release is final whichever was
+        handled first: it travels under the key the operator gave, which need not be the
+        placement's partition (``$min``: false < true). Scope and subject are the placement's."""
+        update: dict[str, Any] = {
+            "$set": {"tenant_id": envelope.tenant_id},
+            "$min": {"active": active},
+        }
+        if active:
+            update["$set"].update(
+                subject_id=None if scope == "tenant" else envelope.subject_id, scope=scope
+            )
+        await apply_once(self.holds, hold_id, envelope.id, update)
 
     async def active_holds(self, tenant_id: str, subject_id: str) -> list[str]:
         cursor = self.holds.find(
