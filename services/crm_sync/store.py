@@ -12,6 +12,13 @@
 ``crm_leads`` and ``crm_subjects`` are read models, built by :meth:`CrmStore.apply` alone (all
 ``leadtrail replay`` rebuilds). The outbox, the waits and ``crm_recipients`` are operational
 state: what was sent to which CRM, with which record id, is not in the event log.
+
+Live, lead-, consent- and erasure-events arrive through separate consumer groups, so an erasure
+may be handled before lead events published earlier (or before a later capture of the subject),
+while a replay applies them in time order. So an erasure marks the subject (``erased``) as well
+as stripping the leads it knows, and every lead event that brings personal data (a capture, an
+interaction, a rectification) strips it again when the subject or lead is already erased: the
+documents end the same in either order.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ class CrmStore:
         elif envelope.type == "lead.rectified":
             await self.rectified(envelope)
         elif envelope.type == "erasure.requested":
-            await self.forget_subject(envelope.tenant_id, envelope.subject_id)
+            await self.forget_subject(envelope)
         elif envelope.type in CONSENT_EVENT_TYPES:
             await self.consent_fact(envelope)
         # Any other event (a verified privacy request) changes no read model here.
@@ -72,6 +79,17 @@ class CrmStore:
             updated_at=envelope.occurred_at,
         )
         return await apply_once(self.leads, lead_id, envelope.id, update)
+
+    async def apply_personal(
+        self, envelope: EventEnvelope, lead_id: str, update: dict[str, Any]
+    ) -> None:
+        """:meth:`apply` for an event that brings personal data: an erased lead stays erased.
+        Write, then look: an erasure handled in between has stripped it already, one handled
+        before left ``erased`` on the lead (read by ``_id``, no filter)."""
+        await self.apply(envelope, lead_id, update)
+        lead = await self.leads.find_one({"_id": lead_id}, {"erased": 1})
+        if lead is not None and lead.get("erased"):
+            await self.strip(lead_id)
 
     async def captured(self, envelope: EventEnvelope) -> None:
         data = envelope.data
@@ -97,9 +115,13 @@ class CrmStore:
                 "$setOnInsert": {"qualified": False},
             },
         )
+        # A capture handled after the subject's erasure (the lead lists are written first, then
+        # read: whichever of the two runs second sees the other).
+        if (await self.subject(envelope.tenant_id, envelope.subject_id)).get("erased"):
+            await self.strip(data["lead_id"])
 
     async def interaction(self, envelope: EventEnvelope) -> None:
-        await self.apply(
+        await self.apply_personal(
             envelope,
             envelope.data["lead_id"],
             {
@@ -122,7 +144,7 @@ class CrmStore:
     async def rectified(self, envelope: EventEnvelope) -> list[str]:
         lead_ids = await self.lead_ids(envelope.tenant_id, envelope.subject_id)
         for lead_id in lead_ids:
-            await self.apply(
+            await self.apply_personal(
                 envelope,
                 lead_id,
                 {
@@ -153,22 +175,29 @@ class CrmStore:
     async def lead_ids(self, tenant_id: str, subject_id: str) -> list[str]:
         return list((await self.subject(tenant_id, subject_id)).get("lead_ids", []))
 
-    async def forget_subject(self, tenant_id: str, subject_id: str) -> int:
-        """Erasure: drop the ciphertexts (unreadable already) from crm-sync's lead copies."""
+    async def forget_subject(self, envelope: EventEnvelope) -> int:
+        """Erasure: drop the ciphertexts (unreadable already) from crm-sync's lead copies.
+
+        The subject is marked first, even before anything is known of it, so a lead event
+        handled after this (see :meth:`apply_personal` and :meth:`captured`) is stripped too."""
+        tenant_id, subject_id = envelope.tenant_id, envelope.subject_id
+        await apply_once(
+            self.subjects,
+            f"{tenant_id}:{subject_id}",
+            envelope.id,
+            {"$set": {"tenant_id": tenant_id, "erased": True}},
+        )
         lead_ids = await self.lead_ids(tenant_id, subject_id)
         for lead_id in lead_ids:
-            await self.leads.update_one(
-                {"_id": lead_id},
-                {
-                    "$set": {
-                        "contact": None,
-                        "interactions": [],
-                        "rectifications": [],
-                        "erased": True,
-                    }
-                },
-            )
+            await self.strip(lead_id)
         return len(lead_ids)
+
+    async def strip(self, lead_id: str) -> None:
+        """Leave only the non-personal facts of an erased lead (by ``_id``; nothing if absent)."""
+        await self.leads.update_one(
+            {"_id": lead_id},
+            {"$set": {"contact": None, "interactions": [], "rectifications": [], "erased": True}},
+        )
 
     # -- outbox ----------------------------------------------------------------------------
     async def enqueue(

@@ -72,21 +72,24 @@ class ErasureStore:
 
     # -- holds -----------------------------------------------------------------------------
     async def hold(self, envelope: EventEnvelope, active: bool) -> bool:
-        scope = envelope.data["scope"]
-        return await apply_once(
-            self.holds,
-            str(envelope.data["hold_id"]),
-            envelope.id,
-            {
-                "$set": {
-                    "tenant_id": envelope.tenant_id,
-                    "subject_id": None if scope == "tenant" else envelope.subject_id,
-                    "scope": scope,
-                    "active": active,
-                    "reason": envelope.data.get("reason"),
-                }
-            },
-        )
+        """A hold as placed, and whether it is released. A release is final whichever was
+        handled first: it travels under the key the operator gave, which need not be the
+        placement's partition (``$min``: false < true). Scope, subject and reason are the
+        placement's."""
+        update: dict[str, Any] = {
+            "$set": {"tenant_id": envelope.tenant_id},
+            "$min": {"active": active},
+        }
+        if active:
+            scope = envelope.data["scope"]
+            update["$set"].update(
+                subject_id=None if scope == "tenant" else envelope.subject_id,
+                scope=scope,
+                reason=envelope.data.get("reason"),
+            )
+        else:
+            update["$set"]["release_reason"] = envelope.data.get("reason")
+        return await apply_once(self.holds, str(envelope.data["hold_id"]), envelope.id, update)
 
     async def active_holds(self, tenant_id: str, subject_id: str) -> list[Document]:
         cursor = self.holds.find(

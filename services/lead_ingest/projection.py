@@ -10,6 +10,12 @@ Every write goes through :func:`~services.common.store.apply_once`, keyed by eve
 :meth:`LeadProjection.apply` is the whole read-model side of every event the service consumes:
 the handlers call it before they react (score, qualify, send receipts), and ``leadtrail replay``
 calls it alone, so a rebuild runs the very code that built the live collections.
+
+Live, lead-, consent-, privacy- and erasure-events arrive through separate consumer groups, so
+an erasure may be handled before lead events published earlier (or before a later capture of
+the subject), while a replay applies them in time order. So an erasure also marks the subject
+(``erased_at``), and every lead event that brings personal data strips the lead again when it
+is already erased: the documents end the same in either order.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
 
 from contracts import REGISTRY, EventEnvelope
 from contracts.events import consent, erasure, lead, privacy
@@ -102,7 +109,7 @@ class LeadProjection:
                 "$addToSet": {"lead_ids": data.lead_id},
             },
         )
-        return await apply_once(
+        changed = await apply_once(
             self.leads,
             data.lead_id,
             envelope.id,
@@ -123,11 +130,20 @@ class LeadProjection:
                 # same as live on either. Readers take a missing list as empty.
             },
         )
+        # Captured after the subject's erasure was handled: strip it as the erasure would have.
+        # (The lead list is written before this read, and the erasure marks the subject before
+        # it reads the list: whichever runs second sees the other.)
+        erased_at = (await self.subject(envelope.tenant_id, envelope.subject_id)).get("erased_at")
+        if erased_at is not None:
+            document = await self.leads.find_one({"_id": data.lead_id})
+            if document is not None:
+                await self.strip(document, erased_at)
+        return changed
 
     async def interaction(
         self, envelope: EventEnvelope, data: lead.LeadInteractionRecordedV1
     ) -> bool:
-        return await apply_once(
+        return await self.apply_personal(
             self.leads,
             data.lead_id,
             envelope.id,
@@ -150,7 +166,7 @@ class LeadProjection:
         # A criterion without its rule (a v1 event, upcast) is kept as v1 code kept it, so a
         # read model built before lead.scored v2 equals its rebuild.
         matched = [m.model_dump(exclude={"rule"} if m.rule is None else None) for m in data.matched]
-        return await apply_once(
+        return await self.apply_personal(
             self.leads,
             data.lead_id,
             envelope.id,
@@ -174,7 +190,7 @@ class LeadProjection:
         )
 
     async def reviewed(self, envelope: EventEnvelope, data: lead.LeadScoreReviewedV1) -> bool:
-        return await apply_once(
+        return await self.apply_personal(
             self.leads,
             data.lead_id,
             envelope.id,
@@ -215,7 +231,7 @@ class LeadProjection:
         """Add corrected contact details to every lead of the subject (R24)."""
         changed = 0
         for document in await self.leads_of(envelope.tenant_id, envelope.subject_id):
-            changed += await apply_once(
+            changed += await self.apply_personal(
                 self.leads,
                 str(document["_id"]),
                 envelope.id,
@@ -234,23 +250,52 @@ class LeadProjection:
 
     async def anonymise_subject(self, tenant_id: str, subject_id: str, at: datetime) -> int:
         """Erasure: drop every personal field (already unreadable once the keys are gone) and
-        keep the non-personal facts (source, times, scores) for aggregates (R19)."""
+        keep the non-personal facts (source, times, scores) for aggregates (R19).
+
+        The subject is marked first (``erased_at``, the latest erasure's time), even when
+        nothing is known of it yet, so lead events handled after this are stripped as well
+        (:meth:`apply_personal`, :meth:`captured`)."""
+        await self.subjects.update_one(
+            {"_id": subject_key(tenant_id, subject_id)},
+            {"$set": {"tenant_id": tenant_id, "subject_id": subject_id}, "$max": {"erased_at": at}},
+            upsert=True,
+        )
         count = 0
         for document in await self.leads_of(tenant_id, subject_id):
-            interactions = [{**item, "answers": None} for item in document.get("interactions", [])]
-            update: dict[str, Any] = {
-                "contact": None,
-                "interactions": interactions,
-                "rectifications": [],
-                "erased_at": at,
-            }
-            if document.get("score"):
-                update["score.inputs"] = None
-                if document["score"].get("review"):
-                    update["score.review.reason"] = None
-            await self.leads.update_one({"_id": document["_id"]}, {"$set": update})
+            await self.strip(document, at)
             count += 1
         return count
+
+    async def strip(self, document: Document, at: datetime) -> None:
+        """Leave only the non-personal facts of an erased lead; ``erased_at`` is the latest
+        erasure's time, whichever was handled last."""
+        interactions = [{**item, "answers": None} for item in document.get("interactions", [])]
+        update: dict[str, Any] = {
+            "contact": None,
+            "interactions": interactions,
+            "rectifications": [],
+        }
+        if document.get("score"):
+            update["score.inputs"] = None
+            if document["score"].get("review"):
+                update["score.review.reason"] = None
+        await self.leads.update_one(
+            {"_id": document["_id"]}, {"$set": update, "$max": {"erased_at": at}}
+        )
+
+    async def apply_personal(
+        self, leads: AsyncCollection[Document], lead_id: str, event_id: str, update: Document
+    ) -> bool:
+        """:func:`apply_once` for an event that brings personal data to a lead: an erased lead
+        (its erasure handled before this event) is stripped again."""
+        changed = await apply_once(leads, lead_id, event_id, update)
+        # By bare _id (FerretDB 1.x scans for any other filter), the whole lead only if erased.
+        mark = await leads.find_one({"_id": lead_id}, {"erased_at": 1})
+        if mark is not None and mark.get("erased_at") is not None:
+            document = await leads.find_one({"_id": lead_id})
+            if document is not None:
+                await self.strip(document, document["erased_at"])
+        return changed
 
     async def claim_qualification(self, lead_id: str, event_id: str) -> bool:
         """Reserve the one ``lead.qualified`` of a lead for ``event_id``.

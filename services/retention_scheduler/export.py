@@ -19,8 +19,8 @@ async def export_part(store: RetentionStore, tenant_id: str, subject_id: str) ->
     for category in DEFAULTS:
         # One lookup by _id per category: FerretDB 1.x pushes only _id filters down.
         document = await store.due.find_one({"_id": due_key(tenant_id, subject_id, category)})
-        if document is None:
-            continue
+        if document is None or "state" not in document:
+            continue  # nothing scheduled (facts waiting for an activity, see schedule.derive)
         policy = await store.policy(tenant_id, category)
         retention.append(
             {

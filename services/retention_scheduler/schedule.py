@@ -1,7 +1,10 @@
 """retention-scheduler's read models and the expiry tick.
 
 * ``retention_due``: one document per (subject, category) with its anchor and due time, indexed
-  on ``(state, due_at)`` so a tick over millions of subjects is an index range read;
+  on ``(state, due_at)`` so a tick over millions of subjects is an index range read. Its state
+  is derived, by :func:`derive`, from what the events said, kept beside it: the latest
+  activity (``activity_at``) and the facts that only extend or close a schedule (``facts``:
+  consent changes, expiries, erasures, sorted by time);
 * ``retention_policies``: each tenant's periods (events), falling back to the R15 defaults;
 * ``retention_holds``: legal holds in force, per subject or per tenant (R18).
 
@@ -17,12 +20,23 @@ calls it, then sends the erasure receipt; ``leadtrail replay`` calls it alone). 
 schedule expired itself and the service also consumes the ``retention.expired`` it published,
 which marks it the same way: so the expiry is in the event log and a rebuild repeats it. The
 ``retention_claims`` are operational state, never rebuilt.
+
+The one subscription reads five topics, and across topics (and partitions: policies and tenant
+holds travel under the tenant's key) Kafka gives no order: live, a consent change may be handled
+before the capture it follows, an erasure before an interaction that happened earlier, a policy
+before or after an expiry. A replay merges them by time. So a schedule is never "the last write":
+each event adds its fact (a later activity time, a consent change, an expiry, an erasure) and
+the schedule is derived again from all of them in the order they *happened*, with the tenant's
+current policy; a schedule closed by an expiry keeps the period it expired under. The document
+ends the same whatever the order the events were handled in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from pymongo import ASCENDING
@@ -37,10 +51,23 @@ from services.common.publisher import EventPublisher, derived_event_id
 from services.common.store import Collections, Document, apply_once
 from services.retention_scheduler.policy import DEFAULTS, CategoryPolicy, due_at
 
-__all__ = ["ACTIVITY", "CONSENT_CHANGES", "RetentionStore", "Scheduler", "expiry_event_id"]
+__all__ = [
+    "ACTIVITY",
+    "CONSENT_CHANGES",
+    "SCHEDULED",
+    "RetentionStore",
+    "Scheduler",
+    "derive",
+    "expiry_event_id",
+]
 
 ACTIVITY = {"lead.interaction_recorded", "lead.score_reviewed", "lead.rectified"}
 CONSENT_CHANGES = {"consent.granted", "consent.withdrawn"}
+SCHEDULED = ("lead_data", "b2b_profile")
+"""The categories events schedule (the others are declared for tenants' policies)."""
+KIND_RANK = {"activity": 0, "expired": 1, "erased": 2}
+"""At the same moment: an activity, then an expiry, then an erasure."""
+CLEARED_BY_ACTIVITY = ("expired_at", "event_id")
 
 log = get_logger(__name__)
 CLAIM_GRACE = timedelta(seconds=60)
@@ -57,6 +84,76 @@ def expired_fields(envelope: EventEnvelope) -> Document:
 
 def due_key(tenant_id: str, subject_id: str, category: str) -> str:
     return f"{tenant_id}:{subject_id}:{category}"
+
+
+def _ms(moment: datetime) -> datetime:
+    """To the millisecond, as BSON keeps it: a time taken from an event compares equal to the
+    same time read back from the document."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def _fact_order(fact: Document) -> tuple[datetime, int, str]:
+    return fact["at"], KIND_RANK[fact["kind"]], str(fact["event_id"])
+
+
+def derive(
+    activity_at: datetime | None, facts: Iterable[Document], period_days: int
+) -> tuple[Document, tuple[str, ...]]:
+    """A schedule's fields (to set, and to unset) from what the events said, in the order it
+    happened: from the latest activity, a consent change (``activity`` fact) moves the anchor
+    while the schedule is open, an expiry for the anchor then in force closes it (it keeps the
+    period and due time it expired under), an erasure closes it. Facts from before the latest
+    activity belong to an earlier schedule: new activity after an expiry or erasure is new data.
+    Nothing without an activity (``({}, ())``): the facts wait for one."""
+    if activity_at is None:
+        return {}, ()
+    anchor, state, expiry = activity_at, "scheduled", None
+    for fact in sorted(facts, key=_fact_order):
+        if fact["at"] < activity_at:
+            continue
+        if fact["kind"] == "activity":
+            if state == "scheduled":
+                anchor = max(anchor, fact["anchor_at"])
+        elif fact["kind"] == "expired":
+            if state == "scheduled" and fact["anchor_at"] == anchor:
+                state, expiry = "expired", fact
+        elif fact["kind"] == "erased":
+            state = "erased"
+    fields: Document = {"anchor_at": anchor, "state": state}
+    if expiry is None:
+        fields.update(due_at=due_at(anchor, period_days), period_days=period_days)
+        return fields, CLEARED_BY_ACTIVITY
+    fields.update(
+        due_at=expiry["due_at"],
+        period_days=expiry["period_days"],
+        expired_at=expiry["at"],
+        event_id=expiry["event_id"],
+    )
+    return fields, ()
+
+
+def _inputs(document: Document) -> tuple[datetime | None, list[Document]]:
+    """A schedule's latest activity and facts. A document written before they were kept holds
+    only its derived fields; they are read back as the facts they stand for."""
+    if "facts" in document or "anchor_at" not in document:
+        return document.get("activity_at"), list(document.get("facts", []))
+    anchor = document["anchor_at"]
+    facts: list[Document] = []
+    if document.get("expired_at") is not None:
+        facts.append(
+            {
+                "event_id": document.get("event_id") or f"{document['_id']}/expired",
+                "kind": "expired",
+                "at": document["expired_at"],
+                "anchor_at": anchor,
+                "due_at": document["due_at"],
+                "period_days": document["period_days"],
+            }
+        )
+    if document.get("state") == "erased":
+        closed = document.get("expired_at") or anchor
+        facts.append({"event_id": f"{document['_id']}/erased", "kind": "erased", "at": closed})
+    return anchor, facts
 
 
 class RetentionStore:
@@ -81,13 +178,15 @@ class RetentionStore:
         elif envelope.type in ACTIVITY:
             await self.touch(envelope, "lead_data")
             if envelope.type == "lead.rectified":
-                await self.touch(envelope, "b2b_profile", only_if_scheduled=True)
+                # An update of a B2B profile, if the subject has one: its capture came earlier
+                # in the same partition, so this is known whatever the order across topics.
+                await self.extend(envelope, "b2b_profile", only_if_active=True)
         elif isinstance(data, consent.ConsentGrantedV1):
             # Anchored at when the person gave it: consent-ledger derives grants from a capture
             # whenever it gets to it, and that lag must not move (or, on replay, differ) a date.
-            await self.touch(envelope, "lead_data", only_if_scheduled=True, at=data.given_at)
+            await self.extend(envelope, "lead_data", at=data.given_at)
         elif envelope.type in CONSENT_CHANGES:
-            await self.touch(envelope, "lead_data", only_if_scheduled=True)
+            await self.extend(envelope, "lead_data")
         elif isinstance(data, retention.RetentionPolicySetV1):
             await self.set_policy(envelope, data.category, data.period_days, data.anchor)
         elif isinstance(data, retention.RetentionHoldPlacedV1):
@@ -97,20 +196,25 @@ class RetentionStore:
         elif isinstance(data, RetentionExpiredV1):
             await self.expired(envelope, data)
         elif envelope.type == "erasure.requested":
-            return await self.forget_subject(envelope.tenant_id, envelope.subject_id)
+            return await self.forget_subject(envelope)
         return 0
 
     async def expired(self, envelope: EventEnvelope, data: RetentionExpiredV1) -> None:
-        """The schedule this expiry was for is over (unless new activity moved it since)."""
-        key = due_key(envelope.tenant_id, envelope.subject_id, data.category)
-        # Read, then write by bare _id (FerretDB 1.x scans for any other filter field); one
-        # consumer handles the subject's events in order, so nothing moves it in between.
-        document = await self.due.find_one({"_id": key}, {"due_at": 1, "state": 1})
-        if document is None or document.get("state") != "scheduled":
-            return
-        if document.get("due_at") != data.due_at:
-            return
-        await self.due.update_one({"_id": key}, {"$set": expired_fields(envelope)})
+        """The schedule this expiry was for is over, unless activity moved its anchor since
+        (then it is a new schedule). Matched by anchor, not due time: a policy handled before or
+        after the expiry must not decide whether it counts."""
+        await self.record(
+            envelope,
+            data.category,
+            fact={
+                "event_id": envelope.id,
+                "kind": "expired",
+                "at": _ms(envelope.occurred_at),
+                "anchor_at": _ms(data.anchor_at),
+                "due_at": _ms(data.due_at),
+                "period_days": data.period_days,
+            },
+        )
 
     async def policy(self, tenant_id: str, category: str) -> CategoryPolicy:
         document = await self.policies.find_one({"_id": tenant_id})
@@ -122,46 +226,79 @@ class RetentionStore:
             default.category, int(configured["period_days"]), configured["anchor"]
         )
 
-    async def touch(
+    async def touch(self, envelope: EventEnvelope, category: str) -> None:
+        """Activity of the subject in a category (capture, interaction, review, rectification):
+        it schedules the category, or moves the schedule on. New activity after an expiry or
+        erasure starts a new schedule: it is new data."""
+        await self.record(envelope, category, activity_at=_ms(envelope.occurred_at))
+
+    async def extend(
         self,
         envelope: EventEnvelope,
         category: str,
         *,
-        only_if_scheduled: bool = False,
         at: datetime | None = None,
+        only_if_active: bool = False,
     ) -> None:
-        """Record activity of the subject in a category and (re)compute its due time.
+        """A change that moves an open schedule on but starts none (a consent change).
 
-        ``at`` is when the activity happened if the event says so (never later than the event
-        itself): a fact derived by another service carries the moment of the fact, not the
-        moment that service got round to it, so a replay computes the same due time as live.
-        New activity after an expiry or erasure starts a new schedule: it is new data.
-        """
-        key = due_key(envelope.tenant_id, envelope.subject_id, category)
-        existing = await self.due.find_one({"_id": key})
-        scheduled = existing is not None and existing.get("state") == "scheduled"
-        if only_if_scheduled and not scheduled:
-            return
-        policy = await self.policy(envelope.tenant_id, category)
+        ``at`` is when it happened if the event says so (never later than the event itself): a
+        fact derived by another service carries the moment of the fact, not the moment that
+        service got round to it, so a replay computes the same due time as live. Kept even
+        before the category is scheduled (the capture may be handled after it), and counted if
+        it happened while the schedule was open (:func:`derive`)."""
         anchor = min(at, envelope.occurred_at) if at is not None else envelope.occurred_at
-        if existing is not None and scheduled and existing["anchor_at"] >= anchor:
-            anchor = existing["anchor_at"]
-        await apply_once(
-            self.due,
-            key,
-            envelope.id,
-            {
-                "$set": {
-                    "tenant_id": envelope.tenant_id,
-                    "subject_id": envelope.subject_id,
-                    "category": category,
-                    "anchor_at": anchor,
-                    "due_at": due_at(anchor, policy.period_days),
-                    "period_days": policy.period_days,
-                    "state": "scheduled",
-                }
+        await self.record(
+            envelope,
+            category,
+            fact={
+                "event_id": envelope.id,
+                "kind": "activity",
+                "at": _ms(envelope.occurred_at),
+                "anchor_at": _ms(anchor),
             },
+            only_if_active=only_if_active,
         )
+
+    async def record(
+        self,
+        envelope: EventEnvelope,
+        category: str,
+        *,
+        activity_at: datetime | None = None,
+        fact: Document | None = None,
+        only_if_active: bool = False,
+    ) -> tuple[Document, Document]:
+        """Add what ``envelope`` says to the (subject, category) schedule and derive it again;
+        returns the document before and the fields set. Read, then write by bare ``_id``
+        (FerretDB 1.x scans for any other filter field); one consumer handles the service's
+        events one at a time, so nothing changes the document in between."""
+        key = due_key(envelope.tenant_id, envelope.subject_id, category)
+        existing = await self.due.find_one({"_id": key}) or {}
+        latest, facts = _inputs(existing)
+        if only_if_active and latest is None:
+            return existing, {}
+        if activity_at is not None:
+            latest = activity_at if latest is None else max(latest, activity_at)
+        if fact is not None and all(f["event_id"] != fact["event_id"] for f in facts):
+            facts.append(fact)
+        facts.sort(key=_fact_order)
+        policy = await self.policy(envelope.tenant_id, category)
+        derived, cleared = derive(latest, facts, policy.period_days)
+        fields: Document = {
+            "tenant_id": envelope.tenant_id,
+            "subject_id": envelope.subject_id,
+            "category": category,
+            "facts": facts,
+            **derived,
+        }
+        if latest is not None:
+            fields["activity_at"] = latest
+        update: dict[str, Any] = {"$set": fields}
+        if any(name in existing for name in cleared):
+            update["$unset"] = dict.fromkeys(cleared, "")
+        await apply_once(self.due, key, envelope.id, update)
+        return existing, fields
 
     async def set_policy(
         self, envelope: EventEnvelope, category: str, days: int, anchor: str
@@ -172,29 +309,30 @@ class RetentionStore:
             envelope.id,
             {"$set": {f"categories.{category}": {"period_days": days, "anchor": anchor}}},
         )
-        cursor = self.due.find(
-            {"tenant_id": envelope.tenant_id, "category": category, "state": "scheduled"}
-        )
-        async for document in cursor:
-            await self.due.update_one(
-                {"_id": document["_id"], "state": "scheduled"},
-                {"$set": {"due_at": due_at(document["anchor_at"], days), "period_days": days}},
-            )
+        # Every schedule of the category follows, open or erased, whether its events were
+        # handled before this policy or after (then they read it themselves); one an expiry
+        # closed keeps the period it expired under. Read (FerretDB 1.x scans for this filter
+        # anyway), then written by bare _id.
+        cursor = self.due.find({"tenant_id": envelope.tenant_id, "category": category})
+        for document in await cursor.to_list(None):
+            derived, _ = derive(*_inputs(document), days)
+            changed = {name: v for name, v in derived.items() if document.get(name) != v}
+            if changed:
+                await self.due.update_one({"_id": document["_id"]}, {"$set": changed})
 
     async def hold(self, envelope: EventEnvelope, hold_id: str, scope: str, active: bool) -> None:
-        await apply_once(
-            self.holds,
-            hold_id,
-            envelope.id,
-            {
-                "$set": {
-                    "tenant_id": envelope.tenant_id,
-                    "subject_id": None if scope == "tenant" else envelope.subject_id,
-                    "scope": scope,
-                    "active": active,
-                }
-            },
-        )
+        """A hold as placed, and whether it is released. A release is final whichever was
+        handled first: it travels under the key the operator gave, which need not be the
+        placement's partition (``$min``: false < true). Scope and subject are the placement's."""
+        update: dict[str, Any] = {
+            "$set": {"tenant_id": envelope.tenant_id},
+            "$min": {"active": active},
+        }
+        if active:
+            update["$set"].update(
+                subject_id=None if scope == "tenant" else envelope.subject_id, scope=scope
+            )
+        await apply_once(self.holds, hold_id, envelope.id, update)
 
     async def active_holds(self, tenant_id: str, subject_id: str) -> list[str]:
         cursor = self.holds.find(
@@ -206,16 +344,17 @@ class RetentionStore:
         )
         return sorted([str(document["_id"]) async for document in cursor])
 
-    async def forget_subject(self, tenant_id: str, subject_id: str) -> int:
-        """Erasure: nothing of the subject is scheduled any more. One write by ``_id`` per
+    async def forget_subject(self, envelope: EventEnvelope) -> int:
+        """Erasure: nothing of the subject is scheduled any more; returns how many schedules
+        it closed. Recorded in each category events schedule, even one not scheduled yet (its
+        capture may be handled after this, and must find it closed); one write by ``_id`` per
         category rather than a filter on the subject, which FerretDB 1.x would answer by
         scanning every schedule."""
         closed = 0
-        for category in DEFAULTS:
-            result = await self.due.update_one(
-                {"_id": due_key(tenant_id, subject_id, category)}, {"$set": {"state": "erased"}}
-            )
-            closed += int(result.modified_count)
+        fact = {"event_id": envelope.id, "kind": "erased", "at": _ms(envelope.occurred_at)}
+        for category in SCHEDULED:
+            before, after = await self.record(envelope, category, fact=dict(fact))
+            closed += before.get("state") == "scheduled" and after.get("state") == "erased"
         return closed
 
 
