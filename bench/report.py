@@ -47,7 +47,7 @@ class Sizes:
     replay_events: int
 
 
-FULL = Sizes(20, 5, 10, 20, 200, 50, 100_000)
+FULL = Sizes(20, 2, 10, 20, 200, 50, 100_000)
 QUICK = Sizes(5, 1, 5, 5, 30, 10, 2_000)
 
 
