@@ -145,8 +145,10 @@ async def _visit(
         if answer.status_code != 404:
             errors.append(f"interaction {answer.status_code}")
             return
-        # The lead reaches the read model a moment after its 202; back off while it does not.
-        pause = min(pause * 2, 0.2)
+        # The lead reaches the read model a moment after its 202; back off while it does not,
+        # up to a second (as a person would take): polling every 0.2 s from 256 visitors kept
+        # the API answering 404s and starved the very projection they waited for.
+        pause = min(pause * 2, 1.0)
         await asyncio.sleep(pause)
 
 
