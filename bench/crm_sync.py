@@ -79,7 +79,9 @@ def configure(env: dict[str, str], base_url: str) -> str:
     return key
 
 
-async def post_leads(url: str, key: str, leads: int, clients: int) -> None:
+async def post_leads(url: str, key: str, leads: int, clients: int, ours: set[str]) -> None:
+    """Post ``leads`` leads with their qualifying answer; each accepted lead's id goes into
+    ``ours`` (before any event of it can be qualified)."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(leads):
         queue.put_nowait(n)
@@ -105,6 +107,7 @@ async def post_leads(url: str, key: str, leads: int, clients: int) -> None:
                     },
                 }
                 lead = (await client.post("/v1/leads", json=body)).json()
+                ours.add(lead["lead_id"])
                 for _ in range(200):
                     answer = await client.post(
                         f"/v1/leads/{lead['lead_id']}/interactions",
@@ -118,8 +121,11 @@ async def post_leads(url: str, key: str, leads: int, clients: int) -> None:
 
 
 async def collect(
-    env: dict[str, str], leads: int, patience: float
+    env: dict[str, str], leads: int, patience: float, ours: set[str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """When each of this run's leads was qualified and synced. The topics are read from the
+    start, and the bench tenant's leads of earlier benchmarks are on them: only ``ours``
+    count."""
     prefix = env["LEADTRAIL_TOPIC_PREFIX"]
     consumer = AIOKafkaConsumer(
         f"{prefix}lead-events",
@@ -137,7 +143,7 @@ async def collect(
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for record in records:
                     event = EventEnvelope.model_validate_json(record.value)
-                    if event.tenant_id != TENANT:
+                    if event.tenant_id != TENANT or event.data.get("lead_id") not in ours:
                         continue
                     if event.type == "lead.qualified":
                         qualified[event.data["lead_id"]] = event.occurred_at
@@ -175,8 +181,9 @@ async def run(env: dict[str, str], *, leads: int, clients: int, patience: float)
         key = configure(env, hubspot.base_url)
         await asyncio.sleep(0.5)
         console.print(f"posting {leads} leads through {env['LEADTRAIL_LEAD_INGEST_URL']} ...")
-        collector = asyncio.create_task(collect(env, leads, patience))
-        await post_leads(env["LEADTRAIL_LEAD_INGEST_URL"], key, leads, clients)
+        ours: set[str] = set()
+        collector = asyncio.create_task(collect(env, leads, patience, ours))
+        await post_leads(env["LEADTRAIL_LEAD_INGEST_URL"], key, leads, clients, ours)
         qualified, synced = await collector
         token = Path(env["LEADTRAIL_CONFIG_DIR"]) / "tenants" / TENANT / "hubspot.token"
         bare_rate = await bare_adapter(hubspot.base_url, leads, clients, token)
