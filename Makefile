@@ -55,7 +55,7 @@ e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes
 contracts: $(STAMP) ## Regenerate JSON Schemas and AsyncAPI documents
 	$(BIN)/leadtrail contracts generate
 
-bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (~15 min)
+bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (30+ min on 2 cores)
 	$(BIN)/python -m bench.report $(BENCH_ARGS)
 
 fmt: $(STAMP) ## Format and autofix

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark on one fresh stack, and the report in bench/README.md.
 
-    make bench                      # the full run (about 15 minutes on 2 cores)
+    make bench                      # the full run (more than 30 minutes on 2 cores)
     .venv/bin/python -m bench.report --quick
 
 Starts a stack of its own under ``.run/bench`` (fresh Kafka and FerretDB data, so no backlog of
