@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from ops.export import build_package, open_database
+from services.consent_ledger.projection import ConsentProjection
+from tests.helpers import eventually
 from tests.integration.privacy_export.conftest import Full
 
 pytestmark = pytest.mark.integration
@@ -22,10 +24,31 @@ def by(rows: list[dict[str, Any]], field: str) -> dict[Any, dict[str, Any]]:
     return {row[field]: row for row in rows}
 
 
+async def both_grants_recorded(full: Full, lead_id: str) -> None:
+    runtimes = full.stack.runtimes
+    captured = await runtimes["lead_ingest"].db["leads"].find_one({"_id": lead_id})
+    assert captured is not None
+    ledger = ConsentProjection(runtimes["consent_ledger"].db)
+
+    async def recorded() -> bool | None:
+        document = await ledger.subject(captured["tenant_id"], captured["subject_id"]) or {}
+        granted = {
+            entry["data"].get("purpose")
+            for entry in document.get("history", [])
+            if entry["type"] == "consent.granted"
+        }
+        return True if granted >= {"crm_sync", "marketing_email"} else None
+
+    await eventually(recorded, what="consent-ledger recording both grants")
+
+
 async def test_an_access_request_delivers_everything_every_service_holds(full: Full) -> None:
     lead = await full.qualified_lead(EMAIL)
     record_id = await full.in_crm(EMAIL)
     ingest = full.stack.client("lead_ingest")
+    # An export holds what each service had handled when it answered; consent-ledger records
+    # each purpose's grant from its own consent.granted, so ask once both are in.
+    await both_grants_recorded(full, lead["lead_id"])
 
     request_id = await full.request("access", lead["lead_id"])
     link = await full.export_link(request_id)
