@@ -12,6 +12,7 @@ import pytest
 
 from ops.export import build_package, open_database
 from services.consent_ledger.projection import ConsentProjection
+from services.crm_sync.store import outbox_id
 from tests.helpers import eventually
 from tests.integration.privacy_export.conftest import Full
 
@@ -42,6 +43,18 @@ async def both_grants_recorded(full: Full, lead_id: str) -> None:
     await eventually(recorded, what="consent-ledger recording both grants")
 
 
+async def push_recorded(full: Full, lead_id: str) -> None:
+    """The CRM has the record before crm-sync has marked its outbox entry done; the export's
+    ``received`` reads the entry."""
+    outbox = full.stack.runtimes["crm_sync"].db["crm_outbox"]
+
+    async def done() -> bool | None:
+        entry = await outbox.find_one({"_id": outbox_id(lead_id, "hubspot-eu")})
+        return True if entry is not None and entry["state"] == "done" else None
+
+    await eventually(done, what="crm-sync recording the push as done")
+
+
 async def test_an_access_request_delivers_everything_every_service_holds(full: Full) -> None:
     lead = await full.qualified_lead(EMAIL)
     record_id = await full.in_crm(EMAIL)
@@ -49,6 +62,7 @@ async def test_an_access_request_delivers_everything_every_service_holds(full: F
     # An export holds what each service had handled when it answered; consent-ledger records
     # each purpose's grant from its own consent.granted, so ask once both are in.
     await both_grants_recorded(full, lead["lead_id"])
+    await push_recorded(full, lead["lead_id"])
 
     request_id = await full.request("access", lead["lead_id"])
     link = await full.export_link(request_id)
