@@ -363,31 +363,96 @@ def holds_place(
     typer.echo(f"hold {event.data['hold_id']} placed on {subject or 'the whole tenant ' + tenant}")
 
 
+@holds_app.command("list")
+def holds_list(
+    tenant: str = typer.Option(..., "--tenant", help="tenant id"),
+    include_released: bool = typer.Option(False, "--all", help="released holds too"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
+    config_dir: Path = ConfigDir,
+) -> None:
+    """List a tenant's legal holds in force (with --all, the released ones too).
+
+    Examples: leadtrail holds list --tenant acme | leadtrail holds list --tenant acme --all --json
+    """
+    import json
+
+    from ops.export import open_database
+    from ops.operator import list_holds
+    from services.erasure_propagator.store import ErasureStore
+
+    _known_tenant(tenant, config_dir)
+    settings = _operator_settings()
+
+    async def read() -> list[dict[str, object]]:
+        async with open_database(settings) as (db, _):
+            holds = ErasureStore(db).holds
+            return await list_holds(holds, tenant, include_released=include_released)
+
+    try:
+        holds = asyncio.run(read())
+    except _UNREACHABLE as error:
+        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    for hold in holds:
+        view = {
+            "hold_id": hold["_id"],
+            "active": hold.get("active"),
+            "scope": hold.get("scope"),
+            "subject_id": hold.get("subject_id"),
+            "reason": hold.get("reason"),
+        }
+        if as_json:
+            typer.echo(json.dumps(view))
+        else:
+            state = "active" if view["active"] else "released"
+            covers = view["subject_id"] or "whole tenant"
+            typer.echo(f"{view['hold_id']}  {state:8}  {covers:28}  {view['reason'] or ''}")
+    if not holds and not as_json:
+        typer.echo(f"no {'' if include_released else 'active '}holds in {tenant}", err=True)
+
+
 @holds_app.command("release")
 def holds_release(
-    hold_id: str = typer.Argument(..., help="the id printed by 'holds place'"),
+    hold_id: str = typer.Argument(..., help="the id printed by 'holds place' or 'holds list'"),
     tenant: str = typer.Option(..., "--tenant", help="tenant id"),
-    subject: str = typer.Option(None, "--subject", help="subject id, for a subject's hold"),
     released_by: str = typer.Option(..., "--by", help="who released it"),
     reason: str = typer.Option(None, "--reason"),
+    config_dir: Path = ConfigDir,
 ) -> None:
-    """Release a legal hold; erasures it deferred run now.
+    """Release a legal hold; erasures it deferred run now. The hold must be known and active:
+    a mistyped id is an error, not a release of nothing.
 
-    Example: leadtrail holds release hold_0a1b2c3d --tenant acme --subject sub_123 --by legal
+    Example: leadtrail holds release hold_0a1b2c3d4e5f6071 --tenant acme --by legal
     """
-    from ops.operator import release_hold
+    from ops.export import open_database
+    from ops.operator import OperatorError, hold_to_release, release_hold
+    from services.erasure_propagator.store import ErasureStore
 
+    _known_tenant(tenant, config_dir)
+    settings = _operator_settings()
+
+    async def find() -> dict[str, object]:
+        async with open_database(settings) as (db, _):
+            return await hold_to_release(ErasureStore(db).holds, tenant, hold_id)
+
+    try:
+        hold = asyncio.run(find())
+    except OperatorError as error:
+        raise fail(str(error)) from None
+    except _UNREACHABLE as error:
+        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    subject = hold["subject_id"] if hold["scope"] == "subject" else None
     event = _publish(
         lambda publisher: release_hold(
             publisher,
             tenant_id=tenant,
-            subject_id=subject,
+            subject_id=str(subject) if subject else None,
             hold_id=hold_id,
             released_by=released_by,
             reason=reason,
         )
     )
-    typer.echo(f"hold {hold_id} released (event {event.id})")
+    covered = subject or "the whole tenant " + tenant
+    typer.echo(f"hold {hold_id} released on {covered} (event {event.id})")
 
 
 @dlq_app.command("list")

@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
 from contracts import REGISTRY, EventEnvelope
 from contracts.events.retention import (
     TENANT_SUBJECT,
@@ -24,9 +27,18 @@ from services.common.clock import Clock, SystemClock
 from services.common.crypto import InMemoryDataKeyring, PiiCipher
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
+from services.common.store import Document, find_owned
 from services.retention_scheduler.policy import DEFAULTS, load_maximums, validate_period
 
-__all__ = ["OperatorError", "operator_publisher", "place_hold", "release_hold", "set_policy"]
+__all__ = [
+    "OperatorError",
+    "hold_to_release",
+    "list_holds",
+    "operator_publisher",
+    "place_hold",
+    "release_hold",
+    "set_policy",
+]
 
 
 class OperatorError(ValueError):
@@ -120,3 +132,34 @@ async def release_hold(
         subject_id=subject_id or TENANT_SUBJECT,
         correlation_id=str(uuid.uuid4()),
     )
+
+
+async def list_holds(
+    holds: AsyncCollection[Document], tenant_id: str, *, include_released: bool = False
+) -> list[Document]:
+    """A tenant's legal holds as erasure-propagator knows them (its ``erasure_holds`` read
+    model, the one that decides whether an erasure waits), oldest id first."""
+    query: dict[str, object] = {"tenant_id": tenant_id}
+    if not include_released:
+        query["active"] = True
+    return [document async for document in holds.find(query, sort=[("_id", ASCENDING)])]
+
+
+async def hold_to_release(
+    holds: AsyncCollection[Document], tenant_id: str, hold_id: str
+) -> Document:
+    """The placed, still active hold ``hold_id`` of ``tenant_id``, or :class:`OperatorError`.
+
+    Checked before a release is published: a release of a mistyped id would be accepted by
+    every service (a release counts by hold id) and release nothing, while the operator was
+    told the hold is gone. The release then travels under the placement's subject, so the
+    subject's audit timeline shows both."""
+    hold = await find_owned(holds, hold_id, tenant_id)
+    if hold is None or "scope" not in hold:
+        raise OperatorError(
+            f"no hold {hold_id!r} in tenant {tenant_id!r} (see: leadtrail holds list --tenant "
+            f"{tenant_id}; a hold placed a moment ago may not have reached erasure-propagator)"
+        )
+    if not hold.get("active"):
+        raise OperatorError(f"hold {hold_id!r} was already released")
+    return hold

@@ -116,8 +116,12 @@ class Orchestrator:
         await self.start_erasure(envelope, trigger, self.default_deadline())
 
     async def on_hold_released(self, envelope: EventEnvelope) -> None:
-        subject = None if envelope.data["scope"] == "tenant" else envelope.subject_id
-        for document in await self.store.deferred(envelope.tenant_id, subject):
+        """Run the tenant's deferred erasures that no hold stops any more.
+
+        Every deferred erasure of the tenant is checked, not only those of the release's
+        subject: a release counts by its hold id (:meth:`ErasureStore.hold`), whichever key it
+        was published under, so its key says nothing reliable about whom the hold covered."""
+        for document in await self.store.deferred(envelope.tenant_id):
             if not await self.store.active_holds(document["tenant_id"], document["subject_id"]):
                 log.info("hold released; running deferred erasure", erasure_id=document["_id"])
                 await self.execute(document)

@@ -118,10 +118,9 @@ class ErasureStore:
     async def set_state(self, erasure_id: str, state: str, **extra: Any) -> None:
         await self.erasures.update_one({"_id": erasure_id}, {"$set": {"state": state, **extra}})
 
-    async def deferred(self, tenant_id: str, subject_id: str | None) -> list[Document]:
-        query: dict[str, Any] = {"tenant_id": tenant_id, "state": "deferred"}
-        if subject_id is not None:
-            query["subject_id"] = subject_id
+    async def deferred(self, tenant_id: str) -> list[Document]:
+        """The tenant's erasures waiting for a legal hold to be released."""
+        query = {"tenant_id": tenant_id, "state": "deferred"}
         return [document async for document in self.erasures.find(query)]
 
     async def add_receipt(

@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
+from typer.testing import CliRunner, Result
 
 from contracts import ALL_TOPICS, EventEnvelope
+from ops.cli import app as cli_app
 from services.common.clock import Clock
 from services.common.runtime import Runtime, create_app
 from services.common.settings import CommonSettings
@@ -82,6 +84,25 @@ class Cluster:
     def settings_for(self, module: Any, **extra: Any) -> CommonSettings:
         settings: CommonSettings = module.SETTINGS_CLASS.model_validate({**self.base, **extra})
         return settings
+
+    def operator_env(self) -> dict[str, str]:
+        """The environment ``leadtrail`` (the operator CLI) needs to work on this cluster."""
+        return {
+            "LEADTRAIL_KAFKA_BOOTSTRAP": self.base["kafka_bootstrap"],
+            "LEADTRAIL_MONGO_URL": self.base["mongo_url"],
+            "LEADTRAIL_MONGO_DB": self.base["mongo_db"],
+            "LEADTRAIL_TOPIC_PREFIX": self.base["topic_prefix"],
+            "LEADTRAIL_KEK": self.base["kek"],
+            "LEADTRAIL_INTEGRITY_KEY": self.base["integrity_key"],
+            "LEADTRAIL_CONFIG_DIR": str(self.config_dir),
+        }
+
+    async def cli(self, *args: str) -> Result:
+        """Run ``leadtrail ARGS`` against this cluster (in a thread: commands run their own
+        event loop)."""
+        return await asyncio.to_thread(
+            CliRunner().invoke, cli_app, list(args), env=self.operator_env(), catch_exceptions=False
+        )
 
     def auth(self, tenant: str = "acme") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[tenant]}"}

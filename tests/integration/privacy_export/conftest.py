@@ -36,17 +36,6 @@ class Full(CrmStack):
         """What ``leadtrail`` reads from the environment, for this cluster."""
         return CommonSettings.model_validate(self.stack.base)
 
-    def operator_env(self) -> dict[str, str]:
-        base = self.stack.base
-        return {
-            "LEADTRAIL_KAFKA_BOOTSTRAP": base["kafka_bootstrap"],
-            "LEADTRAIL_MONGO_URL": base["mongo_url"],
-            "LEADTRAIL_MONGO_DB": base["mongo_db"],
-            "LEADTRAIL_TOPIC_PREFIX": base["topic_prefix"],
-            "LEADTRAIL_KEK": base["kek"],
-            "LEADTRAIL_CONFIG_DIR": str(self.stack.config_dir),
-        }
-
     async def request(self, kind: str, lead_id: str) -> str:
         response = await self.stack.client("lead_ingest").post(
             "/v1/privacy-requests",

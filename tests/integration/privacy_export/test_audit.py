@@ -3,31 +3,21 @@ subject from the log, decrypted until the erasure and "erased" after it (R34, R2
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from contracts import EventEnvelope
 from ops.audit import AUDIT_TOPICS, TimelineEntry, subject_timeline
-from ops.cli import app
 from tests.integration.lead_ingest.conftest import sample_lead
 from tests.integration.privacy_export.conftest import Full
 
 pytestmark = pytest.mark.integration
 
 EMAIL = "maria.rossi@example.org"
-
-
-async def cli(full: Full, *args: str) -> Result:
-    """Run ``leadtrail`` as an operator would, in a thread (it runs its own event loop)."""
-    return await asyncio.to_thread(
-        CliRunner().invoke, app, list(args), env=full.operator_env(), catch_exceptions=False
-    )
 
 
 async def subject_events(full: Full, subject_id: str) -> list[EventEnvelope]:
@@ -91,17 +81,17 @@ async def test_the_timeline_shows_every_event_decrypted_until_the_erasure(full: 
     assert interaction.personal["answers"] == {"budget": 20000, "role": "owner"}
     assert first(timeline, "lead.qualified").personal_state == "none"
 
-    as_json = await cli(full, "audit", lead["lead_id"], "--tenant", "acme", "--json")
+    as_json = await full.stack.cli("audit", lead["lead_id"], "--tenant", "acme", "--json")
     assert as_json.exit_code == 0, as_json.stderr
     document = json.loads(as_json.stdout)
     assert document["subject_id"] == subject_id
     assert [e["event_id"] for e in document["events"]] == [e.event_id for e in timeline]
-    table = await cli(full, "audit", subject_id, "--tenant", "acme")
+    table = await full.stack.cli("audit", subject_id, "--tenant", "acme")
     assert table.exit_code == 0, table.stderr
     assert "lead.captured" in table.stdout
     assert EMAIL in table.stdout
 
-    exported = await cli(full, "export", subject_id, "--tenant", "acme", "--format", "csv")
+    exported = await full.stack.cli("export", subject_id, "--tenant", "acme", "--format", "csv")
     assert exported.exit_code == 0, exported.stderr
     assert f"personal_data,0,contact.email,{EMAIL}" in exported.stdout.splitlines()
 
@@ -117,10 +107,10 @@ async def test_the_timeline_shows_every_event_decrypted_until_the_erasure(full: 
     assert captured.facts["lead_id"] == lead["lead_id"], "non-personal facts survive"
     assert first(after, "consent.granted").personal_state == "erased"
     assert all(e.personal_state in ("none", "erased") for e in after)
-    erased_json = await cli(full, "audit", subject_id, "--tenant", "acme", "--json")
+    erased_json = await full.stack.cli("audit", subject_id, "--tenant", "acme", "--json")
     assert EMAIL not in erased_json.stdout
     assert json.loads(erased_json.stdout)["events"][0]["personal"] == "erased"
-    package = await cli(full, "export", subject_id, "--tenant", "acme")
+    package = await full.stack.cli("export", subject_id, "--tenant", "acme")
     assert json.loads(package.stdout)["sections"]["personal_data"][0]["contact"] == "erased"
 
 
@@ -140,7 +130,7 @@ async def test_unknown_subjects_leads_and_tenants_are_one_clear_error(full: Full
         "/v1/leads", json=sample_lead(EMAIL), headers=full.stack.auth()
     )  # the topics and the database are not empty
     for args, message in ERRORS:
-        result = await cli(full, *args)
+        result = await full.stack.cli(*args)
         assert result.exit_code == 1, args
         assert result.stdout == "", args
         lines: list[Any] = result.stderr.strip().splitlines()

@@ -234,6 +234,8 @@ async def test_a_tenant_may_shorten_never_lengthen(lifecycle: Lifecycle) -> None
 async def test_a_legal_hold_stops_expiry_and_defers_an_erasure_until_released(
     lifecycle: Lifecycle,
 ) -> None:
+    """Placed, listed and released with ``leadtrail holds``, as an operator does."""
+    cli = lifecycle.stack.cli
     lead = await lifecycle.capture()
     subject = lead["subject_id"]
     await due(lifecycle, subject)
@@ -241,17 +243,30 @@ async def test_a_legal_hold_stops_expiry_and_defers_an_erasure_until_released(
         await place_hold(
             lifecycle.operator, tenant_id="acme", subject_id=subject, reason=" ", placed_by="legal"
         )
-    hold = await place_hold(
-        lifecycle.operator,
-        tenant_id="acme",
-        subject_id=subject,
-        reason="Litigation 2026/118",
-        placed_by="legal@acme",
-    )
+    placed = await cli(
+        "holds", "place", "--tenant", "acme", "--subject", subject,
+        "--reason", "Litigation 2026/118", "--by", "legal@acme",
+    )  # fmt: skip
+    assert placed.exit_code == 0, placed.output
+    hold_id = placed.stdout.split()[1]
     await eventually(
-        lambda: lifecycle.scheduler.store.holds.find_one({"_id": hold.data["hold_id"]}),
+        lambda: lifecycle.scheduler.store.holds.find_one({"_id": hold_id}),
         what="the hold to reach retention-scheduler",
     )
+    await eventually(
+        lambda: lifecycle.orchestrator.store.holds.find_one({"_id": hold_id}),
+        what="the hold to reach erasure-propagator",
+    )
+    listed = await cli("holds", "list", "--tenant", "acme", "--json")
+    assert [json.loads(line) for line in listed.stdout.splitlines()] == [
+        {
+            "hold_id": hold_id,
+            "active": True,
+            "scope": "subject",
+            "subject_id": subject,
+            "reason": "Litigation 2026/118",
+        }
+    ]
     lifecycle.clock.advance(timedelta(days=800))
     assert await lifecycle.scheduler.tick() == 0, "nothing under hold expires"
 
@@ -259,21 +274,63 @@ async def test_a_legal_hold_stops_expiry_and_defers_an_erasure_until_released(
     deferred = await lifecycle.stack.wait_for_event(
         "erasure-events", lambda e: e.type == "erasure.deferred"
     )
-    assert deferred.data["hold_ids"] == [hold.data["hold_id"]]
+    assert deferred.data["hold_ids"] == [hold_id]
     view = await lifecycle.stack.get_json("lead_ingest", f"/v1/leads/{lead['lead_id']}")
     assert view["contact"]["email"] == "maria.rossi@example.org", "held data stays readable"
 
-    await release_hold(
-        lifecycle.operator,
-        tenant_id="acme",
-        subject_id=subject,
-        hold_id=hold.data["hold_id"],
-        released_by="legal@acme",
-        reason="case closed",
+    mistyped = await cli("holds", "release", hold_id[:-1], "--tenant", "acme", "--by", "legal")
+    assert mistyped.exit_code == 1
+    assert f"no hold {hold_id[:-1]!r} in tenant 'acme'" in mistyped.stderr
+    released = await cli(
+        "holds", "release", hold_id, "--tenant", "acme", "--by", "legal@acme",
+        "--reason", "case closed",
+    )  # fmt: skip
+    assert released.exit_code == 0, released.output
+    assert f"hold {hold_id} released on {subject}" in released.stdout
+    release = await lifecycle.stack.wait_for_event(
+        "retention-events", lambda e: e.type == "retention.hold_released"
     )
+    assert release.subject_id == subject, "the release travels under the placement's subject"
     done = await completed(lifecycle, subject)
     assert done.data["erasure_id"] == deferred.data["erasure_id"]
     assert done.data["trigger"]["kind"] == "privacy_request"
+
+    again = await cli("holds", "release", hold_id, "--tenant", "acme", "--by", "legal")
+    assert again.exit_code == 1
+    assert "already released" in again.stderr
+    assert (await cli("holds", "list", "--tenant", "acme")).stdout == ""
+    everything = await cli("holds", "list", "--tenant", "acme", "--all")
+    assert f"{hold_id}  released" in everything.stdout
+
+
+async def test_a_release_published_under_another_key_still_runs_the_deferred_erasure(
+    lifecycle: Lifecycle,
+) -> None:
+    """A release counts by hold id in every service, whatever key it travelled under (another
+    producer than ``leadtrail`` may not derive it from the placement): the erasure it was
+    holding back runs."""
+    lead = await lifecycle.capture()
+    subject = lead["subject_id"]
+    hold = await place_hold(
+        lifecycle.operator, tenant_id="acme", subject_id=subject, reason="Case 7", placed_by="l"
+    )
+    await eventually(
+        lambda: lifecycle.orchestrator.store.holds.find_one({"_id": hold.data["hold_id"]}),
+        what="the hold to reach erasure-propagator",
+    )
+    await lifecycle.request("erasure", lead["lead_id"])
+    deferred = await lifecycle.stack.wait_for_event(
+        "erasure-events", lambda e: e.type == "erasure.deferred"
+    )
+    await release_hold(
+        lifecycle.operator,
+        tenant_id="acme",
+        subject_id="sub_someone_else",
+        hold_id=hold.data["hold_id"],
+        released_by="legal",
+    )
+    done = await completed(lifecycle, subject)
+    assert done.data["erasure_id"] == deferred.data["erasure_id"]
 
 
 @pytest.mark.parametrize(

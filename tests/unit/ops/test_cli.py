@@ -56,6 +56,8 @@ def test_tenants_add_prints_the_key_once_and_stores_only_its_hash(config: Path) 
             "no tenant",
         ),
         (["holds", "place", "--tenant", "nobody", "--reason", "r", "--by", "me"], "no tenant"),
+        (["holds", "release", "hold_1", "--tenant", "nobody", "--by", "me"], "no tenant"),
+        (["holds", "list", "--tenant", "nobody"], "no tenant"),
     ],
 )
 def test_bad_input_is_a_clear_error(config: Path, args: list[str], message: str) -> None:
@@ -120,6 +122,10 @@ def test_without_a_stack_publishing_commands_say_so(config: Path) -> None:
     )
     assert result.exit_code == 1
     assert "make up" in result.stderr
+    for holds in (["list"], ["release", "hold_1", "--by", "legal"]):
+        result = runner.invoke(app, ["holds", *holds, "--tenant", "acme"])
+        assert result.exit_code == 1
+        assert "make up" in result.stderr
 
 
 def test_every_command_has_help_with_an_example() -> None:
@@ -130,6 +136,7 @@ def test_every_command_has_help_with_an_example() -> None:
         ["tenants", "add"],
         ["retention", "set"],
         ["holds", "place"],
+        ["holds", "list"],
         ["holds", "release"],
     ):
         result = runner.invoke(app, [*command, "--help"])
