@@ -138,8 +138,9 @@ async def list_holds(
     holds: AsyncCollection[Document], tenant_id: str, *, include_released: bool = False
 ) -> list[Document]:
     """A tenant's legal holds as erasure-propagator knows them (its ``erasure_holds`` read
-    model, the one that decides whether an erasure waits), oldest id first."""
-    query: dict[str, object] = {"tenant_id": tenant_id}
+    model, the one that decides whether an erasure waits), by id. A release whose placement
+    has not arrived yet (the two may travel in different partitions) is not a hold: left out."""
+    query: dict[str, object] = {"tenant_id": tenant_id, "scope": {"$exists": True}}
     if not include_released:
         query["active"] = True
     return [document async for document in holds.find(query, sort=[("_id", ASCENDING)])]
