@@ -46,9 +46,10 @@ from contracts import EventEnvelope
 from contracts.events import consent, lead, retention
 from contracts.events.retention import RetentionExpiredV1
 from services.common.clock import Clock
+from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger
 from services.common.publisher import EventPublisher, derived_event_id
-from services.common.store import Collections, Document, apply_once
+from services.common.store import Collections, Document, apply_once, update_if
 from services.retention_scheduler.policy import DEFAULTS, CategoryPolicy, due_at
 
 __all__ = [
@@ -80,6 +81,15 @@ def expiry_event_id(tenant_id: str, subject_id: str, category: str, due: datetim
 def expired_fields(envelope: EventEnvelope) -> Document:
     """What an expiry writes on its schedule: the same from the tick and from the event."""
     return {"state": "expired", "expired_at": envelope.occurred_at, "event_id": envelope.id}
+
+
+def _still_due(document: Document, expected_due: datetime, now: datetime) -> bool:
+    """Whether a schedule is still scheduled, due at ``expected_due``, and that is past."""
+    return (
+        document.get("state") == "scheduled"
+        and document.get("due_at") == expected_due
+        and expected_due <= now
+    )
 
 
 def due_key(tenant_id: str, subject_id: str, category: str) -> str:
@@ -391,20 +401,32 @@ class Scheduler:
             return claim is not None and claim["claimed_at"] <= now - CLAIM_GRACE
         return True
 
-    async def expire(self, document: Document, now: datetime) -> bool:
+    async def expire(self, batched: Document, now: datetime) -> bool:
+        """Publish the expiry of one schedule read in a tick's batch, once.
+
+        Under the subject's lock, the schedule is read again: the subject's consumers may have
+        moved or closed it since the batch was read (new activity, an erasure), and what is
+        published must be what the document says now. Every read and write is by ``_id``
+        (a subject's schedules have known ids), so a tick costs no collection scans on
+        FerretDB 1.x."""
+        tenant_id, subject_id = batched["tenant_id"], batched["subject_id"]
+        async with SUBJECT_LOCKS.hold(tenant_id, subject_id):
+            document = await self.store.due.find_one({"_id": batched["_id"]})
+            if document is None or not _still_due(document, batched["due_at"], now):
+                return False  # changed since the batch was read: the next tick decides
+            return await self._expire(document, now)
+
+    async def _expire(self, document: Document, now: datetime) -> bool:
         tenant_id, subject_id = document["tenant_id"], document["subject_id"]
         event_id = expiry_event_id(tenant_id, subject_id, document["category"], document["due_at"])
         if not await self.claim(event_id, document["_id"], now):
             return False
-        others = self.store.due.find(
-            {
-                "tenant_id": tenant_id,
-                "subject_id": subject_id,
-                "_id": {"$ne": document["_id"]},
-                "state": "scheduled",
-            }
-        )
-        all_expired = not await others.to_list(1)
+        all_expired = True
+        for category in SCHEDULED:
+            if category == document["category"]:
+                continue
+            other = await self.store.due.find_one({"_id": due_key(tenant_id, subject_id, category)})
+            all_expired &= other is None or other.get("state") != "scheduled"
         event = await self.publisher.publish(
             RetentionExpiredV1(
                 category=document["category"],
@@ -418,8 +440,10 @@ class Scheduler:
             correlation_id=event_id,
             event_id=event_id,
         )
-        await self.store.due.update_one(
-            {"_id": document["_id"], "due_at": document["due_at"]},
+        await update_if(
+            self.store.due,
+            document["_id"],
+            {"due_at": document["due_at"]},
             {"$set": expired_fields(event)},
         )
         log.info("retention expired", subject_id=subject_id, category=document["category"])

@@ -131,6 +131,22 @@ class RecordingPublisher(EventPublisher):
         return envelope
 
 
+async def test_a_schedule_changed_after_the_tick_read_it_is_not_expired_for_its_old_date(
+    lifecycle: Lifecycle,
+) -> None:
+    """A tick reads a batch of due schedules, then expires them one by one; meanwhile the
+    subject's consumers may move one (new activity). What it publishes is the schedule as it
+    is then, never the one it read."""
+    lead = await lifecycle.capture()
+    document = await due(lifecycle, lead["subject_id"])
+    lifecycle.clock.advance(timedelta(days=731))
+    as_read = {**document, "due_at": document["due_at"] - timedelta(days=1)}
+    assert not await lifecycle.scheduler.expire(as_read, lifecycle.clock.now())
+    published = await lifecycle.stack.events("retention-events")
+    assert [e for e in published if e.type == "retention.expired"] == []
+    assert await lifecycle.scheduler.tick() == 1, "the schedule as it is now still expires"
+
+
 async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     lifecycle: Lifecycle,
 ) -> None:
