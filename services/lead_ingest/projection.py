@@ -32,7 +32,7 @@ from contracts.events import consent, erasure, lead, privacy
 from contracts.topics import CONSENT_EVENTS
 from services.common.consent import fact_from_event
 from services.common.crypto import seal_of
-from services.common.store import Collections, Document, apply_once, find_owned
+from services.common.store import Collections, Document, apply_once, find_owned, update_if
 
 __all__ = ["CONSENT_TYPES", "LeadProjection", "subject_key"]
 
@@ -302,18 +302,14 @@ class LeadProjection:
 
         True when this event id holds the reservation (first time, or a redelivery of the same
         cause, which republishes the same event id); False when another cause already did.
+        Goes by ``_id`` only (:func:`update_if`): any other filter scans the collection on
+        FerretDB 1.x.
         """
-        result = await self.leads.update_one(
-            {
-                "_id": lead_id,
-                "$or": [
-                    {"qualification_event_id": {"$exists": False}},
-                    {"qualification_event_id": event_id},
-                ],
-            },
-            {"$set": {"qualification_event_id": event_id}},
-        )
-        return result.matched_count == 1
+        claim = {"$set": {"qualification_event_id": event_id}}
+        if await update_if(self.leads, lead_id, {"qualification_event_id": None}, claim):
+            return True
+        holder = await self.leads.find_one({"_id": lead_id}, {"qualification_event_id": 1})
+        return holder is not None and holder.get("qualification_event_id") == event_id
 
     async def aggregates(self, tenant_id: str) -> list[Document]:
         """Lead counts per month, source and score band: anonymous, they outlive erasure."""

@@ -1,6 +1,7 @@
 """``apply_once`` and ``update_if`` on the real document store: each event changes a document
-once, and a stale read changes nothing, in both guard modes (one conditional write on MongoDB;
-read then write by ``_id`` on FerretDB 1.x, which scans for any other filter)."""
+once, a stale read changes nothing, and a lead is qualified once, in both guard modes (one
+conditional write on MongoDB; read then write by ``_id`` on FerretDB 1.x, which scans for any
+other filter)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.common.store import (
     apply_once,
     update_if,
 )
+from services.lead_ingest.projection import LeadProjection
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +86,25 @@ async def test_update_if_writes_only_a_document_unchanged_since_it_was_read(
     current = {"next_attempt_at": fresh["next_attempt_at"], "state": "pending"}
     assert await update_if(collection, "entry", current, {"$set": {"state": "done"}})
     assert (await collection.find_one({"_id": "entry"}) or {})["state"] == "done"
+
+
+@pytest.mark.parametrize("by_id_only", [True, False], ids=["read-then-write", "conditional"])
+async def test_a_lead_is_reserved_for_the_first_qualification_only(
+    collection: AsyncCollection[Document], by_id_only: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``update_if`` with an expected None also matches a field that is absent, in both modes:
+    what lead-ingest's one-``lead.qualified``-per-lead reservation relies on."""
+
+    async def mode(_: AsyncCollection[Document]) -> bool:
+        return by_id_only
+
+    monkeypatch.setattr(store, "filters_only_by_id", mode)
+    projection = LeadProjection(collection.database)
+    await projection.leads.insert_one({"_id": "lead_1", "tenant_id": "acme"})
+    assert await projection.claim_qualification("lead_1", "q-1")
+    assert await projection.claim_qualification("lead_1", "q-1"), "a redelivery of that cause"
+    assert not await projection.claim_qualification("lead_1", "q-2"), "another cause"
+    assert not await projection.claim_qualification("lead_2", "q-1"), "no such lead"
+    document = await projection.leads.find_one({"_id": "lead_1"})
+    assert document is not None
+    assert document["qualification_event_id"] == "q-1"
