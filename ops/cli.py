@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from aiokafka.errors import KafkaError
@@ -23,6 +23,14 @@ from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
 from ops.replay_cli import replay_command
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from services.common.crypto import PiiCipher
+    from services.common.store import Document
+
+T = TypeVar("T")
 
 __all__ = ["app", "main"]
 
@@ -280,6 +288,28 @@ def _publish(action: Callable[[EventPublisher], Awaitable[EventEnvelope]]) -> Ev
         raise fail("Kafka did not acknowledge within 30 s; nothing was changed") from None
 
 
+def _from_database(
+    read: Callable[[AsyncDatabase[Document], PiiCipher], Awaitable[T]],
+    *expected: type[Exception],
+) -> T:
+    """Run ``read`` on the deployment's database (and keyring); an ``expected`` error, or a
+    database that cannot be reached, is one error line and exit 1."""
+    from ops.export import open_database
+
+    settings = _operator_settings()
+
+    async def run() -> T:
+        async with open_database(settings) as (db, cipher):
+            return await read(db, cipher)
+
+    try:
+        return asyncio.run(run())
+    except expected as error:
+        raise fail(str(error)) from None
+    except _UNREACHABLE as error:
+        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+
+
 @retention_app.command("defaults")
 def retention_defaults(config_dir: Path = ConfigDir) -> None:
     """Show every data category with its default period, anchor and the installation maximum.
@@ -376,22 +406,13 @@ def holds_list(
     """
     import json
 
-    from ops.export import open_database
     from ops.operator import list_holds
     from services.erasure_propagator.store import ErasureStore
 
     _known_tenant(tenant, config_dir)
-    settings = _operator_settings()
-
-    async def read() -> list[dict[str, object]]:
-        async with open_database(settings) as (db, _):
-            holds = ErasureStore(db).holds
-            return await list_holds(holds, tenant, include_released=include_released)
-
-    try:
-        holds = asyncio.run(read())
-    except _UNREACHABLE as error:
-        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    holds = _from_database(
+        lambda db, _: list_holds(ErasureStore(db).holds, tenant, include_released=include_released)
+    )
     for hold in holds:
         view = {
             "hold_id": hold["_id"],
@@ -423,23 +444,13 @@ def holds_release(
 
     Example: leadtrail holds release hold_0a1b2c3d4e5f6071 --tenant acme --by legal
     """
-    from ops.export import open_database
     from ops.operator import OperatorError, hold_to_release, release_hold
     from services.erasure_propagator.store import ErasureStore
 
     _known_tenant(tenant, config_dir)
-    settings = _operator_settings()
-
-    async def find() -> dict[str, object]:
-        async with open_database(settings) as (db, _):
-            return await hold_to_release(ErasureStore(db).holds, tenant, hold_id)
-
-    try:
-        hold = asyncio.run(find())
-    except OperatorError as error:
-        raise fail(str(error)) from None
-    except _UNREACHABLE as error:
-        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    hold = _from_database(
+        lambda db, _: hold_to_release(ErasureStore(db).holds, tenant, hold_id), OperatorError
+    )
     subject = hold["subject_id"] if hold["scope"] == "subject" else None
     event = _publish(
         lambda publisher: release_hold(
@@ -580,25 +591,17 @@ def export(
     Examples: leadtrail export sub_7f3a9c2e4b1d8a60 --tenant acme |
     leadtrail export lead_019ad0f23c1e7a4b --tenant acme --format csv -o maria.csv
     """
-    from ops.export import UnknownSubjectError, build_package, open_database
+    from ops.export import UnknownSubjectError, build_package
     from services.common.export import render
 
     if fmt not in ("json", "csv"):
         raise fail(f"--format must be json or csv, got {fmt!r}")
     _known_tenant(tenant, config_dir)
-    settings = _operator_settings()
-
-    async def build() -> bytes:
-        async with open_database(settings) as (db, cipher):
-            package = await build_package(db, cipher, config_dir, tenant, subject)
-        return render(package, "csv" if fmt == "csv" else "json")[0]
-
-    try:
-        body = asyncio.run(build())
-    except UnknownSubjectError as error:
-        raise fail(str(error)) from None
-    except _UNREACHABLE as error:
-        raise fail(f"cannot read MongoDB: {type(error).__name__}: {error}") from None
+    package = _from_database(
+        lambda db, cipher: build_package(db, cipher, config_dir, tenant, subject),
+        UnknownSubjectError,
+    )
+    body = render(package, "csv" if fmt == "csv" else "json")[0]
     if output is None:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
