@@ -85,23 +85,34 @@ class Cluster:
         settings: CommonSettings = module.SETTINGS_CLASS.model_validate({**self.base, **extra})
         return settings
 
-    def operator_env(self) -> dict[str, str]:
-        """The environment ``leadtrail`` (the operator CLI) needs to work on this cluster."""
+    def auditor_env(self) -> dict[str, str]:
+        """What an auditor running ``leadtrail verify`` holds: the log and the integrity key,
+        not the KEK nor the database."""
         return {
             "LEADTRAIL_KAFKA_BOOTSTRAP": self.base["kafka_bootstrap"],
-            "LEADTRAIL_MONGO_URL": self.base["mongo_url"],
-            "LEADTRAIL_MONGO_DB": self.base["mongo_db"],
             "LEADTRAIL_TOPIC_PREFIX": self.base["topic_prefix"],
-            "LEADTRAIL_KEK": self.base["kek"],
             "LEADTRAIL_INTEGRITY_KEY": self.base["integrity_key"],
             "LEADTRAIL_CONFIG_DIR": str(self.config_dir),
         }
 
-    async def cli(self, *args: str) -> Result:
-        """Run ``leadtrail ARGS`` against this cluster (in a thread: commands run their own
-        event loop)."""
+    def operator_env(self) -> dict[str, str]:
+        """The environment ``leadtrail`` (the operator CLI) needs to work on this cluster."""
+        return {
+            **self.auditor_env(),
+            "LEADTRAIL_MONGO_URL": self.base["mongo_url"],
+            "LEADTRAIL_MONGO_DB": self.base["mongo_db"],
+            "LEADTRAIL_KEK": self.base["kek"],
+        }
+
+    async def cli(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        """Run ``leadtrail ARGS`` against this cluster with ``env`` (the operator's by default),
+        in a thread: commands run their own event loop."""
         return await asyncio.to_thread(
-            CliRunner().invoke, cli_app, list(args), env=self.operator_env(), catch_exceptions=False
+            CliRunner().invoke,
+            cli_app,
+            list(args),
+            env=self.operator_env() if env is None else env,
+            catch_exceptions=False,
         )
 
     def auth(self, tenant: str = "acme") -> dict[str, str]:

@@ -4,7 +4,6 @@ offset, with exit code 1."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -14,13 +13,12 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from contracts.envelope import Integrity
 from contracts.topics import DEAD_LETTERS, LEAD_EVENTS
-from ops.cli import app
 from ops.dlq import redrive
 from ops.operator import operator_publisher, place_hold
 from ops.verify import LogRecord, read_log
@@ -44,13 +42,7 @@ async def stack(kafka_bootstrap: str, mongo_url: str, tmp_path: Path) -> AsyncIt
 
 
 async def verify(stack: Cluster, *args: str) -> Result:
-    env = {
-        "LEADTRAIL_KAFKA_BOOTSTRAP": stack.base["kafka_bootstrap"],
-        "LEADTRAIL_TOPIC_PREFIX": stack.base["topic_prefix"],
-        "LEADTRAIL_INTEGRITY_KEY": stack.base["integrity_key"],
-        "LEADTRAIL_CONFIG_DIR": str(stack.config_dir),
-    }
-    return await asyncio.to_thread(CliRunner().invoke, app, ["verify", *args], env=env)
+    return await stack.cli("verify", *args, env=stack.auditor_env())
 
 
 async def lead_records(stack: Cluster) -> list[LogRecord]:

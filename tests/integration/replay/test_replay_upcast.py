@@ -11,16 +11,13 @@ recorded, inputs still decryptable until the erasure).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from contracts import REGISTRY, EventEnvelope, new_event_id
-from ops.cli import app
 from services.common.publisher import EventPublisher
 from services.lead_ingest import app as lead_ingest_app
 from tests.integration.replay.test_replay import capture, settle
@@ -90,14 +87,8 @@ async def publish_v1_score(
 
 
 async def verify_log(lifecycle: Lifecycle) -> dict[str, Any]:
-    base = lifecycle.stack.base
-    env = {
-        "LEADTRAIL_KAFKA_BOOTSTRAP": base["kafka_bootstrap"],
-        "LEADTRAIL_TOPIC_PREFIX": base["topic_prefix"],
-        "LEADTRAIL_INTEGRITY_KEY": base["integrity_key"],
-        "LEADTRAIL_CONFIG_DIR": str(lifecycle.stack.config_dir),
-    }
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["verify", "--json"], env=env)
+    stack = lifecycle.stack
+    result = await stack.cli("verify", "--json", env=stack.auditor_env())
     assert result.exit_code == 0, result.output
     report: dict[str, Any] = json.loads(result.stdout)
     return report
