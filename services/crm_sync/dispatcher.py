@@ -162,7 +162,11 @@ class Dispatcher:
             log.warning("CRM record gone; creating it again", record_id=previous)
             previous = None
             record_id = await adapter.upsert(contact, None)
-        await self.finish(entry, state="done", record_id=record_id)
+        # `last_delivered_at` outlives the next queued update (which resets `state` to
+        # pending): an access export reports the CRM as a recipient from the first delivery.
+        await self.finish(
+            entry, state="done", record_id=record_id, last_delivered_at=self.runtime.clock.now()
+        )
         cause = EventEnvelope.model_validate(entry["cause"])
         await self.publish(
             cause,

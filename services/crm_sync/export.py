@@ -1,13 +1,14 @@
 """crm-sync's part of an access/portability package (R22, R27): the recipients of the
 subject's data (the tenant's CRM connections: who, where, which data, on which basis) and, per
-lead, whether it reached each of them and under which CRM record id. A plain function over
-crm-sync's read model, used by its handler and by ``leadtrail export``."""
+lead, whether it reached each of them (ever: an update queued after a delivery does not undo
+it), when it last did, and under which CRM record id. A plain function over crm-sync's read
+model, used by its handler and by ``leadtrail export``."""
 
 from __future__ import annotations
 
 from pydantic import JsonValue
 
-from services.common.export import ExportPart, Record
+from services.common.export import ExportPart, Record, iso
 from services.crm_sync.connections import CrmFile
 from services.crm_sync.store import CrmStore, outbox_id
 
@@ -33,6 +34,7 @@ async def export_part(
                     "record_id": entry.get("record_id") or entry.get("deleted_record_id"),
                     "operation": entry["operation"],
                     "state": entry["state"],
+                    "last_delivered_at": iso(entry.get("last_delivered_at")),
                 }
             )
         recipients.append(
@@ -43,7 +45,9 @@ async def export_part(
                 "location": connection.recipient.location,
                 "data_categories": list(connection.recipient.data_categories),
                 "basis": connection.recipient.basis,
-                "received": any(isinstance(d, dict) and d["state"] == "done" for d in deliveries),
+                "received": any(
+                    isinstance(d, dict) and d["last_delivered_at"] is not None for d in deliveries
+                ),
                 "leads": deliveries,
             }
         )

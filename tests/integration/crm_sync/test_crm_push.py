@@ -14,6 +14,8 @@ import yaml
 
 from contracts.dead_letter import DeadLetterV1
 from ops.dlq import read_dead_letters, redrive
+from services.crm_sync.export import export_part
+from services.crm_sync.store import outbox_id
 from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
 from tests.helpers import Samples, eventually, sample, scrape_metrics
 from tests.integration.cluster import Cluster, cluster
@@ -162,6 +164,61 @@ async def test_a_qualified_lead_lands_in_the_crm_once_and_updates_hit_the_same_r
 
     await eventually(updated, what="the score update in HubSpot")
     assert len(crm.hubspot.records) == 1, "updates never create a second record"
+
+
+async def test_a_delivered_lead_stays_received_while_its_next_update_waits(
+    crm: CrmStack,
+) -> None:
+    """R22, R27: an access export names the CRM as a recipient from the first delivery on. The
+    next update of the lead resets its outbox entry to pending; while the CRM is down it stays
+    there, and the export used to read that as "not received"."""
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    runtime = crm.stack.runtimes["crm_sync"]
+    store = runtime.state["crm_store"]
+    connections = runtime.state["dispatcher"].connections.for_tenant("acme")
+    entry_id = outbox_id(lead["lead_id"], "hubspot-eu")
+
+    async def entry_when(ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        entry = await store.outbox.find_one({"_id": entry_id})
+        return entry if entry is not None and ready(entry) else None
+
+    delivered = await eventually(
+        lambda: entry_when(lambda e: e.get("last_delivered_at") is not None),
+        what="crm-sync recording the delivery",
+    )
+    first = delivered["last_delivered_at"]
+    await crm.hubspot.down()
+    await crm.stack.client("lead_ingest").post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={"channel": "email", "answers": {"timeline": "this quarter"}},
+        headers=crm.stack.auth(),
+    )
+    await eventually(
+        lambda: entry_when(lambda e: e["state"] == "pending" and e["last_error"] is not None),
+        what="the update failing against the CRM",
+    )
+    part = await export_part(store, connections, "acme", lead["subject_id"])
+    (recipient,) = part.sections["recipients"]
+    assert recipient["received"] is True
+    assert recipient["leads"] == [
+        {
+            "lead_id": lead["lead_id"],
+            "record_id": record_id,
+            "operation": "upsert",
+            "state": "pending",
+            "last_delivered_at": first.isoformat(),
+        }
+    ]
+
+    await crm.hubspot.up()
+    again = await eventually(
+        lambda: entry_when(lambda e: e["state"] == "done" and e["last_delivered_at"] > first),
+        within=60,
+        what="the update reaching the CRM",
+    )
+    assert again["record_id"] == record_id
+    assert crm.hubspot.records[record_id]["leadtrail_score"] == "75"
 
 
 async def test_a_crm_failing_three_times_gets_exactly_one_record(crm: CrmStack) -> None:

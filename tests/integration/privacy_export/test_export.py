@@ -41,15 +41,15 @@ async def both_grants_recorded(full: Full, subject_id: str) -> None:
 
 
 async def push_recorded(full: Full, lead_id: str) -> None:
-    """The CRM has the record before crm-sync has marked its outbox entry done; the export's
-    ``received`` reads the entry."""
+    """The CRM has the record before crm-sync has recorded the delivery on its outbox entry;
+    the export's ``received`` reads the entry."""
     outbox = full.stack.runtimes["crm_sync"].db["crm_outbox"]
 
-    async def done() -> bool | None:
+    async def delivered() -> bool | None:
         entry = await outbox.find_one({"_id": outbox_id(lead_id, "hubspot-eu")})
-        return True if entry is not None and entry["state"] == "done" else None
+        return True if entry is not None and entry.get("last_delivered_at") else None
 
-    await eventually(done, what="crm-sync recording the push as done")
+    await eventually(delivered, what="crm-sync recording the delivery")
 
 
 async def test_an_access_request_delivers_everything_every_service_holds(full: Full) -> None:
