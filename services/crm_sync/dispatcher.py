@@ -121,6 +121,7 @@ class Dispatcher:
                 },
             )
             return 0
+        probe = self.breaker.state(breaker_key) == "half-open"
         try:
             if entry["operation"] == "upsert":
                 succeeded = await self.upsert(entry, connection)
@@ -128,7 +129,7 @@ class Dispatcher:
                 succeeded = await self.delete(entry, connection)
         except CrmError as error:
             self.breaker.failed(breaker_key)
-            await self.fail(entry, error, adapter=kind)
+            await self.fail(entry, error, adapter=kind, probe=probe)
             return 0
         except SecretUnavailableError as error:
             await self.fail(entry, CrmError(str(error), status=None, transient=False), adapter=kind)
@@ -244,15 +245,24 @@ class Dispatcher:
             {"$set": {"state": state, "attempts": 0, "last_error": None, **values}},
         )
 
-    async def fail(self, entry: Document, error: CrmError, *, adapter: str = "unknown") -> None:
+    async def fail(
+        self, entry: Document, error: CrmError, *, adapter: str = "unknown", probe: bool = False
+    ) -> None:
+        """Record a failed CRM call: retry it later, or dead-letter it.
+
+        A transient failure of a ``probe`` (the one call a half-open circuit lets through) says
+        the CRM is still down, nothing about this entry, so it never dead-letters the entry:
+        otherwise each probe of a long outage would use up an attempt of whichever entry it
+        carried, and the backlog would die one entry at a time instead of draining when the
+        CRM is back. ``attempts`` still counts every call."""
         attempt = int(entry.get("attempts", 0)) + 1
         now = self.runtime.clock.now()
-        retry = error.transient and attempt < self.settings.max_attempts
+        retry = error.transient and (probe or attempt < self.settings.max_attempts)
         next_at: datetime | None = None
         if retry:
-            backoff = min(
-                self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1)
-            )
+            # Capped exponent: the failed probes of a long outage count attempts without limit.
+            growth = 2 ** min(attempt - 1, 32)
+            backoff = min(self.settings.backoff_max_s, self.settings.backoff_base_s * growth)
             delay = max(error.retry_after or 0.0, backoff * random.uniform(0.5, 1.0))  # noqa: S311
             next_at = now + timedelta(seconds=delay)
         await update_if(

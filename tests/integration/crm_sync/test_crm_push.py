@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from ops.dlq import read_dead_letters, redrive
 from services.crm_sync.export import export_part
@@ -258,6 +259,25 @@ async def test_a_crm_down_for_long_trips_the_breaker_and_the_backlog_drains(
     assert circuits(closed, "open") == circuits(closed, "half-open") == 0
     assert len(crm.hubspot.records) == 3
     assert calls_while_open < 3 * 6, "the breaker stopped hammering the CRM"
+
+
+async def test_a_crm_down_for_longer_than_the_attempts_allow_loses_nothing(
+    crm: CrmStack,
+) -> None:
+    """Failed probes of an open circuit never dead-letter the entry they carry: the push
+    waits out an outage of any length (here more failures than ``max_attempts=6``)."""
+    await crm.hubspot.down()
+    await crm.qualified_lead()
+
+    async def failures() -> list[EventEnvelope] | None:
+        events = await crm.stack.events("crm-events")
+        failed = [e for e in events if e.type == "crm.sync_failed"]
+        return failed if len(failed) > 8 else None
+
+    failed = await eventually(failures, within=60, what="more failures than max_attempts")
+    assert not any(f.data["dead_lettered"] for f in failed)
+    await crm.hubspot.up()
+    await crm.in_crm("maria.rossi@example.org")
 
 
 async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
