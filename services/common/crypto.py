@@ -164,7 +164,9 @@ class MongoDataKeyring:
     * ``{_id: "current:<tenant>/<subject>", generation, destroyed}``: which generation is live.
 
     Creation is race-free across processes: a key is inserted under its deterministic id before
-    the pointer moves to it, and a unique-key insert is atomic everywhere.
+    the pointer moves to it, and a unique-key insert is atomic everywhere. A key the pointer
+    does not name yet (its creator was killed between the two writes) is adopted by the next
+    caller: it never encrypted anything, since its creator died before returning it.
     """
 
     def __init__(
@@ -213,16 +215,22 @@ class MongoDataKeyring:
                     }
                 )
             except DuplicateKeyError:
-                # Another process created this generation and is about to point at it.
-                await asyncio.sleep(0.005 * (attempt + 1))
-                continue
+                # This generation exists but the pointer does not name it: another process is
+                # about to point at it, or was killed before it could. Point at it ourselves
+                # (both name the same generation); waiting would wait for ever after a kill.
+                existing = await self._collection.find_one({"_id": key_id})
+                if existing is None or existing.get("destroyed_at") is not None:
+                    await asyncio.sleep(0.005 * (attempt + 1))
+                    continue
+                key = self._unwrap(existing, read_at)
+            else:
+                key = DataKey(key_id, tenant_id, subject_id, material)
+                self._cache.put(key, read_at)
             await self._collection.update_one(
                 {"_id": pointer_id},
                 {"$set": {"generation": generation, "destroyed": False}},
                 upsert=True,
             )
-            key = DataKey(key_id, tenant_id, subject_id, material)
-            self._cache.put(key, read_at)
             return key
         raise RuntimeError(f"could not create a data key for {tenant_id}/{subject_id}")
 

@@ -1,0 +1,84 @@
+"""The data keyring on the real document store: a process killed between creating a subject's
+key and pointing at it must not leave the subject without a usable key (seen in the e2e kill -9
+test: every later capture of that person timed out, for minutes, until the test gave up)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+
+from services.common.crypto import KeyWrapper, MongoDataKeyring
+
+pytestmark = pytest.mark.integration
+
+Document = dict[str, Any]
+
+
+class KilledError(Exception):
+    """Stands for SIGKILL: the process stops between two writes."""
+
+
+class DiesBeforeThePointer:
+    """The keyring's collection as a process killed right after inserting a key sees it: the
+    insert lands, the pointer update never happens."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        raise KilledError
+
+
+@pytest.fixture
+async def collection(mongo_url: str) -> AsyncIterator[AsyncCollection[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
+    name = f"it_keys_{uuid.uuid4().hex[:10]}"
+    yield client[name]["data_keys"]
+    await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+def wrapper() -> KeyWrapper:
+    return KeyWrapper(os.urandom(32), "kek-1")
+
+
+def keyring(collection: Any, wrapper: KeyWrapper) -> MongoDataKeyring:
+    return MongoDataKeyring(collection, wrapper, cache_ttl=0)
+
+
+@pytest.mark.parametrize("erased_before", [False, True], ids=["first-key", "after-erasure"])
+async def test_a_key_left_without_its_pointer_is_adopted(
+    collection: AsyncCollection[Document], wrapper: KeyWrapper, erased_before: bool
+) -> None:
+    if erased_before:  # generation 1 exists and was destroyed: the orphan is generation 2
+        await keyring(collection, wrapper).get_or_create("acme", "sub-1")
+        assert await keyring(collection, wrapper).destroy("acme", "sub-1") == 1
+    with pytest.raises(KilledError):
+        await keyring(DiesBeforeThePointer(collection), wrapper).get_or_create("acme", "sub-1")
+    orphan_generation = 2 if erased_before else 1
+    assert await collection.find_one({"_id": f"acme/sub-1/{orphan_generation}"}) is not None
+
+    restarted = keyring(collection, wrapper)
+    key = await restarted.get_or_create("acme", "sub-1")
+
+    assert key.key_id == f"acme/sub-1/{orphan_generation}", "the orphan is used, not skipped"
+    pointer = await collection.find_one({"_id": "current:acme/sub-1"})
+    assert pointer is not None
+    assert pointer["generation"] == orphan_generation
+    assert pointer["destroyed"] is False
+    again = await keyring(collection, wrapper).get_or_create("acme", "sub-1")
+    assert again.key_id == key.key_id
+    assert again.material == key.material
+    # An erasure reaches the adopted key like any other.
+    assert await restarted.destroy("acme", "sub-1") == 1
+    assert await restarted.get(key.key_id) is None
