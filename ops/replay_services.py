@@ -184,7 +184,7 @@ SERVICES: dict[str, ReadModelSpec] = {
             service="crm-sync",
             read_models=("crm_leads", "crm_subjects"),
             operational=(
-                ("crm_outbox", "CRM operations, attempts and the CRMs' record ids"),
+                ("crm_outbox", "CRM operations, attempts, deliveries and the CRMs' record ids"),
                 ("crm_waits", "CRM calls an erasure or rectification waits for"),
                 ("crm_recipients", "recipients announced to tenants"),
                 KEYS,

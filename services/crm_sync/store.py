@@ -3,9 +3,10 @@
 * ``crm_leads``: what crm-sync knows of each lead (personal data kept as the events' ciphertexts);
 * ``crm_subjects``: the subject's consent facts and lead ids (the shared decision, R28);
 * ``crm_outbox``: one document per (lead, connection) holding the next CRM operation, its
-  attempts and the CRM's record id. A newer request for the same lead replaces a pending one,
-  so a burst of updates becomes one push of the latest state; the record id stays, so every
-  later update and delete hits the same CRM record;
+  attempts, the CRM's record id and when the lead last reached that CRM
+  (``last_delivered_at``). A newer request for the same lead replaces a pending one, so a
+  burst of updates becomes one push of the latest state; the record id and the delivery time
+  stay, so every later update and delete hits the same CRM record;
 * ``crm_waits``: the CRM calls an erasure or rectification waits for before crm-sync sends its
   receipt.
 
