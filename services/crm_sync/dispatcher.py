@@ -145,12 +145,12 @@ class Dispatcher:
         state = fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
         decision = decide(state, "crm_sync", self.purposes.for_tenant(tenant_id).bases())
         if not decision.allowed or lead is None:
-            await self.finish(entry, state="skipped", reason=decision.reason)
+            await self.skip(entry, connection, decision.reason)
             log.info("CRM push not allowed now", reason=decision.reason)
             return False
         contact = await build_contact(self.runtime.cipher, lead, connection.field_mapping)
         if contact is None:
-            await self.finish(entry, state="skipped", reason="personal data erased")
+            await self.skip(entry, connection, "personal data erased")
             return False
         adapter = self.adapter(tenant_id, connection)
         previous = entry.get("record_id")
@@ -163,11 +163,6 @@ class Dispatcher:
             log.warning("CRM record gone; creating it again", record_id=previous)
             previous = None
             record_id = await adapter.upsert(contact, None)
-        # `last_delivered_at` outlives the next queued update (which resets `state` to
-        # pending): an access export reports the CRM as a recipient from the first delivery.
-        await self.finish(
-            entry, state="done", record_id=record_id, last_delivered_at=self.runtime.clock.now()
-        )
         cause = EventEnvelope.model_validate(entry["cause"])
         await self.publish(
             cause,
@@ -197,6 +192,13 @@ class Dispatcher:
             )
         await self.progress(
             entry, f"{connection.id} ({connection.adapter.kind}) updated {record_id}"
+        )
+        # Last, as in `delete`: killed before this, the entry is still pending and the push
+        # runs again (same event ids); done first, its events and receipt were never sent.
+        # `last_delivered_at` outlives the next queued update (which resets `state` to
+        # pending): an access export reports the CRM as a recipient from the first delivery.
+        await self.finish(
+            entry, state="done", record_id=record_id, last_delivered_at=self.runtime.clock.now()
         )
         return True
 
@@ -237,12 +239,23 @@ class Dispatcher:
         await self.finish(entry, state="done", record_id=None, deleted_record_id=record_id)
         return True
 
+    async def skip(self, entry: Document, connection: CrmConnection, reason: str) -> None:
+        """No call made: a waiting erasure or rectification is told so, not left waiting."""
+        await self.progress(
+            entry, f"{connection.id} ({connection.adapter.kind}) not updated: {reason}"
+        )
+        await self.finish(entry, state="skipped", reason=reason)
+
     async def finish(self, entry: Document, *, state: str, **values: Any) -> None:
+        """The entry's operation is over; the waits it was queued for have had their answer."""
         await update_if(
             self.store.outbox,
             entry["_id"],
             {"next_attempt_at": entry["next_attempt_at"]},
-            {"$set": {"state": state, "attempts": 0, "last_error": None, **values}},
+            {
+                "$set": {"state": state, "attempts": 0, "last_error": None, **values},
+                "$unset": {"wait_ids": "", "wait_id": ""},
+            },
         )
 
     async def fail(
@@ -265,19 +278,6 @@ class Dispatcher:
             backoff = min(self.settings.backoff_max_s, self.settings.backoff_base_s * growth)
             delay = max(error.retry_after or 0.0, backoff * random.uniform(0.5, 1.0))  # noqa: S311
             next_at = now + timedelta(seconds=delay)
-        await update_if(
-            self.store.outbox,
-            entry["_id"],
-            {"next_attempt_at": entry["next_attempt_at"]},
-            {
-                "$set": {
-                    "attempts": attempt,
-                    "state": "pending" if retry else "dead",
-                    "next_attempt_at": next_at or now,
-                    "last_error": str(error)[:2000],
-                }
-            },
-        )
         cause = EventEnvelope.model_validate(entry["cause"])
         await self.publish(
             cause,
@@ -305,6 +305,22 @@ class Dispatcher:
         )
         if not retry:
             await self.dead_letter(entry, cause, error, attempt)
+        # The state last: killed before this, the entry is still pending and fails again (the
+        # same crm.sync_failed id); `dead` first, the dead letter was never written, and
+        # nothing could redrive the push.
+        await update_if(
+            self.store.outbox,
+            entry["_id"],
+            {"next_attempt_at": entry["next_attempt_at"]},
+            {
+                "$set": {
+                    "attempts": attempt,
+                    "state": "pending" if retry else "dead",
+                    "next_attempt_at": next_at or now,
+                    "last_error": str(error)[:2000],
+                }
+            },
+        )
 
     async def dead_letter(
         self, entry: Document, cause: EventEnvelope, error: CrmError, attempts: int
@@ -341,16 +357,14 @@ class Dispatcher:
         self.runtime.metrics.dead_lettered(definition.topic, reason)
 
     async def progress(self, entry: Document, action: str) -> None:
-        """An erasure or rectification waiting for this call: send its receipt when the last
-        CRM confirmed (R24, R25)."""
-        wait_id = entry.get("wait_id")
-        if not wait_id:
-            return
-        await self.store.waits.update_one(
-            {"_id": wait_id},
-            {"$pullAll": {"pending": [entry["_id"]]}, "$push": {"actions": action}},
-        )
-        await self.maybe_receipt(wait_id)
+        """The erasures and rectifications waiting for this call: send each its receipt when
+        the last CRM confirmed (R24, R25)."""
+        for wait_id in waits_of(entry):
+            await self.store.waits.update_one(
+                {"_id": wait_id},
+                {"$pullAll": {"pending": [entry["_id"]]}, "$push": {"actions": action}},
+            )
+            await self.maybe_receipt(wait_id)
 
     async def maybe_receipt(self, wait_id: str) -> None:
         wait = await self.store.waits.find_one({"_id": wait_id})
@@ -369,6 +383,13 @@ class Dispatcher:
         self, cause: EventEnvelope, data: BaseModel, what: str, pii: BaseModel | None = None
     ) -> None:
         await self.runtime.publisher.publish_caused(cause, data, what=f"crm/{what}", pii=pii)
+
+
+def waits_of(entry: Document) -> list[str]:
+    """The waits an outbox entry answers (``wait_id``: one, on entries queued before several
+    could wait for one entry)."""
+    legacy = entry.get("wait_id")
+    return [*entry.get("wait_ids", []), *([legacy] if legacy else [])]
 
 
 def _unchanged(seen: Document, now: Document) -> bool:

@@ -217,28 +217,33 @@ class CrmStore:
         """One entry per lead and connection holds the next CRM operation. A delete (erasure)
         is final for the lead: an upsert arriving after it (an earlier lead event handled late,
         or redelivered after a crash) must not replace it, or the erasure would wait for a
-        delete that never runs (found by the e2e kill -9 test)."""
+        delete that never runs (found by the e2e kill -9 test).
+
+        The operation replaces a pending one, but the waits do not: an erasure or
+        rectification waiting for the entry keeps waiting for whatever runs next (a
+        rectification's update overtaken by a score update, or by the erasure's delete, would
+        otherwise wait for ever)."""
         if operation == "upsert" and await self.deleting(lead_id, connection_id):
             return
+        update: dict[str, Any] = {
+            "$set": {
+                "tenant_id": tenant_id,
+                "subject_id": subject_id,
+                "lead_id": lead_id,
+                "connection_id": connection_id,
+                "operation": operation,
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "cause": cause.model_dump(mode="json"),
+                "erasure_id": erasure_id,
+                "last_error": None,
+            }
+        }
+        if wait_id is not None:
+            update["$addToSet"] = {"wait_ids": wait_id}
         await self.outbox.update_one(
-            {"_id": outbox_id(lead_id, connection_id)},
-            {
-                "$set": {
-                    "tenant_id": tenant_id,
-                    "subject_id": subject_id,
-                    "lead_id": lead_id,
-                    "connection_id": connection_id,
-                    "operation": operation,
-                    "state": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "cause": cause.model_dump(mode="json"),
-                    "erasure_id": erasure_id,
-                    "wait_id": wait_id,
-                    "last_error": None,
-                }
-            },
-            upsert=True,
+            {"_id": outbox_id(lead_id, connection_id)}, update, upsert=True
         )
 
     async def due(self, now: datetime, limit: int) -> list[Document]:

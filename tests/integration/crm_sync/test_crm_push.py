@@ -213,13 +213,17 @@ async def test_a_delivered_lead_stays_received_while_its_next_update_waits(
     ]
 
     await crm.hubspot.up()
+
+    async def rescored() -> str | None:  # the interaction's push may land before the new score
+        value = crm.hubspot.records[record_id].get("leadtrail_score")
+        return value if value == "75" else None
+
+    await eventually(rescored, within=60, what="the update reaching the CRM")
     again = await eventually(
         lambda: entry_when(lambda e: e["state"] == "done" and e["last_delivered_at"] > first),
-        within=60,
-        what="the update reaching the CRM",
+        what="crm-sync recording the new delivery",
     )
     assert again["record_id"] == record_id
-    assert crm.hubspot.records[record_id]["leadtrail_score"] == "75"
 
 
 async def test_a_crm_failing_three_times_gets_exactly_one_record(crm: CrmStack) -> None:
@@ -409,6 +413,53 @@ async def test_rectification_reaches_the_crm_before_the_receipt(crm: CrmStack) -
     assert crm.hubspot.records[record_id]["email"] == "maria.bianchi@example.org"
     assert len(crm.hubspot.records) == 1, "the same record, corrected"
     assert any(record_id in action for action in receipt.data["actions"])
+
+
+async def test_a_rectification_overtaken_by_a_later_update_still_gets_its_receipt(
+    crm: CrmStack,
+) -> None:
+    """R24: with the CRM down, a score update replaces the queued rectification push before it
+    runs. The update carries the correction too, and the rectification waits for it; the wait
+    used to be dropped with the replaced push, and crm-sync's receipt never came."""
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    outbox = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
+    entry_id = outbox_id(lead["lead_id"], "hubspot-eu")
+
+    async def entry_caused_by(*types: str) -> dict[str, Any] | None:
+        entry = await outbox.find_one({"_id": entry_id})
+        return entry if entry is not None and entry["cause"]["type"] in types else None
+
+    await crm.hubspot.down()
+    ingest = crm.stack.client("lead_ingest")
+    response = await ingest.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "rectification",
+            "subject": {"lead_id": lead["lead_id"]},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo"},
+            "corrections": {"last_name": "Bianchi"},
+        },
+        headers=crm.stack.auth(),
+    )
+    assert response.status_code == 202, response.text
+    await eventually(lambda: entry_caused_by("lead.rectified"), what="the rectification queued")
+    await ingest.post(
+        f"/v1/leads/{lead['lead_id']}/interactions",
+        json={"channel": "email", "answers": {"timeline": "this quarter"}},
+        headers=crm.stack.auth(),
+    )
+    await eventually(lambda: entry_caused_by("lead.scored"), what="the update replacing it")
+    await crm.hubspot.up()
+
+    receipt = await crm.stack.wait_for_event(
+        "erasure-events",
+        lambda e: e.type == "rectification.receipt" and e.data["service"] == "crm-sync",
+        within=60,
+    )
+    assert any(record_id in action for action in receipt.data["actions"])
+    assert crm.hubspot.records[record_id]["lastname"] == "Bianchi"
+    assert crm.hubspot.records[record_id]["leadtrail_score"] == "75"
 
 
 async def test_after_consent_is_withdrawn_updates_stop_reaching_the_crm(crm: CrmStack) -> None:
