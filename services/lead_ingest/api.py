@@ -28,6 +28,7 @@ from services.common.http import (
 )
 from services.common.logging import current_correlation_id, get_logger, message_context
 from services.common.netprivacy import shorten_ip
+from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
 from services.common.tenants import Tenant, TenantDirectory
@@ -459,14 +460,19 @@ class IngestApi:
     async def verify_privacy_request(
         self, who: Tenant, request_id: str, body: VerifyIn
     ) -> PrivacyRequestAccepted:
-        record = await self.runtime.db["verification_tokens"].find_one_and_delete(
-            {
-                "_id": hashlib.sha256(body.token.encode()).hexdigest(),
-                "request_id": request_id,
-                "tenant_id": who.id,
-            }
-        )
-        if record is None or record["expires_at"] < self.runtime.clock.now():
+        """The token is used up only once the verification is on the log: deleted first, a
+        failed publish (a 503, or the process killed in between) would leave the request
+        unverifiable, the client's retry refused as "used". A retry after a publish that did
+        land republishes the same event id, which consumers already handled."""
+        tokens = self.runtime.db["verification_tokens"]
+        token_id = hashlib.sha256(body.token.encode()).hexdigest()
+        record = await tokens.find_one({"_id": token_id})
+        if (
+            record is None
+            or record["request_id"] != request_id
+            or record["tenant_id"] != who.id
+            or record["expires_at"] < self.runtime.clock.now()
+        ):
             raise ProblemError(
                 422,
                 "invalid-verification-token",
@@ -479,7 +485,9 @@ class IngestApi:
             tenant_id=who.id,
             subject_id=record["subject_id"],
             correlation_id=current_correlation_id(),
+            event_id=derived_event_id(request_id, "privacy.request.verified/token"),
         )
+        await tokens.delete_one({"_id": token_id})
         view = await self.projection.request(who.id, request_id)
         deadline = view["deadline"] if view else self.runtime.clock.now()
         return PrivacyRequestAccepted(request_id=request_id, status="verified", deadline=deadline)

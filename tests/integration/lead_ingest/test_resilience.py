@@ -52,6 +52,46 @@ async def test_kafka_down_is_a_503_and_a_retry_adds_exactly_one_lead(
     assert await ingest.runtime.db["leads"].count_documents({}) == 2
 
 
+async def test_a_verification_refused_by_a_kafka_outage_keeps_its_token(
+    ingest: Ingest, kafka_control: ServerControl
+) -> None:
+    """R21: the token is used up by a verification on the log, not by an attempt. Deleted
+    before the publish, a 503 left the request unverifiable: the retry was refused as "used"."""
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "access",
+            "subject": {"email": "maria.rossi@example.org"},
+            "verification": {"method": "token"},
+        },
+        headers=ingest.auth(),
+    )
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    path = f"/v1/privacy-requests/{accepted['request_id']}/verify"
+    token = {"token": accepted["verification_token"]}
+    await kafka_control.astop()
+    try:
+        failed = await ingest.client.post(path, json=token, headers=ingest.auth())
+        assert failed.status_code == 503
+        assert failed.json()["type"] == "urn:leadtrail:problem:kafka-unavailable"
+    finally:
+        await kafka_control.astart()
+
+    async def retry() -> httpx.Response | None:
+        response = await ingest.client.post(path, json=token, headers=ingest.auth())
+        return response if response.status_code != 503 else None
+
+    verified = await eventually(retry, within=60, what="the retried verification")
+    assert verified.status_code == 202, verified.text
+    assert verified.json()["status"] == "verified"
+    reused = await ingest.client.post(path, json=token, headers=ingest.auth())
+    assert reused.status_code == 422, "used up once verified"
+    events = await ingest.all_events("privacy-events")
+    verifications = {e.id for e in events if e.type == "privacy.request.verified"}
+    assert len(verifications) == 1
+
+
 async def test_killing_lead_ingest_between_requests_loses_nothing(
     kafka_bootstrap: str, mongo_url: str, tmp_path: Path
 ) -> None:
