@@ -224,9 +224,15 @@ class LeadIngestHandlers:
         by: Literal["rules", "review"],
     ) -> None:
         subject = await self.projection.subject(cause.tenant_id, cause.subject_id)
-        if self.blocked(cause.tenant_id, subject):
-            return
         event_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
+        # Paused now: nothing to qualify, unless this very cause claimed the qualification
+        # before and the process died before publishing it. That claim is finished, not left
+        # to block every later qualification of the lead.
+        if (
+            self.blocked(cause.tenant_id, subject)
+            and await self.projection.qualification_holder(lead_id) != event_id
+        ):
+            return
         if not await self.projection.claim_qualification(lead_id, event_id):
             return  # already qualified by an earlier cause
         await self.runtime.publisher.publish(

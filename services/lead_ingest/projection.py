@@ -308,8 +308,12 @@ class LeadProjection:
         claim = {"$set": {"qualification_event_id": event_id}}
         if await update_if(self.leads, lead_id, {"qualification_event_id": None}, claim):
             return True
+        return await self.qualification_holder(lead_id) == event_id
+
+    async def qualification_holder(self, lead_id: str) -> str | None:
+        """The event id that reserved the lead's ``lead.qualified``, if any."""
         holder = await self.leads.find_one({"_id": lead_id}, {"qualification_event_id": 1})
-        return holder is not None and holder.get("qualification_event_id") == event_id
+        return None if holder is None else holder.get("qualification_event_id")
 
     async def aggregates(self, tenant_id: str) -> list[Document]:
         """Lead counts per month, source and score band: anonymous, they outlive erasure."""

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
+from contracts import EventEnvelope
 from contracts.events.consent import (
     ObjectionRecordedV1,
     RestrictionLiftedV1,
     RestrictionPlacedV1,
     SuppressionAddedV1,
 )
+from services.common.publisher import derived_event_id
 from tests.integration.lead_ingest.conftest import Ingest, sample_lead
 
 pytestmark = pytest.mark.integration
@@ -224,6 +228,47 @@ async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
     lifted = await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
     assert lifted["score"]["value"] == 55
     assert lifted["processing"]["scoring_paused"] is None
+
+
+async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restriction(
+    ingest: Ingest,
+) -> None:
+    """lead-ingest reserved a lead's one ``lead.qualified`` for a cause, then died before
+    publishing it; on restart a restriction was handled before the cause came back. The
+    re-run must publish the reserved event: it used to stop at "scoring paused" and leave the
+    reservation, which refused every later qualification of the lead for ever."""
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
+    await ingest.lead(lead_id)
+    api = ingest.runtime.state["ingest_api"]
+    cause = EventEnvelope.model_validate(
+        {
+            "id": str(uuid.uuid4()),
+            "type": "lead.scored",
+            "version": 2,
+            "occurred_at": datetime.now(UTC),
+            "tenant_id": "acme",
+            "subject_id": subject_id,
+            "correlation_id": "killed-1",
+            "producer": "lead-ingest",
+            "data": {},
+        }
+    )
+    qualified_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
+    assert await api.projection.claim_qualification(lead_id, qualified_id)  # then: SIGKILL
+    await ingest.consent_publisher.publish(
+        RestrictionPlacedV1(origin="operator", reason="accuracy contested"),
+        tenant_id="acme",
+        subject_id=subject_id,
+        correlation_id="restrict-1",
+    )
+    await ingest.lead(lead_id, until=lambda lead: lead["processing"]["restricted"])
+
+    await api.handlers.qualify(cause, lead_id, 55, 50, "rules")  # the redelivered cause
+
+    events = await ingest.all_events("lead-events")
+    assert [e.id for e in events if e.type == "lead.qualified"] == [qualified_id]
+    await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
 
 
 async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ingest) -> None:
