@@ -127,12 +127,21 @@ class Orchestrator:
                 await self.execute(document)
 
     async def on_erasure_receipt(self, envelope: EventEnvelope) -> None:
-        erasure_id = envelope.data["erasure_id"]
-        document = await self.store.add_receipt("erasures", erasure_id, envelope)
+        document = await self.store.add_receipt("erasures", envelope.data["erasure_id"], envelope)
+        await self.maybe_complete(document, envelope)
+
+    async def maybe_complete(self, document: Document | None, cause: EventEnvelope | None) -> None:
+        """``erasure.completed`` once every expected receipt is in, and not before the erasure
+        is recorded as requested: killed between publishing ``erasure.requested`` and
+        recording it, erasure-propagator may handle the last receipt before the redelivered
+        cause, and :meth:`execute`, re-run from that cause, completes it then."""
         if document is None or document["state"] == "completed":
+            return
+        if document.get("requested_at") is None:
             return
         if set(document["expected"]) - set(document.get("receipts", {})):
             return
+        erasure_id = document["_id"]
         receipts = [
             erasure.Receipt(service=name, actions=r["actions"], at=r["at"], event_id=r["event_id"])
             for name, r in sorted(document["receipts"].items())
@@ -146,7 +155,7 @@ class Orchestrator:
             ),
             tenant_id=document["tenant_id"],
             subject_id=document["subject_id"],
-            cause=envelope,
+            cause=cause,
             event_id=derived_event_id(erasure_id, "completed"),
             correlation_id=document["correlation_id"],
         )
@@ -255,6 +264,7 @@ class Orchestrator:
         )
         await self.store.set_state(document["_id"], "requested", requested_at=requested_at)
         log.info("erasure requested", erasure_id=document["_id"], keys_destroyed=destroyed)
+        await self.maybe_complete(await self.store.erasure(document["_id"]), None)
 
     async def check_overdue(self) -> int:
         count = 0

@@ -115,6 +115,9 @@ class ErasureStore:
         assert document is not None  # noqa: S101 (just upserted)
         return document
 
+    async def erasure(self, erasure_id: str) -> Document | None:
+        return await self.erasures.find_one({"_id": erasure_id})
+
     async def set_state(self, erasure_id: str, state: str, **extra: Any) -> None:
         await self.erasures.update_one({"_id": erasure_id}, {"$set": {"state": state, **extra}})
 
