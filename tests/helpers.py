@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -47,3 +51,17 @@ def parse_metrics(text: str) -> Samples:
 def sample(samples: Samples, name: str, **labels: str) -> float | None:
     """The value of the sample with exactly these labels, or None if there is none."""
     return samples.get((name, frozenset(labels.items())))
+
+
+@asynccontextmanager
+async def scratch_collection(
+    mongo_url: str, prefix: str, name: str
+) -> AsyncIterator[AsyncCollection[dict[str, Any]]]:
+    """A collection in a database of its own (``<prefix>_<random>``), dropped afterwards."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    database = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    try:
+        yield client[database][name]
+    finally:
+        await client.drop_database(database)
+        await client.close()

@@ -5,12 +5,10 @@ other filter)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.common import store
@@ -22,17 +20,15 @@ from services.common.store import (
     update_if,
 )
 from services.lead_ingest.projection import LeadProjection
+from tests.helpers import scratch_collection
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def collection(mongo_url: str) -> AsyncIterator[AsyncCollection[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
-    name = f"it_apply_{uuid.uuid4().hex[:10]}"
-    yield client[name]["projection"]
-    await client.drop_database(name)
-    await client.close()
+    async with scratch_collection(mongo_url, "it_apply", "projection") as scratch:
+        yield scratch
 
 
 async def test_the_server_flavour_is_recognised(collection: AsyncCollection[Document]) -> None:

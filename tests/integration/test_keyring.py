@@ -5,15 +5,14 @@ test: every later capture of that person timed out, for minutes, until the test 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.common.crypto import KeyWrapper, MongoDataKeyring
+from tests.helpers import scratch_collection
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +39,8 @@ class DiesBeforeThePointer:
 
 @pytest.fixture
 async def collection(mongo_url: str) -> AsyncIterator[AsyncCollection[Document]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url, tz_aware=True)
-    name = f"it_keys_{uuid.uuid4().hex[:10]}"
-    yield client[name]["data_keys"]
-    await client.drop_database(name)
-    await client.close()
+    async with scratch_collection(mongo_url, "it_keys", "data_keys") as scratch:
+        yield scratch
 
 
 @pytest.fixture

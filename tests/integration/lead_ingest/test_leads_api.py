@@ -191,12 +191,8 @@ async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> No
     assert lead["score"]["review"]["reason"] == "Confirmed budget on a call"
 
 
-async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
-    ingest: Ingest,
-) -> None:
-    accepted = (await ingest.post_lead(sample_lead())).json()
-    lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
-    await ingest.lead(lead_id)
+async def restrict(ingest: Ingest, lead_id: str, subject_id: str) -> None:
+    """Restrict the subject's processing (R14) and wait until lead-ingest knows."""
     await ingest.consent_publisher.publish(
         RestrictionPlacedV1(origin="operator", reason="accuracy contested"),
         tenant_id="acme",
@@ -204,6 +200,15 @@ async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
         correlation_id="restrict-1",
     )
     await ingest.lead(lead_id, until=lambda lead: lead["processing"]["restricted"])
+
+
+async def test_a_restricted_subject_is_stored_but_not_scored_until_lifted(
+    ingest: Ingest,
+) -> None:
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
+    await ingest.lead(lead_id)
+    await restrict(ingest, lead_id, subject_id)
     response = await ingest.client.post(
         f"/v1/leads/{lead_id}/interactions",
         json={"channel": "email", "answers": {"budget": 50000, "role": "CEO"}},
@@ -256,13 +261,7 @@ async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restri
     )
     qualified_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
     assert await api.projection.claim_qualification(lead_id, qualified_id)  # then: SIGKILL
-    await ingest.consent_publisher.publish(
-        RestrictionPlacedV1(origin="operator", reason="accuracy contested"),
-        tenant_id="acme",
-        subject_id=subject_id,
-        correlation_id="restrict-1",
-    )
-    await ingest.lead(lead_id, until=lambda lead: lead["processing"]["restricted"])
+    await restrict(ingest, lead_id, subject_id)
 
     await api.handlers.qualify(cause, lead_id, 55, 50, "rules")  # the redelivered cause
 
