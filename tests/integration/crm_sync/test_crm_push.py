@@ -304,7 +304,10 @@ async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
     assert sample(counted, "leadtrail_dead_letters_total", **letters) == 1
     assert dead.headers["connection_id"] == "hubspot-eu"
     assert "400" in dead.error_type
-    assert dead.event_type == "lead.qualified"
+    # The letter carries the event that queued the push last: lead.qualified, or a lead.scored
+    # that replaced it before the call (lead-ingest rescores on every consent.granted, and may
+    # handle the lead's grants after its interaction).
+    assert dead.event_type in {"lead.qualified", "lead.scored"}
     assert base64.b64decode(dead.value_b64).startswith(b"{")
     # Later changes of the lead (a rescore) may have pushed it meanwhile; start from an empty
     # CRM so the record below can only come from the redriven event.
