@@ -15,6 +15,7 @@ import yaml
 from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from ops.dlq import read_dead_letters, redrive
+from services.crm_sync.dispatcher import waits_of
 from services.crm_sync.export import export_part
 from services.crm_sync.store import outbox_id
 from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
@@ -65,6 +66,28 @@ class CrmStack:
             return self.hubspot.find_by_email(email)
 
         return await eventually(probe, within=30, what=f"{email} in HubSpot")
+
+    async def raise_score(self, lead_id: str) -> None:
+        """One more answer, worth 20 points: the lead's score goes from 55 to 75."""
+        await self.stack.client("lead_ingest").post(
+            f"/v1/leads/{lead_id}/interactions",
+            json={"channel": "email", "answers": {"timeline": "this quarter"}},
+            headers=self.stack.auth(),
+        )
+
+    async def outbox_entry(
+        self, lead_id: str, when: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
+        """The lead's crm-sync outbox entry for hubspot-eu, once ``when(entry)`` holds."""
+        outbox = self.stack.runtimes["crm_sync"].state["crm_store"].outbox
+
+        async def probe() -> dict[str, Any] | None:
+            entry: dict[str, Any] | None = await outbox.find_one(
+                {"_id": outbox_id(lead_id, "hubspot-eu")}
+            )
+            return entry if entry is not None and when(entry) else None
+
+        return await eventually(probe, what=what)
 
 
 async def crm_metrics(crm: CrmStack, until: Callable[[Samples], object]) -> Samples:
@@ -153,11 +176,7 @@ async def test_a_qualified_lead_lands_in_the_crm_once_and_updates_hit_the_same_r
     assert crm.hubspot.records[record_id]["leadtrail_score"] == "55"
     assert crm.hubspot.records[record_id]["firstname"] == "Maria"
 
-    await crm.stack.client("lead_ingest").post(
-        f"/v1/leads/{lead['lead_id']}/interactions",
-        json={"channel": "email", "answers": {"timeline": "this quarter"}},
-        headers=crm.stack.auth(),
-    )
+    await crm.raise_score(lead["lead_id"])
 
     async def updated() -> str | None:
         value = crm.hubspot.records[record_id].get("leadtrail_score")
@@ -178,26 +197,18 @@ async def test_a_delivered_lead_stays_received_while_its_next_update_waits(
     runtime = crm.stack.runtimes["crm_sync"]
     store = runtime.state["crm_store"]
     connections = runtime.state["dispatcher"].connections.for_tenant("acme")
-    entry_id = outbox_id(lead["lead_id"], "hubspot-eu")
-
-    async def entry_when(ready: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
-        entry = await store.outbox.find_one({"_id": entry_id})
-        return entry if entry is not None and ready(entry) else None
-
-    delivered = await eventually(
-        lambda: entry_when(lambda e: e.get("last_delivered_at") is not None),
-        what="crm-sync recording the delivery",
+    delivered = await crm.outbox_entry(
+        lead["lead_id"],
+        lambda e: e.get("last_delivered_at") is not None,
+        "crm-sync recording the delivery",
     )
     first = delivered["last_delivered_at"]
     await crm.hubspot.down()
-    await crm.stack.client("lead_ingest").post(
-        f"/v1/leads/{lead['lead_id']}/interactions",
-        json={"channel": "email", "answers": {"timeline": "this quarter"}},
-        headers=crm.stack.auth(),
-    )
-    await eventually(
-        lambda: entry_when(lambda e: e["state"] == "pending" and e["last_error"] is not None),
-        what="the update failing against the CRM",
+    await crm.raise_score(lead["lead_id"])
+    await crm.outbox_entry(
+        lead["lead_id"],
+        lambda e: e["state"] == "pending" and e["last_error"] is not None,
+        "the update failing against the CRM",
     )
     part = await export_part(store, connections, "acme", lead["subject_id"])
     (recipient,) = part.sections["recipients"]
@@ -219,9 +230,10 @@ async def test_a_delivered_lead_stays_received_while_its_next_update_waits(
         return value if value == "75" else None
 
     await eventually(rescored, within=60, what="the update reaching the CRM")
-    again = await eventually(
-        lambda: entry_when(lambda e: e["state"] == "done" and e["last_delivered_at"] > first),
-        what="crm-sync recording the new delivery",
+    again = await crm.outbox_entry(
+        lead["lead_id"],
+        lambda e: e["state"] == "done" and e["last_delivered_at"] > first,
+        "crm-sync recording the new delivery",
     )
     assert again["record_id"] == record_id
 
@@ -426,16 +438,8 @@ async def test_a_rectification_overtaken_by_a_later_update_still_gets_its_receip
     used to be dropped with the replaced push, and crm-sync's receipt never came."""
     lead = await crm.qualified_lead()
     record_id = await crm.in_crm("maria.rossi@example.org")
-    outbox = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
-    entry_id = outbox_id(lead["lead_id"], "hubspot-eu")
-
-    async def entry_caused_by(*types: str) -> dict[str, Any] | None:
-        entry = await outbox.find_one({"_id": entry_id})
-        return entry if entry is not None and entry["cause"]["type"] in types else None
-
     await crm.hubspot.down()
-    ingest = crm.stack.client("lead_ingest")
-    response = await ingest.post(
+    response = await crm.stack.client("lead_ingest").post(
         "/v1/privacy-requests",
         json={
             "type": "rectification",
@@ -446,13 +450,19 @@ async def test_a_rectification_overtaken_by_a_later_update_still_gets_its_receip
         headers=crm.stack.auth(),
     )
     assert response.status_code == 202, response.text
-    await eventually(lambda: entry_caused_by("lead.rectified"), what="the rectification queued")
-    await ingest.post(
-        f"/v1/leads/{lead['lead_id']}/interactions",
-        json={"channel": "email", "answers": {"timeline": "this quarter"}},
-        headers=crm.stack.auth(),
+    # By what it waits for and what it will send, not by its cause: lead-ingest rescores on
+    # every consent.granted, so a late grant can replace the queued cause at any moment.
+    await crm.outbox_entry(
+        lead["lead_id"],
+        lambda e: any(w.startswith("rectification:") for w in waits_of(e)),
+        "the rectification queued",
     )
-    await eventually(lambda: entry_caused_by("lead.scored"), what="the update replacing it")
+    await crm.raise_score(lead["lead_id"])
+    await crm.outbox_entry(
+        lead["lead_id"],
+        lambda e: e["cause"]["type"] == "lead.scored" and e["cause"]["data"]["score"] == 75,
+        "the update replacing it",
+    )
     await crm.hubspot.up()
 
     receipt = await crm.stack.wait_for_event(
@@ -480,11 +490,7 @@ async def test_after_consent_is_withdrawn_updates_stop_reaching_the_crm(crm: Crm
         return True if "consent.withdrawn" in types else None
 
     await eventually(known, what="crm-sync to learn the withdrawal")
-    await crm.stack.client("lead_ingest").post(
-        f"/v1/leads/{lead['lead_id']}/interactions",
-        json={"channel": "email", "answers": {"timeline": "this quarter"}},
-        headers=crm.stack.auth(),
-    )
+    await crm.raise_score(lead["lead_id"])
     outbox = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
 
     async def skipped() -> Any:
@@ -499,11 +505,7 @@ async def test_a_record_deleted_in_the_crm_itself_is_created_again(crm: CrmStack
     lead = await crm.qualified_lead()
     first = await crm.in_crm("maria.rossi@example.org")
     await crm.hubspot.reset()  # staff deleted the contact in HubSpot
-    await crm.stack.client("lead_ingest").post(
-        f"/v1/leads/{lead['lead_id']}/interactions",
-        json={"channel": "email", "answers": {"timeline": "this quarter"}},
-        headers=crm.stack.auth(),
-    )
+    await crm.raise_score(lead["lead_id"])
     again = await crm.in_crm("maria.rossi@example.org")
     assert len(crm.hubspot.records) == 1
     assert crm.hubspot.records[again]["firstname"] == "Maria"
