@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtualenv and install Leadtrail with its dev tools
 
-up: $(STAMP) ## Start Kafka, FerretDB, the topics and all five services (DETACH=1: in the background)
+up: $(STAMP) ## Start Kafka, the store, the topics and all five services (DETACH=1: in the background)
 	$(BIN)/leadtrail stack up $(if $(DETACH),--detach,)
 
 down: $(STAMP) ## Stop a stack started by `make up DETACH=1`
@@ -40,13 +40,13 @@ types: $(STAMP) ## mypy --strict on services, contracts, ops and tests
 arch: $(STAMP) ## import-linter: services stay independent of each other
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) ## The whole pytest suite (starts and stops Kafka and FerretDB itself)
+pytest: $(STAMP) ## The whole pytest suite (starts and stops Kafka and the store itself)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(STAMP) ## Unit and contract tests only (no infrastructure)
 	$(BIN)/pytest tests/unit tests/contract $(PYTEST_ARGS)
 
-integration: $(STAMP) ## Integration tests on real Kafka and FerretDB
+integration: $(STAMP) ## Integration tests on real Kafka and the document store
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes

@@ -18,8 +18,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ops.infra.ferretdb import FERRETDB_VERSION
 from ops.infra.kafka import KAFKA_VERSION
+from ops.infra.mongo_server import MONGO_JAVA_SERVER_VERSION
 from services.common.tenants import TenantDirectory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ def machine() -> dict[str, Any]:
         "memory": _proc_field("/proc/meminfo", "MemTotal"),
         "java": _java_version(),
         "kafka": KAFKA_VERSION,
-        "ferretdb": f"{FERRETDB_VERSION} (SQLite backend)",
+        "store": f"mongo-java-server {MONGO_JAVA_SERVER_VERSION} (H2 backend, commit per write)",
         "load_average": " ".join(f"{n:.2f}" for n in os.getloadavg()),
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -112,7 +112,7 @@ async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
 
 def fresh_stack() -> dict[str, str]:
     stack_down(RUN_ROOT)
-    for part in ("kafka", "ferretdb", "config", "logs"):
+    for part in ("kafka", "mongo", "config", "logs"):
         shutil.rmtree(RUN_ROOT / part, ignore_errors=True)
     stack_up(RUN_ROOT)
     return stack_env(RUN_ROOT)

@@ -43,7 +43,9 @@ app = typer.Typer(
 )
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI documents.")
 topics_app = typer.Typer(help="Kafka topics of the cluster.")
-stack_app = typer.Typer(help="The local stack: Kafka, FerretDB and the five services.")
+stack_app = typer.Typer(
+    help="The local stack: Kafka, the MongoDB-wire store and the five services."
+)
 tenants_app = typer.Typer(help="Tenants and their API keys (stored as hashes only).")
 retention_app = typer.Typer(help="Retention policies per tenant and data category (R15, R16).")
 holds_app = typer.Typer(help="Legal holds: suspend expiry and erasure (R18).")
@@ -137,7 +139,7 @@ def stack_up(
     detach: bool = typer.Option(False, "--detach", help="start and return (stop: stack down)"),
     timeout: float = typer.Option(90.0, help="seconds each part may take to become ready"),
 ) -> None:
-    """Start Kafka, FerretDB, the topics and all five services; Ctrl-C stops everything.
+    """Start Kafka, the store, the topics and all five services; Ctrl-C stops everything.
 
     Prints one line per endpoint and writes .run/stack.env for the other tools.
 
@@ -148,7 +150,7 @@ def stack_up(
     from ops.infra.paths import default_run_root
 
     run_root = default_run_root()
-    typer.echo("starting Kafka, FerretDB and the services (first run downloads and builds) ...")
+    typer.echo("starting Kafka, the store and the services (the first run downloads jars) ...")
     try:
         processes = stack.stack_up(run_root, timeout=timeout)
     except InfraError as error:
@@ -168,7 +170,7 @@ def stack_up(
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop the services, then Kafka and FerretDB (data stays in .run/ for the next up).
+    """Stop the services, then Kafka and the store (data stays in .run/ for the next up).
 
     Example: leadtrail stack down
     """

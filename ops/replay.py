@@ -333,10 +333,11 @@ async def swap(spec: ReadModelSpec, db: AsyncDatabase[Document], suffix: str) ->
     """Put the rebuilt collections in place of the live ones, one collection at a time.
 
     MongoDB: ``renameCollection`` with ``dropTarget`` replaces each collection atomically (a
-    reader sees the old or the new one, never none); the old one is dropped. FerretDB 1.x does
-    not implement ``dropTarget``: the live collection is renamed to ``<name>_replaced_<suffix>``
-    (kept for a rollback) and the rebuilt one to the live name: two renames, between which the
-    collection is absent for one round trip. Across collections it is never atomic.
+    reader sees the old or the new one, never none); the old one is dropped. A store without
+    ``dropTarget`` (FerretDB 1.x answered ``NotImplemented``): the live collection is renamed
+    to ``<name>_replaced_<suffix>`` (kept for a rollback) and the rebuilt one to the live
+    name: two renames, between which the collection is absent for one round trip. Across
+    collections it is never atomic.
     """
     target = Suffixed(db, suffix)
     existing = set(await db.list_collection_names())

@@ -1,4 +1,5 @@
-"""The local stack behind ``make up``: Kafka, FerretDB, the topics and the five services.
+"""The local stack behind ``make up``: Kafka, the MongoDB-wire store, the topics and the
+five services.
 
 Everything runs as separate processes on free loopback ports, with state and logs under
 ``.run/`` (``.run/logs/<service>.log``). ``.run/stack.env`` tells the CLI, benchmarks and other
@@ -25,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ops.infra.errors import InfraError
-from ops.infra.ferretdb import start_ferretdb, stop_ferretdb
 from ops.infra.kafka import start_kafka, stop_kafka
+from ops.infra.mongo_server import start_mongo, stop_mongo
 from ops.infra.paths import default_run_root
 from ops.infra.process import (
     free_port,
@@ -136,7 +137,7 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
     (run_root / "pids").mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=2) as pool:
         kafka_future = pool.submit(start_kafka, run_root / "kafka")
-        mongo_future = pool.submit(start_ferretdb, run_root / "ferretdb")
+        mongo_future = pool.submit(start_mongo, run_root / "mongo")
         kafka, mongo = kafka_future.result(), mongo_future.result()
     asyncio.run(ensure_topics(kafka.bootstrap, TOPIC_PREFIX))
     env = {
@@ -183,7 +184,7 @@ def _recorded(run_root: Path) -> list[ServiceProcess]:
 
 
 def stack_down(run_root: Path | None = None, *, services_only: bool = False) -> None:
-    """Stop the services (SIGTERM, then SIGKILL after 20 s), then Kafka and FerretDB."""
+    """Stop the services (SIGTERM, then SIGKILL after 20 s), then Kafka and the store."""
     run_root = run_root or default_run_root()
     for service in SERVICES:
         pid = read_pid(run_root / "pids" / f"{service.name}.pid", marker=service.module)
@@ -194,7 +195,7 @@ def stack_down(run_root: Path | None = None, *, services_only: bool = False) -> 
         return
     (run_root / "stack.env").unlink(missing_ok=True)
     stop_kafka(run_root / "kafka")
-    stop_ferretdb(run_root / "ferretdb")
+    stop_mongo(run_root / "mongo")
 
 
 def stack_status(run_root: Path | None = None) -> list[tuple[str, str]]:

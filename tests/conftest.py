@@ -2,8 +2,8 @@
 
 ``kafka_bootstrap`` and ``mongo_url`` come from ``LEADTRAIL_KAFKA_BOOTSTRAP`` /
 ``LEADTRAIL_MONGO_URL`` if set, else from Testcontainers if a Docker engine answers, else from
-local Kafka and FerretDB processes under pytest's temporary directory. Nothing starts unless a
-selected test needs it, and when the selected tests need both, both start concurrently.
+local Kafka and mongo-java-server processes under pytest's temporary directory. Nothing starts
+unless a selected test needs it, and when the selected tests need both, both start concurrently.
 
 ``kafka_control`` / ``mongo_control`` stop and restart the local servers in place. Where that
 is impossible (external or Docker servers), the tests using them are deselected, and the
@@ -77,21 +77,23 @@ def kafka_bootstrap(leadtrail_infra: InfraSession) -> str:
 
 @pytest.fixture(scope="session")
 def mongo_url(leadtrail_infra: InfraSession) -> str:
-    """A ``mongodb://`` URL of MongoDB or FerretDB."""
+    """A ``mongodb://`` URL of MongoDB or the local mongo-java-server."""
     return leadtrail_infra.mongo_url()
 
 
 @pytest.fixture
 def kafka_control(leadtrail_infra: InfraSession) -> Iterator[ServerControl]:
-    """Stop/start/restart the local broker; it is running again after the test."""
+    """Stop/start/restart/freeze the local broker; it is running (and thawed) after the test."""
     control = leadtrail_infra.control("kafka")
     yield control
+    control.thaw()
     control.start()
 
 
 @pytest.fixture
 def mongo_control(leadtrail_infra: InfraSession) -> Iterator[ServerControl]:
-    """Stop/start/restart the local FerretDB; it is running again after the test."""
+    """Stop/start/restart/freeze the local store; it is running (and thawed) after the test."""
     control = leadtrail_infra.control("mongo")
     yield control
+    control.thaw()
     control.start()

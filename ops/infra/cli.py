@@ -1,4 +1,4 @@
-"""``python -m ops.infra``: start, stop and check the local Kafka and FerretDB.
+"""``python -m ops.infra``: start, stop and check the local Kafka and MongoDB-wire store.
 
 Only connection settings go to stdout (``LEADTRAIL_KAFKA_BOOTSTRAP=...``), so the output of
 ``start``/``up``/``status`` can be fed to ``eval`` or appended to an env file; progress and
@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from ops.infra import ferretdb, kafka
+from ops.infra import kafka, mongo_server
 from ops.infra.errors import InfraError
 from ops.infra.paths import KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV, default_run_root
 
@@ -52,13 +52,13 @@ def _running_kafka(run_dir: Path) -> tuple[str, int] | None:
     return (server.bootstrap, server.pid) if server else None
 
 
-def _start_ferretdb(run_dir: Path, timeout: float) -> tuple[str, int]:
-    server = ferretdb.start_ferretdb(run_dir, timeout=timeout)
+def _start_mongo(run_dir: Path, timeout: float) -> tuple[str, int]:
+    server = mongo_server.start_mongo(run_dir, timeout=timeout)
     return server.url, server.pid
 
 
-def _running_ferretdb(run_dir: Path) -> tuple[str, int] | None:
-    server = ferretdb.running_ferretdb(run_dir)
+def _running_mongo(run_dir: Path) -> tuple[str, int] | None:
+    server = mongo_server.running_mongo(run_dir)
     return (server.url, server.pid) if server else None
 
 
@@ -73,18 +73,18 @@ KAFKA = _Service(
     probe=kafka.probe_kafka,
     log=kafka.kafka_log,
 )
-FERRETDB = _Service(
-    name="FerretDB",
-    command="ferretdb",
+MONGO = _Service(
+    name="MongoDB-wire store (mongo-java-server)",
+    command="mongo",
     env_var=MONGO_URL_ENV,
     default_timeout=60.0,
-    start=_start_ferretdb,
-    stop=lambda run_dir, graceful: ferretdb.stop_ferretdb(run_dir, graceful=graceful),
-    running=_running_ferretdb,
-    probe=ferretdb.probe_mongo,
-    log=ferretdb.ferretdb_log,
+    start=_start_mongo,
+    stop=lambda run_dir, graceful: mongo_server.stop_mongo(run_dir, graceful=graceful),
+    running=_running_mongo,
+    probe=mongo_server.probe_mongo,
+    log=mongo_server.mongo_log,
 )
-SERVICES = (KAFKA, FERRETDB)
+SERVICES = (KAFKA, MONGO)
 
 
 def _say(message: str) -> None:
@@ -170,7 +170,7 @@ def _service_app(service: _Service) -> typer.Typer:
 
 
 app = typer.Typer(
-    help="Local infrastructure for Leadtrail: Kafka (KRaft) and FerretDB, no Docker needed.",
+    help="Local infrastructure for Leadtrail: Kafka (KRaft) and a MongoDB-wire store, no Docker.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -185,7 +185,7 @@ RunRoot = Annotated[
 
 @app.command()
 def up(run_dir: RunRoot = DEFAULT_RUN_ROOT, timeout: Timeout = None) -> None:
-    """Start Kafka and FerretDB concurrently; print both connection settings."""
+    """Start Kafka and the store concurrently; print both connection settings."""
     with ThreadPoolExecutor(max_workers=len(SERVICES)) as pool:
         futures = [
             (service, pool.submit(_start, service, run_dir / service.command, timeout))
@@ -204,7 +204,7 @@ def up(run_dir: RunRoot = DEFAULT_RUN_ROOT, timeout: Timeout = None) -> None:
 
 @app.command()
 def down(run_dir: RunRoot = DEFAULT_RUN_ROOT, kill: Kill = False) -> None:
-    """Stop Kafka and FerretDB."""
+    """Stop Kafka and the store."""
     failed = False
     for service in SERVICES:
         try:
@@ -226,10 +226,10 @@ def status_all(run_dir: RunRoot = DEFAULT_RUN_ROOT) -> None:
 
 @app.command()
 def install() -> None:
-    """Fetch the Kafka jars and build FerretDB into the cache (done by `start` if needed)."""
+    """Fetch the Kafka and store jars into the cache (done by `start` if needed)."""
     try:
         _say(f"Kafka jars: {kafka.kafka_libs()}")
-        _say(f"FerretDB: {ferretdb.ferretdb_binary()}")
+        _say(f"store classpath: {mongo_server.server_classpath()}")
     except InfraError as exc:
         raise _fail(str(exc)) from None
 

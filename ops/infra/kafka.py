@@ -136,7 +136,7 @@ def _libs_complete(libs: Path, digest: str) -> bool:
         return False
 
 
-def _java() -> str:
+def java_executable() -> str:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").is_file():
         return str(Path(java_home) / "bin" / "java")
@@ -302,7 +302,7 @@ def start_kafka(run_dir: Path, *, timeout: float = 90.0) -> KafkaServer:
     """
     run_dir = run_dir.resolve()
     libs = kafka_libs()
-    java = _java()
+    java = java_executable()
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file, pid_file, log_file = _files(run_dir)
     with process.file_lock(run_dir / ".lock"):

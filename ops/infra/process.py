@@ -1,4 +1,4 @@
-"""Process plumbing shared by the local Kafka and FerretDB runners.
+"""Process plumbing shared by the local Kafka and store runners.
 
 Servers are started *detached*: a short-lived launcher process starts the server in a new
 session (so it has its own process group) and exits, so the server is never a child of the
@@ -309,12 +309,24 @@ def terminate(pid: int, *, timeout: float = 30.0, graceful: bool = True) -> None
     With ``graceful=False`` it is SIGKILLed straight away (a crash, for fault tests).
     """
     if graceful:
+        _signal_group(pid, signal.SIGCONT)  # a paused process would not see the SIGTERM
         _signal_group(pid, signal.SIGTERM)
         if _wait_dead(pid, timeout):
             return
     _signal_group(pid, signal.SIGKILL)
     if not _wait_dead(pid, 10.0):
         raise InfraError(f"process {pid} survived SIGKILL")
+
+
+def pause(pid: int) -> None:
+    """Freeze the process group led by ``pid`` (SIGSTOP): it keeps its sockets open and answers
+    nothing, like a wedged server."""
+    _signal_group(pid, signal.SIGSTOP)
+
+
+def resume(pid: int) -> None:
+    """Undo :func:`pause` (SIGCONT)."""
+    _signal_group(pid, signal.SIGCONT)
 
 
 def wait_until_healthy(

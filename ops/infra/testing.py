@@ -6,8 +6,8 @@ For each of the two, in order of preference:
    they are; nothing is started or stopped.
 2. **docker** - a Docker engine answers: Testcontainers' ``KafkaContainer`` (KRaft) and
    ``MongoDbContainer``.
-3. **local** - the local Kafka and FerretDB processes of :mod:`ops.infra.kafka` and
-   :mod:`ops.infra.ferretdb`, in a run directory of the caller's choosing.
+3. **local** - the local Kafka and mongo-java-server processes of :mod:`ops.infra.kafka` and
+   :mod:`ops.infra.mongo_server`, in a run directory of the caller's choosing.
 
 ``LEADTRAIL_INFRA=local|docker`` skips the Docker probe and forces one of the last two. Only
 local servers can be stopped and restarted in place (same address, same data), which fault
@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-from ops.infra import ferretdb, kafka
+from ops.infra import kafka, mongo_server, process
 from ops.infra.errors import InfraError
 from ops.infra.paths import INFRA_MODE_ENV, KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV
 
@@ -134,7 +134,7 @@ def restart_unsupported_reason(
 
 
 class ServerControl:
-    """Stop, start and restart one local server in place: same address, same data.
+    """Stop, start, restart, freeze and thaw one local server in place: same address, same data.
 
     For fault tests. The methods block; the ``a``-prefixed ones run them in a thread so an
     async test's event loop (and the clients on it) keeps running meanwhile.
@@ -146,11 +146,27 @@ class ServerControl:
         address: str,
         start: Callable[[], object],
         stop: Callable[[bool], None],
+        pid: Callable[[], int | None],
     ) -> None:
         self.name = name
         self.address = address
         self._start = start
         self._stop = stop
+        self._pid = pid
+
+    def freeze(self) -> None:
+        """Wedge the server: SIGSTOP. Its port stays open and accepts connections, but nothing
+        answers, the way a deadlocked or swapping server behaves. :meth:`thaw` undoes it."""
+        pid = self._pid()
+        if pid is None:
+            raise InfraError(f"{self.name} is not running; nothing to freeze")
+        process.pause(pid)
+
+    def thaw(self) -> None:
+        """Let a frozen server run again (SIGCONT); a no-op for a running one."""
+        pid = self._pid()
+        if pid is not None:
+            process.resume(pid)
 
     def __repr__(self) -> str:
         return f"ServerControl({self.name} at {self.address})"
@@ -182,6 +198,15 @@ class ServerControl:
 
 
 # ---------------------------------------------------------------------------- session
+
+
+class _HasPid(Protocol):
+    @property
+    def pid(self) -> int: ...
+
+
+def _pid_of(server: _HasPid | None) -> int | None:
+    return None if server is None else server.pid
 
 
 class _Container(Protocol):
@@ -272,13 +297,15 @@ class InfraSession:
                 address,
                 lambda: kafka.start_kafka(run_dir, timeout=timeout),
                 lambda graceful: kafka.stop_kafka(run_dir, graceful=graceful),
+                lambda: _pid_of(kafka.running_kafka(run_dir)),
             )
         timeout = self._timeouts["mongo"]
         return ServerControl(
-            "FerretDB",
+            "the store",
             address,
-            lambda: ferretdb.start_ferretdb(run_dir, timeout=timeout),
-            lambda graceful: ferretdb.stop_ferretdb(run_dir, graceful=graceful),
+            lambda: mongo_server.start_mongo(run_dir, timeout=timeout),
+            lambda graceful: mongo_server.stop_mongo(run_dir, graceful=graceful),
+            lambda: _pid_of(mongo_server.running_mongo(run_dir)),
         )
 
     def close(self) -> None:
@@ -297,7 +324,7 @@ class InfraSession:
                 if service == "kafka":
                     kafka.stop_kafka(run_dir)
                 else:
-                    ferretdb.stop_ferretdb(run_dir)
+                    mongo_server.stop_mongo(run_dir)
             except InfraError as exc:
                 errors.append(str(exc))
         for container in self._containers:
@@ -326,11 +353,11 @@ class InfraSession:
             return self._env[SERVICE_ENV[service]]
         if mode is Mode.DOCKER:
             return self._docker_kafka() if service == "kafka" else self._docker_mongo()
-        run_dir = self.run_root / ("kafka" if service == "kafka" else "ferretdb")
+        run_dir = self.run_root / ("kafka" if service == "kafka" else "mongo")
         self._local[service] = run_dir
         if service == "kafka":
             return kafka.start_kafka(run_dir, timeout=self._timeouts["kafka"]).bootstrap
-        return ferretdb.start_ferretdb(run_dir, timeout=self._timeouts["mongo"]).url
+        return mongo_server.start_mongo(run_dir, timeout=self._timeouts["mongo"]).url
 
     def _docker_kafka(self) -> str:
         from testcontainers.community.kafka import KafkaContainer  # only needed with Docker
@@ -363,7 +390,7 @@ class InfraSession:
         # The image's entrypoint runs a temporary mongod first, which logs the same "waiting
         # for connections" line Testcontainers waits for; ping until the real one answers.
         wait_for(
-            lambda budget: ferretdb.probe_mongo(url, budget),
+            lambda budget: mongo_server.probe_mongo(url, budget),
             what="MongoDB",
             timeout=self._timeouts["mongo"],
         )

@@ -13,6 +13,11 @@ A subscription registered with :func:`subscribe_events` gets, for every Kafka re
    exponential backoff, up to ``handler_max_attempts``; then the record goes to the dead-letter
    topic with the error and the partition moves on. Nothing is dropped silently and nothing is
    committed before it was handled.
+5. a failure that only says the store or Kafka did not answer
+   (:func:`~services.common.availability.is_unavailable`) is no fault of the record: it uses up
+   no attempt and is never dead-lettered. The consumer stays on that record, retrying with
+   backoff capped at ``unavailable_backoff_max_s``, reports itself stalled (``/readyz``) and
+   resumes by itself when the dependency answers again.
 
 Every handler attempt is counted by outcome (``ok``, ``retry``, ``dead_letter``) and timed,
 and the subscription's consumer reports its lag (:mod:`services.common.metrics`).
@@ -40,6 +45,7 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.envelope import EventEnvelope
 from contracts.registry import EventRegistry
 from contracts.topics import DEAD_LETTERS, TopicSpec
+from services.common.availability import DependencyHealth, is_unavailable
 from services.common.clock import Clock
 from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
@@ -99,6 +105,7 @@ def subscribe_all(
             clock=runtime.clock,
             metrics=runtime.metrics,
             event_types=sorted(subscription.wanted(runtime.registry)),
+            health=runtime.health,
         )
 
 
@@ -117,6 +124,7 @@ def subscribe_events(
     clock: Clock,
     metrics: ServiceMetrics,
     event_types: Collection[str] | None = None,
+    health: DependencyHealth | None = None,
 ) -> None:
     """Register ``handler`` for events of ``event_types`` (all when None) on logical ``topics``."""
     wanted = frozenset(event_types) if event_types is not None else None
@@ -130,6 +138,7 @@ def subscribe_events(
         metrics=metrics,
         wanted=wanted,
         logical={settings.topic(name): name for name in topics},
+        health=health or DependencyHealth(),
     )
     subscriber = broker.subscriber(
         *[settings.topic(name) for name in topics],
@@ -164,7 +173,9 @@ class _Subscription:
     wanted: frozenset[str] | None
     logical: dict[str, str]
     """physical topic name -> logical name (the metrics label)"""
+    health: DependencyHealth
     attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    unavailable_streak: int = 0
 
     async def handle(self, message: Any) -> None:
         record: Any = message.raw_message
@@ -207,6 +218,11 @@ class _Subscription:
                 await self.handler(envelope)
         except Exception as error:
             spent = time.perf_counter() - started
+            if is_unavailable(error):
+                await self.wait_for_dependency(message, error, topic, event_type, spent)
+                return
+            self.unavailable_streak = 0
+            self.health.resume(self.group_id)
             tries = self.attempts.get(position, 0) + 1
             if tries < self.settings.handler_max_attempts:
                 self.metrics.handled(topic, event_type, "retry", spent)
@@ -229,7 +245,29 @@ class _Subscription:
         self.metrics.handled(topic, event_type, "ok", spent)
         log.info("event handled", topic=topic, duration_ms=round(spent * 1000, 3))
         self.attempts.pop(position, None)
+        if self.unavailable_streak:
+            log.info("dependency answers again; consumer resumed", failures=self.unavailable_streak)
+            self.unavailable_streak = 0
+            self.health.resume(self.group_id)
         await message.ack()
+
+    async def wait_for_dependency(
+        self, message: Any, error: Exception, topic: str, event_type: str, spent: float
+    ) -> None:
+        """Stay on this record (rewind, commit nothing) until the store or Kafka answers."""
+        self.unavailable_streak += 1
+        reason = f"{type(error).__name__}: {str(error)[:200]}"
+        self.health.stall(self.group_id, reason)
+        self.metrics.handled(topic, event_type, "retry", spent)
+        log.warning(
+            "a dependency does not answer; consumer paused on this record",
+            error_type=type(error).__name__,
+            error=str(error)[:500],
+            failures=self.unavailable_streak,
+        )
+        backoff = self.settings.handler_retry_backoff_s * 2 ** min(self.unavailable_streak, 10)
+        await asyncio.sleep(min(backoff, self.settings.unavailable_backoff_max_s))
+        await message.nack()
 
     async def dead_letter(
         self, record: Any, topic: str, error: BaseException, tries: int, reason: str

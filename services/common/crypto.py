@@ -155,8 +155,7 @@ class _KeyCache:
 class MongoDataKeyring:
     """Data keys in MongoDB collection ``data_keys``, wrapped by the KEK.
 
-    Two kinds of documents, both read by ``_id`` only (on FerretDB 1.x anything else is a
-    collection scan):
+    Two kinds of documents, both read by ``_id``:
 
     * ``{_id: "<tenant>/<subject>/<generation>", wrapped, kek_id, created_at, destroyed_at}``:
       one key. Destruction removes ``wrapped`` and sets ``destroyed_at``; the tombstone stays so
@@ -253,13 +252,9 @@ class MongoDataKeyring:
         await self._collection.update_one({"_id": pointer_id}, {"$set": {"destroyed": True}})
         destroyed = 0
         for generation in range(1, int(pointer["generation"]) + 1):
-            # Read, then write by bare _id: FerretDB 1.x scans for any other filter field.
-            key_id = _key_id(tenant_id, subject_id, generation)
-            key = await self._collection.find_one({"_id": key_id}, {"destroyed_at": 1})
-            if key is None or key.get("destroyed_at") is not None:
-                continue
+            # One conditional write per generation: a key destroyed before keeps its date.
             result = await self._collection.update_one(
-                {"_id": key_id},
+                {"_id": _key_id(tenant_id, subject_id, generation), "destroyed_at": None},
                 {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
             )
             destroyed += int(result.modified_count)

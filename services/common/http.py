@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -37,6 +38,7 @@ __all__ = [
     "BodySizeLimit",
     "ProblemError",
     "RateLimiter",
+    "RequestDeadline",
     "authenticate",
     "install_problem_handlers",
     "problem_response",
@@ -132,7 +134,10 @@ _STATUS_SLUGS = {
 }
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, *, retry_after_s: int = 5) -> None:
+    """Answer every error as a problem; a store that does not answer is ``503`` with
+    ``Retry-After: retry_after_s``."""
+
     async def on_problem(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ProblemError)  # noqa: S101 (registered for ProblemError only)
         return problem_response(
@@ -178,23 +183,48 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def on_store_error(request: Request, error: Exception) -> JSONResponse:
-        # The document store failed or is overloaded (FerretDB answers "database is locked"
-        # after its busy timeout). What was accepted before stays accepted: a retry with the
-        # same Idempotency-Key finds it; so tell the client to retry, not that we broke.
-        log.error("document store failed", path=request.url.path, error=str(error)[:500])
+        # The document store is down, slow or wedged (the request's deadline passed), or it
+        # failed. What was accepted before stays accepted: a retry with the same
+        # Idempotency-Key finds it; so tell the client to retry, not that we broke.
+        log.error(
+            "document store failed",
+            path=request.url.path,
+            error_type=type(error).__name__,
+            error=str(error)[:500],
+        )
         return problem_response(
             503,
             "store-unavailable",
             "The document store did not answer",
             "retry later (with the same Idempotency-Key)",
             instance=request.url.path,
-            headers={"Retry-After": "1"},
+            headers={"Retry-After": str(retry_after_s)},
         )
 
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(PyMongoError, on_store_error)
+
+
+class RequestDeadline:
+    """ASGI middleware: every store operation of one HTTP request shares one deadline.
+
+    PyMongo's ``timeoutMS`` bounds each operation; a route making several would otherwise wait
+    up to that many times as long. Under :func:`pymongo.timeout` all of them together get
+    ``store_timeout_s``; past it the next one raises, which answers ``503 store-unavailable``.
+    """
+
+    def __init__(self, app: ASGIApp, store_timeout_s: float) -> None:
+        self.app = app
+        self.store_timeout_s = store_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with pymongo.timeout(self.store_timeout_s):
+            await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

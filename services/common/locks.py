@@ -1,13 +1,12 @@
 """One writer per subject at a time within a process.
 
-FerretDB 1.x applies an update by reading the document, changing it in Go and writing it back,
-with nothing stopping a second update of the same document in between: of two concurrent
-updates one can be lost (seen in the end-to-end tests: a consent grant and a lead id written to
-crm-sync's subject document by two consumer groups at once, and the grant vanished). Every read
-model document belongs to one subject, so serialising the work on one subject within a process
-(the consumers of all its groups, crm-sync's outbox worker) removes the race; work on different
-subjects still runs concurrently. Across processes it does not help: on FerretDB 1.x run one
-replica of each service (MongoDB's updates are atomic, and so is apply_once there).
+Some projections still read a document, decide in Python and write it back by ``_id`` (the
+retention schedule, crm-sync's outbox and subject documents). Two consumer groups of one service
+doing that to one subject's document at once could lose an update. Every read model document
+belongs to one subject, so serialising the work on one subject within a process (the consumers
+of all its groups, crm-sync's outbox worker) removes the race; work on different subjects still
+runs concurrently. Across processes it does not help, hence one replica per service until every
+such write is conditional on the version it read.
 """
 
 from __future__ import annotations

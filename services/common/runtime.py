@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -24,10 +25,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import REGISTRY
 from contracts.registry import EventRegistry
+from services.common.availability import DependencyHealth
 from services.common.broker import make_broker
 from services.common.clock import Clock, OffsetFileClock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
-from services.common.http import BodySizeLimit, install_problem_handlers
+from services.common.http import BodySizeLimit, RequestDeadline, install_problem_handlers
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MeasuredPublisher, ServiceMetrics
 from services.common.observability import RequestObservability, metrics_router
@@ -38,6 +40,8 @@ from services.common.store import Document, database, make_mongo_client
 __all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app"]
 
 KEYRING_COLLECTION = "data_keys"
+READY_PROBE_S = 2.0
+"""How long ``/readyz`` waits for the store and for Kafka before it says "not ready"."""
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Runtime:
     publisher: EventPublisher
     metrics: ServiceMetrics
     state: dict[str, Any] = field(default_factory=dict)
+    health: DependencyHealth = field(default_factory=DependencyHealth)
 
     @classmethod
     def build(cls, service: str, settings: CommonSettings, clock: Clock | None = None) -> Runtime:
@@ -113,22 +118,31 @@ def health_router(runtime: Runtime) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.service}
 
-    @router.get("/readyz", summary="Readiness: Kafka and MongoDB answer")
+    @router.get(
+        "/readyz",
+        summary="Readiness: the store answers a query, Kafka answers, no consumer is stalled",
+    )
     async def readyz(request: Request) -> JSONResponse:
-        checks: dict[str, str] = {}
+        checks: dict[str, Any] = {}
+        budget = min(READY_PROBE_S, runtime.settings.store_timeout_s)
         try:
-            await asyncio.wait_for(runtime.db.command("ping"), timeout=3)
+            # A real query on the service's database, not a ping: a wedged store can still
+            # answer ping (seen with FerretDB) while every read of data hangs.
+            with pymongo.timeout(budget):
+                await runtime.db[KEYRING_COLLECTION].find_one({"_id": "readyz-probe"})
             checks["mongo"] = "ok"
         except Exception as error:
-            checks["mongo"] = f"error: {type(error).__name__}"
-        checks["kafka"] = "ok" if await runtime.broker.ping(timeout=3) else "error: no answer"
-        ready = all(value == "ok" for value in checks.values()) and bool(
-            getattr(request.app.state, "started", False)
+            checks["mongo"] = f"error: {type(error).__name__}: {str(error)[:200]}"
+        checks["kafka"] = (
+            "ok" if await runtime.broker.ping(timeout=READY_PROBE_S) else "error: no answer"
         )
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "service": runtime.service, **checks},
-            status_code=200 if ready else 503,
-        )
+        stalled = runtime.health.report()
+        checks["consumers"] = stalled or "ok"
+        started = bool(getattr(request.app.state, "started", False))
+        ready = started and all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not ready", "service": runtime.service, **checks}
+        headers = {} if ready else {"Retry-After": str(runtime.settings.retry_after_s)}
+        return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
     return router
 
@@ -185,7 +199,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.started = False
-    install_problem_handlers(app)
+    install_problem_handlers(app, retry_after_s=settings.retry_after_s)
+    app.add_middleware(RequestDeadline, store_timeout_s=settings.store_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=runtime.metrics)  # outermost: sees 413s
     app.include_router(health_router(runtime))

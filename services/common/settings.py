@@ -47,6 +47,20 @@ class CommonSettings(BaseSettings):
     )
     mongo_url: str = Field(default="mongodb://127.0.0.1:27017/")
     mongo_db: str = Field(default="leadtrail", pattern=r"^[A-Za-z0-9_-]{1,48}$")
+    store_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="deadline of every store operation, connecting included (PyMongo "
+        "timeoutMS); past it an API request answers 503 store-unavailable and a consumer "
+        "retries the record without committing it",
+    )
+    retry_after_s: int = Field(
+        default=5,
+        ge=1,
+        le=3600,
+        description="the Retry-After a 503 names when the store or Kafka does not answer",
+    )
     topic_prefix: str = Field(default="leadtrail.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
@@ -69,6 +83,13 @@ class CommonSettings(BaseSettings):
         default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
     )
     handler_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    unavailable_backoff_max_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="longest pause between retries of a record while the store or Kafka does "
+        "not answer (such retries never dead-letter the record)",
+    )
     test_clock_offset_file: Path | None = Field(
         default=None,
         description="TEST ONLY: a file holding seconds to add to the system time (see "

@@ -1,19 +1,14 @@
 """MongoDB access through PyMongo's async API, and idempotent projection writes.
 
-The stores must work on MongoDB and on FerretDB 1.x, which has no multi-document transactions,
-change streams or TTL indexes. So every projection update is a single-document write that
-records the event id it applies (:func:`apply_once`), which makes redelivery and restarts
-harmless.
-
-FerretDB 1.x (SQLite) pushes only a bare ``_id`` filter down to storage: ``{"_id": x, "f": y}``
-reads the whole collection, so one conditional write costs O(collection). There the guard is a
-read and a write, both by bare ``_id``; on MongoDB it stays one atomic conditional write.
+The stores must work on MongoDB and on the local mongo-java-server, which has no
+multi-document transactions, change streams or TTL indexes. So every projection update is a
+single-document write that records the event id it applies (:func:`apply_once`), which makes
+redelivery and restarts harmless. Every operation has a deadline (``timeoutMS``, see
+:func:`make_mongo_client`), so a slow or wedged store becomes an error, never a hang.
 """
 
 from __future__ import annotations
 
-import weakref
-import zlib
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient
@@ -41,8 +36,6 @@ APPLIED_FIELD = "_applied"
 APPLIED_WINDOW = 200
 """How many recent event ids a projection document remembers, at least. Redeliveries come from
 the last uncommitted batch, far fewer than this; full replays write into fresh collections."""
-TRIM_EVERY = 16
-"""Trim the window on about one applied event in this many (by event id), not on every one."""
 
 
 class Collections(Protocol):
@@ -71,12 +64,19 @@ class Suffixed:
 
 
 def make_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
-    """A client that connects lazily (nothing happens at construction)."""
+    """A client that connects lazily (nothing happens at construction).
+
+    ``timeoutMS`` bounds every operation as a whole (server selection, connecting, waiting
+    for a pooled connection, the server's answer and retries): a store that is down, slow or
+    frozen raises a ``PyMongoError`` after ``store_timeout_s`` instead of hanging the caller.
+    """
+    timeout_ms = int(settings.store_timeout_s * 1000)
     return AsyncMongoClient(
         settings.mongo_url,
         appname=app_name,
         tz_aware=True,
-        serverSelectionTimeoutMS=10_000,
+        timeoutMS=timeout_ms,
+        serverSelectionTimeoutMS=timeout_ms,
         connect=False,
     )
 
@@ -85,23 +85,6 @@ def database(
     client: AsyncMongoClient[Document], settings: CommonSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_db]
-
-
-_FILTERS_ONLY_BY_ID: weakref.WeakKeyDictionary[AsyncMongoClient[Document], bool] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def filters_only_by_id(collection: AsyncCollection[Document]) -> bool:
-    """Whether the server answers a filter beyond a bare ``_id`` by scanning (FerretDB 1.x);
-    asked once per client."""
-    client = collection.database.client
-    known = _FILTERS_ONLY_BY_ID.get(client)
-    if known is None:
-        info = await client.admin.command("buildInfo")
-        known = "ferretdbVersion" in info and str(info["ferretdbVersion"]).startswith("v1.")
-        _FILTERS_ONLY_BY_ID[client] = known
-    return known
 
 
 async def apply_once(
@@ -113,43 +96,23 @@ async def apply_once(
     """Apply ``update`` to the document unless it already applied ``event_id``.
 
     Returns True when this call changed the document. Creates the document when it does not
-    exist. On MongoDB the guard and the write are one atomic single-document operation, safe
-    even against two deliveries of the event at the same moment. On FerretDB 1.x they are a
-    read then a write by ``_id`` (see the module docstring): redeliveries and replays are
-    still harmless, because one consumer per partition handles a subject's events one at a
-    time; two deliveries racing each other would need two consumers on one partition at once.
+    exist. The guard and the write are one atomic single-document operation, safe even against
+    two deliveries of the event at the same moment; the event id joins a window of the
+    :data:`APPLIED_WINDOW` most recent ones in the same write.
     """
     guarded = dict(update)
     push = dict(guarded.get("$push", {}))
-    push[APPLIED_FIELD] = event_id
+    push[APPLIED_FIELD] = {"$each": [event_id], "$slice": -APPLIED_WINDOW}
     guarded["$push"] = push
-    if await filters_only_by_id(collection):
-        current = await collection.find_one({"_id": document_id}, {APPLIED_FIELD: 1})
-        if current is not None and event_id in current.get(APPLIED_FIELD, []):
-            return False
-        condition: dict[str, Any] = {"_id": document_id}
-    else:
-        condition = {"_id": document_id, APPLIED_FIELD: {"$ne": event_id}}
     try:
-        result = await collection.update_one(condition, guarded, upsert=True)
+        result = await collection.update_one(
+            {"_id": document_id, APPLIED_FIELD: {"$ne": event_id}}, guarded, upsert=True
+        )
     except DuplicateKeyError:
         # The document exists and already holds event_id, so the filter did not match and the
         # upsert tried to insert a second document with the same _id.
         return False
-    changed = result.upserted_id is not None or result.modified_count == 1
-    if changed and zlib.crc32(event_id.encode()) % TRIM_EVERY == 0:
-        # Keep the window bounded. `$push` with `$slice` would do it in the same write on
-        # MongoDB, but FerretDB 1.x ignores `$slice`; so now and then the oldest ids beyond
-        # the window are dropped in one extra write (every write counts on FerretDB). FerretDB
-        # 1.x ignores `$pull` with `$in` too; `$pullAll` works on both.
-        document = await collection.find_one({"_id": document_id}, {APPLIED_FIELD: 1})
-        applied = (document or {}).get(APPLIED_FIELD, [])
-        if len(applied) > APPLIED_WINDOW:
-            await collection.update_one(
-                {"_id": document_id},
-                {"$pullAll": {APPLIED_FIELD: applied[: len(applied) - APPLIED_WINDOW]}},
-            )
-    return changed
+    return result.upserted_id is not None or result.modified_count == 1
 
 
 async def update_if(
@@ -159,20 +122,8 @@ async def update_if(
     update: dict[str, Any],
 ) -> bool:
     """Apply ``update`` to the document ``document_id`` only if its fields equal ``expected``
-    (it was not changed since it was read); True when it matched.
-
-    MongoDB: one conditional write. FerretDB 1.x: a read and a write by ``_id``, since a filter
-    beyond a bare ``_id`` scans the whole collection there. Callers hold the subject's lock
-    (:mod:`services.common.locks`), so nothing in this process changes the document in
-    between; on FerretDB each service runs one replica (see that module).
-    """
-    if await filters_only_by_id(collection):
-        current = await collection.find_one({"_id": document_id})
-        if current is None or any(current.get(k) != v for k, v in expected.items()):
-            return False
-        result = await collection.update_one({"_id": document_id}, update)
-    else:
-        result = await collection.update_one({"_id": document_id, **expected}, update)
+    (it was not changed since it was read); True when it matched. One conditional write."""
+    result = await collection.update_one({"_id": document_id, **expected}, update)
     return result.matched_count == 1
 
 
@@ -181,8 +132,8 @@ async def find_owned(
 ) -> Document | None:
     """The document with this ``_id`` if it belongs to ``tenant_id``, else None.
 
-    Looked up by ``_id`` alone, then checked: FerretDB 1.x pushes only a bare ``_id`` filter
-    down to its storage; any other field makes the query a collection scan.
+    Looked up by ``_id`` alone, then checked, so a document of another tenant and a missing one
+    look the same to the caller.
     """
     document = await collection.find_one({"_id": document_id})
     if document is None or document.get("tenant_id") != tenant_id:

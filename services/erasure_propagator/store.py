@@ -132,13 +132,9 @@ class ErasureStore:
         """Record one service's receipt (once) and return the document."""
         target = self.erasures if collection == "erasures" else self.rectifications
         service = envelope.data["service"]
-        # Read, then write by bare _id (FerretDB 1.x scans for any other filter field). Each
-        # service's receipts come from one partition in order, so the first one stays.
-        document = await target.find_one({"_id": document_id})
-        if document is None or service in document.get("receipts", {}):
-            return document
+        # One conditional write: the first receipt of each service stays.
         await target.update_one(
-            {"_id": document_id},
+            {"_id": document_id, f"receipts.{service}": {"$exists": False}},
             {
                 "$set": {
                     f"receipts.{service}": {

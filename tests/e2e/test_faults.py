@@ -2,7 +2,7 @@
 
 * ``kill -9`` of each service in turn, then a restart: no acknowledged lead is lost, no CRM
   record is duplicated, every erasure finishes with all its receipts;
-* the Kafka broker restarted, FerretDB restarted (both need restartable local servers: run
+* the Kafka broker restarted, the store restarted (both need restartable local servers: run
   without ``LEADTRAIL_KAFKA_BOOTSTRAP`` / ``LEADTRAIL_MONGO_URL``, else they are deselected);
 * the CRM answering 500 for a while: retried, every lead lands once;
 * a poison message on every consumed topic: each consuming service dead-letters it with its
@@ -77,10 +77,10 @@ async def test_a_kafka_broker_restart_mid_workload_loses_nothing(
     await _server_restart_mid_workload(healthy, kafka_control, "Kafka")
 
 
-async def test_a_ferretdb_restart_mid_workload_loses_nothing(
+async def test_a_store_restart_mid_workload_loses_nothing(
     healthy: E2EStack, mongo_control: ServerControl
 ) -> None:
-    await _server_restart_mid_workload(healthy, mongo_control, "FerretDB")
+    await _server_restart_mid_workload(healthy, mongo_control, "store")
 
 
 async def test_a_crm_answering_500_for_a_while_gets_every_lead_once(healthy: E2EStack) -> None:

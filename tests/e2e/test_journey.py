@@ -1,5 +1,5 @@
 """One person's whole lifecycle through the five service processes, over real HTTP, Kafka and
-FerretDB: capture, qualification and scoring, the CRM push and its update, one-click
+the document store: capture, qualification and scoring, the CRM push and its update, one-click
 unsubscribe from marketing, then erasure: the CRM record is deleted, every receipt is in, and
 nothing personal is left in any collection, on any topic (in clear or decryptable) or in the
 CRM (R1, R6-R8, R10, R11, R20, R25).

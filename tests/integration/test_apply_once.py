@@ -1,7 +1,5 @@
 """``apply_once`` and ``update_if`` on the real document store: each event changes a document
-once, a stale read changes nothing, and a lead is qualified once, in both guard modes (one
-conditional write on MongoDB; read then write by ``_id`` on FerretDB 1.x, which scans for any
-other filter)."""
+once, a stale read changes nothing, and a lead is qualified once (each one conditional write)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.common import store
 from services.common.store import (
     APPLIED_FIELD,
     APPLIED_WINDOW,
@@ -31,20 +28,9 @@ async def collection(mongo_url: str) -> AsyncIterator[AsyncCollection[Document]]
         yield scratch
 
 
-async def test_the_server_flavour_is_recognised(collection: AsyncCollection[Document]) -> None:
-    info = await collection.database.client.admin.command("buildInfo")
-    expected = str(info.get("ferretdbVersion", "")).startswith("v1.")
-    assert await store.filters_only_by_id(collection) is expected
-
-
-@pytest.mark.parametrize("by_id_only", [True, False], ids=["read-then-write", "conditional"])
 async def test_each_event_applies_once_and_the_window_stays_bounded(
-    collection: AsyncCollection[Document], by_id_only: bool, monkeypatch: pytest.MonkeyPatch
+    collection: AsyncCollection[Document],
 ) -> None:
-    async def mode(_: AsyncCollection[Document]) -> bool:
-        return by_id_only
-
-    monkeypatch.setattr(store, "filters_only_by_id", mode)
     assert await apply_once(collection, "doc", "e-1", {"$inc": {"n": 1}})
     assert not await apply_once(collection, "doc", "e-1", {"$inc": {"n": 1}}), "a redelivery"
     assert await apply_once(collection, "doc", "e-2", {"$inc": {"n": 1}})
@@ -56,17 +42,13 @@ async def test_each_event_applies_once_and_the_window_stays_bounded(
     document = await collection.find_one({"_id": "doc"})
     assert document is not None
     assert document["n"] == 2 + len(events)
-    assert len(document[APPLIED_FIELD]) <= APPLIED_WINDOW + store.TRIM_EVERY * 8
+    assert len(document[APPLIED_FIELD]) == APPLIED_WINDOW
+    assert document[APPLIED_FIELD][-1] == events[-1]
 
 
-@pytest.mark.parametrize("by_id_only", [True, False], ids=["read-then-write", "conditional"])
 async def test_update_if_writes_only_a_document_unchanged_since_it_was_read(
-    collection: AsyncCollection[Document], by_id_only: bool, monkeypatch: pytest.MonkeyPatch
+    collection: AsyncCollection[Document],
 ) -> None:
-    async def mode(_: AsyncCollection[Document]) -> bool:
-        return by_id_only
-
-    monkeypatch.setattr(store, "filters_only_by_id", mode)
     due = datetime(2026, 11, 2, 9, 30, 0, 123000, tzinfo=UTC)
     await collection.insert_one({"_id": "entry", "state": "pending", "next_attempt_at": due})
     seen = await collection.find_one({"_id": "entry"})
@@ -84,17 +66,12 @@ async def test_update_if_writes_only_a_document_unchanged_since_it_was_read(
     assert (await collection.find_one({"_id": "entry"}) or {})["state"] == "done"
 
 
-@pytest.mark.parametrize("by_id_only", [True, False], ids=["read-then-write", "conditional"])
 async def test_a_lead_is_reserved_for_the_first_qualification_only(
-    collection: AsyncCollection[Document], by_id_only: bool, monkeypatch: pytest.MonkeyPatch
+    collection: AsyncCollection[Document],
 ) -> None:
-    """``update_if`` with an expected None also matches a field that is absent, in both modes:
+    """``update_if`` with an expected None also matches a field that is absent:
     what lead-ingest's one-``lead.qualified``-per-lead reservation relies on."""
 
-    async def mode(_: AsyncCollection[Document]) -> bool:
-        return by_id_only
-
-    monkeypatch.setattr(store, "filters_only_by_id", mode)
     projection = LeadProjection(collection.database)
     await projection.leads.insert_one({"_id": "lead_1", "tenant_id": "acme"})
     assert await projection.claim_qualification("lead_1", "q-1")

@@ -1,4 +1,4 @@
-"""Observability on the real broker and FerretDB: ``/metrics`` counts what happened to a lead,
+"""Observability on the real broker and the store: ``/metrics`` counts what happened to a lead,
 consumer lag drains to zero, and one correlation id follows the lead through two services'
 JSON logs (separate processes, as ``make up`` runs them)."""
 

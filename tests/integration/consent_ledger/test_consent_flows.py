@@ -1,4 +1,4 @@
-"""consent-ledger with lead-ingest on real Kafka and FerretDB (R9-R14, R28)."""
+"""consent-ledger with lead-ingest on real Kafka and the document store (R9-R14, R28)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""crm-sync on real Kafka and FerretDB, pushing to a local HubSpot (tests/crm_fakes) (R7, R14,
+"""crm-sync on real Kafka and the store, pushing to a local HubSpot (tests/crm_fakes) (R7, R14,
 R24, R25, R27, R28)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""lead-ingest running in-process (its real lifespan: Kafka, FerretDB, subscribers), driven
+"""lead-ingest running in-process (its real lifespan: Kafka, the store, subscribers), driven
 through httpx's ASGI transport."""
 
 from __future__ import annotations

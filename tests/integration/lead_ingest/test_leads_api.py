@@ -1,4 +1,4 @@
-"""lead-ingest's API on real Kafka and FerretDB (R1-R8, R13, R14)."""
+"""lead-ingest's API on real Kafka and the document store (R1-R8, R13, R14)."""
 
 from __future__ import annotations
 

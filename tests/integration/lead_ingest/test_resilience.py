@@ -1,5 +1,5 @@
 """Nothing acknowledged is lost and retries never duplicate: Kafka outages and a killed
-lead-ingest process, on the real broker and FerretDB."""
+lead-ingest process, on the real broker and the document store."""
 
 from __future__ import annotations
 

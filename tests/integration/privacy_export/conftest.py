@@ -1,4 +1,4 @@
-"""All five services in-process on real Kafka and FerretDB, a local HubSpot as the tenant's
+"""All five services in-process on real Kafka and the store, a local HubSpot as the tenant's
 CRM, and one fake clock: for access/portability exports and audit timelines."""
 
 from __future__ import annotations

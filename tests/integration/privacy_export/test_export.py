@@ -1,5 +1,5 @@
 """Access and portability requests answered by every service, assembled by lead-ingest and
-downloaded through a signed link (R22, R23, R26), on real Kafka and FerretDB."""
+downloaded through a signed link (R22, R23, R26), on real Kafka and the document store."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The replay tests run the retention-and-erasure lifecycle stack: all five services
-in-process on real Kafka and FerretDB, sharing a fake clock."""
+in-process on real Kafka and the document store, sharing a fake clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property, on FerretDB/MongoDB: a service's read models depend on the set of events it
+"""Property, on the document store: a service's read models depend on the set of events it
 applied, not on how its topics were interleaved.
 
 Live, a service reads its topics in several consumer groups (or one group over several topics

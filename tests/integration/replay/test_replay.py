@@ -1,4 +1,4 @@
-"""``leadtrail replay`` on real Kafka and FerretDB: after a mixed workload (captures, scoring,
+"""``leadtrail replay`` on real Kafka and the store: after a mixed workload (captures, scoring,
 consent changes, a restriction, a policy, a legal hold, an erasure request, a retention expiry
 and its erasure), every service's rebuilt read models equal the live ones; ``--to`` rebuilds
 the state as it was; nothing live is written and nothing is published."""

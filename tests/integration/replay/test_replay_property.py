@@ -1,4 +1,4 @@
-"""Property, on FerretDB/MongoDB: for random lead lifecycles, a live projection that saw
+"""Property, on the document store: for random lead lifecycles, a live projection that saw
 redeliveries (records handled again after a crash before the commit) ends equal to a replay
 that applies each record once, through the same ``apply``."""
 

@@ -1,4 +1,4 @@
-"""Replay equality on real Kafka and FerretDB over a log that mixes event versions.
+"""Replay equality on real Kafka and the document store over a log that mixes event versions.
 
 Before ``lead.scored`` v2, lead-ingest published v1 scores (criterion id, answer key and points;
 no condition). The log of an upgraded cluster holds both: here an old lead-ingest instance (its

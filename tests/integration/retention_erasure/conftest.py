@@ -1,4 +1,4 @@
-"""All five services in-process on real Kafka and FerretDB, sharing a fake clock."""
+"""All five services in-process on real Kafka and the document store, sharing a fake clock."""
 
 from __future__ import annotations
 

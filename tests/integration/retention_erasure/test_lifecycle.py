@@ -1,5 +1,5 @@
 """Retention, legal holds, erasure with receipts, rectification (R12, R15-R20, R24, R25), on
-real Kafka and FerretDB with the services sharing a fake clock: two years pass in milliseconds."""
+real Kafka and the store with the services sharing a fake clock: two years pass in milliseconds."""
 
 from __future__ import annotations
 

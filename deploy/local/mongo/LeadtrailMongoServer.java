@@ -1,0 +1,246 @@
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+import org.h2.mvstore.MVMap;
+import org.h2.mvstore.MVStore;
+
+import de.bwaldvogel.mongo.MongoCollection;
+import de.bwaldvogel.mongo.MongoDatabase;
+import de.bwaldvogel.mongo.MongoServer;
+import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.CollectionOptions;
+import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.QueryResult;
+import de.bwaldvogel.mongo.backend.h2.H2Backend;
+import de.bwaldvogel.mongo.backend.h2.H2Collection;
+import de.bwaldvogel.mongo.backend.h2.H2Database;
+import de.bwaldvogel.mongo.bson.Document;
+import io.netty.channel.Channel;
+
+/**
+ * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with four
+ * changes that the stock {@code H2MongoServer} lacks.
+ *
+ * <ul>
+ *   <li><b>Every write is committed before it is acknowledged.</b> MVStore commits in the
+ *       background about once a second, so a store killed right after acknowledging 500 inserts
+ *       kept 0-6 of them. Here any command that is not a plain read commits the MVStore before
+ *       its reply is sent. A commit writes the new chunk to the file (the OS page cache), so an
+ *       acknowledged write survives the death of this process; concurrent commits queue on the
+ *       store's lock and the later ones find nothing left to write (group commit for free).
+ *   <li><b>A filter on {@code _id} plus other fields reads by {@code _id}.</b> The stock planner
+ *       uses an index only when the filter names exactly the index's fields, so a conditional
+ *       write such as {@code {_id: x, version: 3}} scanned the whole collection (16 ms at 20,000
+ *       documents, growing with the collection). Here such a filter first looks the
+ *       {@code _id} up (a value or an {@code $in}) and then matches the rest of the filter
+ *       against the few documents found, as MongoDB does.
+ *   <li><b>An ordered write stops at its first error, and says how far it got.</b> Stock 1.47
+ *       goes on with the updates after a failed one in an ordered {@code update} command, and
+ *       answers an ordered {@code insert} with {@code n} = every document sent, even those it
+ *       never inserted. Here an ordered multi-update runs one update at a time and stops at
+ *       the first error, and {@code n} counts what was written, as MongoDB does.
+ *   <li><b>It reports MongoDB 4.4 (wire version 9)</b>, the oldest that current PyMongo accepts;
+ *       mongo-java-server 1.47 reports wire version 8.
+ * </ul>
+ *
+ * <p>Usage: {@code LeadtrailMongoServer HOST PORT DATA_FILE}. SIGTERM closes the store cleanly.
+ */
+public final class LeadtrailMongoServer {
+
+    /** Commands that never change data: everything else commits before it answers. */
+    private static final Set<String> READS = Set.of(
+        "find", "getmore", "count", "distinct", "aggregate", "listcollections", "listindexes",
+        "listdatabases", "ping", "hello", "ismaster", "buildinfo", "serverstatus", "whatsmyuri",
+        "getlasterror", "getparameter", "hostinfo", "dbstats", "collstats", "killcursors",
+        "endsessions", "connectionstatus", "getlog", "getcmdlineopts", "features", "currentop");
+
+    private static final MongoVersion MONGO_4_4 = new MongoVersion() {
+        @Override
+        public List<Integer> getVersionArray() {
+            return List.of(4, 4, 0);
+        }
+
+        @Override
+        public int getWireVersion() {
+            return 9;
+        }
+    };
+
+    /**
+     * The one MVStore of this process. H2Database's constructor opens the existing collections
+     * before a subclass's own fields are set, so the subclass reads the store from here.
+     */
+    private static MVStore store;
+
+    /** The H2 backend, committing after every command that may have written. */
+    static final class CommitBeforeReplyBackend extends H2Backend {
+        CommitBeforeReplyBackend(MVStore mvStore) {
+            super(mvStore);
+        }
+
+        @Override
+        protected MongoDatabase openOrCreateDatabase(String databaseName) {
+            return new IdFirstDatabase(databaseName, getMvStore(), getCursorRegistry());
+        }
+
+        /**
+         * An ordered {@code update} command run one update at a time through the stock handler,
+         * stopping at the first write error; indexes in the answer are those of the whole command.
+         */
+        @SuppressWarnings("unchecked")
+        private Document orderedUpdate(Channel channel, String database, String command, Document query) {
+            List<Document> updates = (List<Document>) query.get("updates");
+            int n = 0;
+            int nModified = 0;
+            List<Document> upserted = new ArrayList<>();
+            List<Document> writeErrors = new ArrayList<>();
+            for (int i = 0; i < updates.size(); i++) {
+                Document single = new Document();
+                for (String key : query.keySet()) { // the command name stays the first key
+                    single.put(key, key.equals("updates") ? List.of(updates.get(i)) : query.get(key));
+                }
+                Document answer = super.handleCommand(channel, database, command, single);
+                n += ((Number) answer.getOrDefault("n", 0)).intValue();
+                nModified += ((Number) answer.getOrDefault("nModified", 0)).intValue();
+                for (Object item : (List<Object>) answer.getOrDefault("upserted", List.of())) {
+                    Document entry = ((Document) item).clone();
+                    entry.put("index", Integer.valueOf(i));
+                    upserted.add(entry);
+                }
+                List<Object> errors = (List<Object>) answer.getOrDefault("writeErrors", List.of());
+                if (!errors.isEmpty()) {
+                    Document error = ((Document) errors.get(0)).clone();
+                    error.put("index", Integer.valueOf(i));
+                    writeErrors.add(error);
+                    break;
+                }
+            }
+            Document response = new Document("n", Integer.valueOf(n));
+            response.put("nModified", Integer.valueOf(nModified));
+            if (!upserted.isEmpty()) {
+                response.put("upserted", upserted);
+            }
+            if (!writeErrors.isEmpty()) {
+                response.put("writeErrors", writeErrors);
+            }
+            response.put("ok", Double.valueOf(1.0));
+            return response;
+        }
+
+        @Override
+        public Document handleCommand(Channel channel, String database, String command, Document query) {
+            try {
+                if (command.equalsIgnoreCase("update") && isOrdered(query) && sizeOf(query, "updates") > 1) {
+                    return orderedUpdate(channel, database, command, query);
+                }
+                Document response = super.handleCommand(channel, database, command, query);
+                if (command.equalsIgnoreCase("insert")) {
+                    countInserted(query, response);
+                }
+                return response;
+            } finally {
+                // Also after an error: an ordered insert may have written documents before the
+                // one that failed, and the client is told so.
+                if (!READS.contains(command.toLowerCase(Locale.ROOT))) {
+                    commit();
+                }
+            }
+        }
+    }
+
+    private static boolean isOrdered(Document command) {
+        Object ordered = command.get("ordered");
+        return ordered == null || Boolean.TRUE.equals(ordered); // MongoDB's default is ordered
+    }
+
+    private static int sizeOf(Document command, String field) {
+        return command.get(field) instanceof List<?> list ? list.size() : 0;
+    }
+
+    /** {@code n} of an insert: the documents written, not the documents sent. */
+    private static void countInserted(Document command, Document response) {
+        if (!(response.get("writeErrors") instanceof List<?> errors) || errors.isEmpty()) {
+            return;
+        }
+        int sent = sizeOf(command, "documents");
+        int written = isOrdered(command)
+            ? ((Number) ((Document) errors.get(0)).get("index")).intValue() // it stopped there
+            : sent - errors.size();
+        response.put("n", Integer.valueOf(written));
+    }
+
+    /** An H2 database whose collections plan {@code _id}-first (see the class comment). */
+    static final class IdFirstDatabase extends H2Database {
+        IdFirstDatabase(String databaseName, MVStore mvStore, CursorRegistry cursorRegistry) {
+            super(databaseName, mvStore, cursorRegistry);
+        }
+
+        @Override
+        protected MongoCollection<Object> openOrCreateCollection(String collectionName, CollectionOptions options) {
+            // The same map names as H2Database, so data written by either opens in the other.
+            String fullName = getFullCollectionNamespace(collectionName);
+            MVMap<Object, Document> dataMap = store.openMap("databases." + fullName);
+            MVMap<String, Object> metaMap = store.openMap("meta." + fullName);
+            return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+    }
+
+    static final class IdFirstCollection extends H2Collection {
+        IdFirstCollection(MongoDatabase database, String collectionName, CollectionOptions options,
+                          MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
+                          CursorRegistry cursorRegistry) {
+            super(database, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        @Override
+        protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
+                                             int batchSize, Document fieldSelector) {
+            if (query.size() < 2 || !isIdLookup(query.get("_id"))) {
+                return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+            }
+            // The _id index answers {_id: ...} alone; the whole filter then runs on its result.
+            QueryResult byId = super.queryDocuments(new Document("_id", query.get("_id")), null, 0, 0, 0, null);
+            List<Document> candidates = byId.collectDocuments();
+            return matchDocumentsFromStream(candidates.stream(), query, orderBy, numberToSkip, limit, batchSize,
+                fieldSelector);
+        }
+
+        /** A plain value or {@code {$in: [...]}}: what the unique {@code _id} index can look up. */
+        private static boolean isIdLookup(Object value) {
+            if (value == null) {
+                return false;
+            }
+            if (value instanceof Document document) {
+                return document.keySet().equals(Set.of("$in"));
+            }
+            return true;
+        }
+    }
+
+    private LeadtrailMongoServer() {
+    }
+
+    public static void main(String[] args) {
+        if (args.length != 3) {
+            System.err.println("usage: LeadtrailMongoServer HOST PORT DATA_FILE");
+            System.exit(2);
+        }
+        String host = args[0];
+        int port = Integer.parseInt(args[1]);
+        String dataFile = args[2];
+
+        store = MVStore.open(dataFile);
+        CommitBeforeReplyBackend backend = new CommitBeforeReplyBackend(store);
+        backend.version(MONGO_4_4);
+        MongoServer server = new MongoServer(backend);
+        server.bind(new InetSocketAddress(host, port));
+        System.out.println("leadtrail-mongo: listening on " + host + ":" + port + ", data in " + dataFile);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("leadtrail-mongo: shutting down");
+            server.shutdownNow(); // closes the clients, then the backend (and the MVStore)
+        }, "leadtrail-mongo-shutdown"));
+    }
+}

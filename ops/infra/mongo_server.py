@@ -1,0 +1,278 @@
+"""The local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, run from jars.
+
+Layout of a run directory::
+
+    mongo.json    the port, fixed on first start so restarts reuse it
+    mongo.pid     pid of the running JVM
+    mongo.log     its output
+    data/store.mv the H2 MVStore file holding every database
+
+The jars are resolved once by Maven from ``deploy/local/mongo/pom.xml`` into
+``<cache>/mongo-java-server/<version>/libs``, and ``deploy/local/mongo/LeadtrailMongoServer.java``
+is compiled beside them (``classes/``); a marker holding the hash of both files says the copy
+and the build completed. That small launcher is what makes the store fit (see its class
+comment): every write is committed before it is acknowledged, so ``kill -9`` loses nothing
+acknowledged; a filter on ``_id`` plus other fields is answered by ``_id`` rather than by a
+scan; and it reports a wire version current PyMongo accepts.
+
+Limits of this store, which the services are written around: no multi-document transactions,
+no change streams, and non-unique secondary indexes are accepted but not used (a query on such
+a field scans the collection; hot paths go by ``_id`` or a unique index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from ops.infra import process
+from ops.infra.errors import InfraError
+from ops.infra.kafka import java_executable
+from ops.infra.paths import cache_root, repo_root
+
+MONGO_JAVA_SERVER_VERSION = "1.47.0"
+_MAIN_CLASS = "LeadtrailMongoServer"
+_MARKER = ".leadtrail-complete"
+_JVM_OPTS = (
+    "-Xms64m",
+    "-Xmx768m",
+    "-XX:+UseSerialGC",  # a small heap on 2 cores: no parallel GC threads competing
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+    # slf4j-simple: one line per event to stdout (mongo.log); no line per client connection.
+    "-Dorg.slf4j.simpleLogger.logFile=System.out",
+    "-Dorg.slf4j.simpleLogger.showDateTime=true",
+    "-Dorg.slf4j.simpleLogger.log.de.bwaldvogel.mongo.wire=warn",
+)
+
+
+@dataclass(frozen=True)
+class MongoServer:
+    """A running local store."""
+
+    url: str
+    run_dir: Path
+    pid: int
+
+
+def _files(run_dir: Path) -> tuple[Path, Path, Path]:
+    """``(state file, pid file, log file)`` of a run directory."""
+    return run_dir / "mongo.json", run_dir / "mongo.pid", run_dir / "mongo.log"
+
+
+def _data_file(run_dir: Path) -> Path:
+    return run_dir / "data" / "store.mv"
+
+
+def _marker(run_dir: Path) -> str:
+    """What identifies our JVM in ``/proc/<pid>/cmdline``: its data file."""
+    return str(_data_file(run_dir))
+
+
+def mongo_url(port: int) -> str:
+    """The connection string for a local server on ``port``."""
+    return f"mongodb://{process.LOOPBACK}:{port}/"
+
+
+# ---------------------------------------------------------------------------- installation
+
+
+def _sources() -> tuple[Path, Path]:
+    """``(pom.xml, launcher source)`` in the checkout."""
+    home = repo_root() / "deploy" / "local" / "mongo"
+    pom, launcher = home / "pom.xml", home / f"{_MAIN_CLASS}.java"
+    for path in (pom, launcher):
+        if not path.is_file():
+            raise InfraError(f"{path} not found; run from a Leadtrail checkout")
+    return pom, launcher
+
+
+def server_classpath() -> str:
+    """The store's classpath (jars and the compiled launcher), building it first if needed."""
+    pom, launcher = _sources()
+    digest = hashlib.sha256(pom.read_bytes() + b"\0" + launcher.read_bytes()).hexdigest()
+    home = cache_root() / "mongo-java-server" / MONGO_JAVA_SERVER_VERSION
+    build = home / "build"
+    if not _build_complete(build, digest):
+        with process.file_lock(home / ".lock"):
+            if not _build_complete(build, digest):
+                _build(pom, launcher, digest, home, build)
+    return f"{build / 'classes'}:{build / 'libs'}/*"
+
+
+def _build_complete(build: Path, digest: str) -> bool:
+    try:
+        return (build / _MARKER).read_text().strip() == digest and (
+            build / "classes" / f"{_MAIN_CLASS}.class"
+        ).is_file()
+    except OSError:
+        return False
+
+
+def _build(pom: Path, launcher: Path, digest: str, home: Path, build: Path) -> None:
+    """Resolve the jars and compile the launcher into a fresh directory, then swap it in."""
+    mvn, javac = shutil.which("mvn"), _javac()
+    if mvn is None:
+        raise InfraError("Maven (mvn) is needed once to fetch mongo-java-server; not on PATH")
+    home.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="build-", dir=home))
+    try:
+        process.run_tool(
+            [
+                mvn, "-q", "-B", "-f", str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging / 'libs'}",
+                "-DincludeScope=runtime",
+            ],
+            what="resolving the mongo-java-server jars with Maven",
+            timeout=900,
+        )  # fmt: skip
+        process.run_tool(
+            [
+                javac, "-nowarn", "-proc:none",
+                "-cp", f"{staging / 'libs'}/*",
+                "-d", str(staging / "classes"),
+                str(launcher),
+            ],
+            what=f"compiling {launcher.name}",
+            timeout=300,
+        )  # fmt: skip
+        (staging / _MARKER).write_text(digest + "\n")
+        staging.chmod(0o755)  # mkdtemp makes it private
+        if build.exists():
+            shutil.rmtree(build)
+        staging.rename(build)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _javac() -> str:
+    java = Path(java_executable())
+    javac = java.with_name("javac")
+    if javac.is_file():
+        return str(javac)
+    found = shutil.which("javac")
+    if found is None:
+        raise InfraError("a JDK 17+ (javac) is needed once to build the local store's launcher")
+    return found
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def probe_mongo(url: str, budget: float = 5.0) -> str | None:
+    """``None`` if a ``ping`` command to ``url`` succeeds, else why not."""
+    timeout_ms = max(500, int(budget * 1000))
+    client: MongoClient[dict[str, object]] = MongoClient(
+        url,
+        appname="leadtrail-infra-probe",
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        timeoutMS=timeout_ms,
+    )
+    try:
+        client.admin.command("ping")
+    except PyMongoError as exc:
+        return f"ping failed: {type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def _load_port(state_file: Path) -> int | None:
+    data = process.read_json(state_file)
+    port = data.get("port") if data else None
+    return port if isinstance(port, int) else None
+
+
+def running_mongo(run_dir: Path) -> MongoServer | None:
+    """The server recorded in ``run_dir`` if its process is alive (health not checked)."""
+    run_dir = run_dir.resolve()
+    state_file, pid_file, _ = _files(run_dir)
+    port = _load_port(state_file)
+    pid = process.read_pid(pid_file, marker=_marker(run_dir))
+    if port is None or pid is None:
+        return None
+    return MongoServer(url=mongo_url(port), run_dir=run_dir, pid=pid)
+
+
+def start_mongo(run_dir: Path, *, timeout: float = 60.0) -> MongoServer:
+    """Start (or adopt) the store of ``run_dir`` and wait until it answers ``ping``.
+
+    Idempotent like :func:`ops.infra.kafka.start_kafka`; data and port survive restarts.
+    Raises :class:`InfraError` (with the log tail) if it is not healthy within ``timeout``.
+    """
+    run_dir = run_dir.resolve()
+    classpath = server_classpath()
+    java = java_executable()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_file, pid_file, log_file = _files(run_dir)
+    with process.file_lock(run_dir / ".lock"):
+        port = _load_port(state_file)
+        pid = process.read_pid(pid_file, marker=_marker(run_dir))
+        if port is not None and pid is not None:
+            _wait_healthy(port, pid, timeout, log_file)
+            return MongoServer(url=mongo_url(port), run_dir=run_dir, pid=pid)
+
+        if port is None:
+            port = process.free_port()
+            process.write_json(state_file, {"version": MONGO_JAVA_SERVER_VERSION, "port": port})
+        else:
+            process.ensure_port_free(port, "the local store")
+        _data_file(run_dir).parent.mkdir(exist_ok=True)
+        argv = [
+            java, *_JVM_OPTS,
+            "-cp", classpath,
+            _MAIN_CLASS, process.LOOPBACK, str(port), _marker(run_dir),
+        ]  # fmt: skip
+        pid = process.spawn_detached(argv, cwd=run_dir, log_file=log_file, pid_file=pid_file)
+        try:
+            _wait_healthy(port, pid, timeout, log_file)
+        except BaseException:
+            process.terminate(pid, timeout=10.0)
+            pid_file.unlink(missing_ok=True)
+            raise
+        return MongoServer(url=mongo_url(port), run_dir=run_dir, pid=pid)
+
+
+def _wait_healthy(port: int, pid: int, timeout: float, log_file: Path) -> None:
+    def probe(budget: float) -> str | None:
+        # A plain connect first: pymongo would wait out a whole server-selection round.
+        if not process.tcp_open(port, timeout=min(budget, 1.0)):
+            return f"nothing listening on port {port}"
+        return probe_mongo(mongo_url(port), budget)
+
+    process.wait_until_healthy(
+        probe, pid=pid, what="the local store", timeout=timeout, log_file=log_file
+    )
+
+
+def stop_mongo(run_dir: Path, *, timeout: float = 15.0, graceful: bool = True) -> None:
+    """Stop the store of ``run_dir``; nothing happens if it is not running.
+
+    ``graceful=False`` kills it with SIGKILL at once (a crash: acknowledged writes survive);
+    otherwise SIGTERM closes the MVStore cleanly, then SIGKILL after ``timeout`` seconds.
+    """
+    run_dir = run_dir.resolve()
+    if not run_dir.is_dir():
+        return
+    _, pid_file, _ = _files(run_dir)
+    with process.file_lock(run_dir / ".lock"):
+        pid = process.read_pid(pid_file, marker=_marker(run_dir))
+        if pid is not None:
+            process.terminate(pid, timeout=timeout, graceful=graceful)
+        pid_file.unlink(missing_ok=True)
+
+
+def mongo_log(run_dir: Path) -> Path:
+    """The log file of the store of ``run_dir``."""
+    return _files(run_dir.resolve())[2]
