@@ -28,6 +28,7 @@ from rich.table import Table
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope, UnknownEventError
 from contracts.topics import DEAD_LETTERS, LEAD_EVENTS, TopicSpec
 from ops.export import open_database
+from services.common.broker import KAFKA_REQUEST_TIMEOUT_MS
 from services.common.crypto import DecryptionError, PiiCipher
 from services.common.settings import CommonSettings
 from services.lead_ingest.projection import LeadProjection
@@ -113,6 +114,7 @@ async def read_records(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
     )
     await consumer.start()
     found: list[Record] = []

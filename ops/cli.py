@@ -652,3 +652,11 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except (*_UNREACHABLE, TimeoutError) as error:
+        # Whatever command met it: Kafka or the store did not answer within its deadline.
+        typer.secho(
+            f"error: Kafka or the store did not answer: {type(error).__name__}: {error}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        sys.exit(1)

@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.topics import DEAD_LETTERS
+from services.common.broker import KAFKA_REQUEST_TIMEOUT_MS
 
 __all__ = ["DeadLetterNotFoundError", "read_dead_letters", "redrive"]
 
@@ -23,7 +24,11 @@ async def read_dead_letters(bootstrap: str, prefix: str) -> AsyncIterator[DeadLe
     topic = f"{prefix}{DEAD_LETTERS.name}"
     # Without a group id, a subscription is assigned every partition of the topic.
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
     )
     await consumer.start()
     try:

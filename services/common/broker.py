@@ -19,7 +19,10 @@ from faststream.kafka import KafkaBroker
 from services.common.logging import get_logger
 from services.common.settings import CommonSettings
 
-__all__ = ["make_broker"]
+__all__ = ["KAFKA_REQUEST_TIMEOUT_MS", "make_broker"]
+
+KAFKA_REQUEST_TIMEOUT_MS = 15_000
+"""How long any one Kafka request may wait for its answer (aiokafka's default is 40 s)."""
 
 
 def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
@@ -28,7 +31,7 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         client_id=client_id,
         acks="all",
         enable_idempotence=False,  # see the module docstring
-        request_timeout_ms=15_000,
+        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
         linger_ms=0,
         logger=get_logger("faststream"),
         log_level=logging.DEBUG,  # per-message "Received"/"Processed" lines only at debug

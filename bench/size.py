@@ -1,0 +1,130 @@
+"""Size independence: the ingest and erasure benchmarks on an empty store, then on one that
+already holds ``--leads`` leads (100,000 by default), on one fresh stack of its own.
+
+    .venv/bin/python -m bench.size                     # ~10 minutes on 2 cores
+    .venv/bin/python -m bench.size --leads 20000 --quick
+
+How the store is filled: after the empty-store run, every document the services wrote for its
+leads (each service's read models, keys, outboxes, schedules...) is copied with new ``_id``s
+until lead-ingest's ``leads`` collection holds ``--leads`` documents, every other collection
+growing in the same proportion. So each collection is as large as it would be after that many
+real leads, with documents of the real shapes and sizes, in a fraction of the time the API
+would take to create them. The second run then measures what a large store costs: anything
+that scans a collection instead of going by ``_id`` shows as a lower rate. Target: at least 80%
+of the empty-store rate. Writes ``bench/results/size.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import time
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from rich.console import Console
+from rich.progress import Progress
+
+from bench import erasure, ingest
+from bench._common import ROOT, machine, save, stack_env
+from ops.stack import stack_down, stack_up
+from services.common.logging import configure_logging
+
+console = Console()
+RUN_ROOT = ROOT / ".run" / "bench-size"
+CHUNK = 2_000
+
+Document = dict[str, Any]
+
+
+async def fill(env: dict[str, str], leads: int) -> dict[str, int]:
+    """Copy the store's documents until ``leads`` holds ``leads`` documents; the counts after."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(env["LEADTRAIL_MONGO_URL"])
+    try:
+        db = client[env["LEADTRAIL_MONGO_DB"]]
+        names = sorted(await db.list_collection_names())
+        seeds = {name: await db[name].find({}).to_list(None) for name in names}
+        per_copy = max(1, len(seeds.get("leads", [])))
+        copies = max(0, leads - per_copy) // per_copy
+        total = copies * sum(len(documents) for documents in seeds.values())
+        with Progress(console=console) as bar:
+            task = bar.add_task(f"copying {copies} times", total=total)
+            for name, documents in seeds.items():
+                batch: list[Document] = []
+                for copy in range(1, copies + 1):
+                    for document in documents:
+                        batch.append({**document, "_id": f"{document['_id']}~{copy}"})
+                        if len(batch) >= CHUNK:
+                            await db[name].insert_many(batch, ordered=False)
+                            bar.advance(task, len(batch))
+                            batch = []
+                if batch:
+                    await db[name].insert_many(batch, ordered=False)
+                    bar.advance(task, len(batch))
+        return {name: await db[name].estimated_document_count() for name in names}
+    finally:
+        await client.close()
+
+
+async def measure(env: dict[str, str], seconds: float, subjects: int) -> dict[str, Any]:
+    result = {
+        "ingest": await ingest.run(env, clients=32, seconds=seconds),
+        "erasure": await erasure.run(env, subjects=subjects, rate=5, patience=900),
+    }
+    ingest.show(result["ingest"])
+    erasure.show(result["erasure"])
+    return result
+
+
+async def run(env: dict[str, str], *, leads: int, seconds: float, subjects: int) -> dict[str, Any]:
+    console.rule("empty store")
+    empty = await measure(env, seconds, subjects)
+    console.rule(f"filling the store to {leads} leads")
+    began = time.monotonic()
+    counts = await fill(env, leads)
+    filled_in = time.monotonic() - began
+    console.print(f"filled in {filled_in:.0f}s: {counts}")
+    console.rule(f"store holding {counts.get('leads', 0)} leads")
+    full = await measure(env, seconds, subjects)
+    ingest_ratio = full["ingest"]["api"]["per_second"] / empty["ingest"]["api"]["per_second"]
+    # Erasures run at a fixed offered rate, so the figure is speed: empty p50 / full p50.
+    erasure_ratio = float(empty["erasure"]["p50_ms"]) / float(full["erasure"]["p50_ms"])
+    console.print(
+        f"ingest rate, full/empty: [bold]{ingest_ratio:.2f}[/bold]; "
+        f"erasure speed (p50 empty/full): [bold]{erasure_ratio:.2f}[/bold] (target 0.80)"
+    )
+    return {
+        "machine": machine(),
+        "leads": leads,
+        "collections": counts,
+        "filled_in_s": filled_in,
+        "empty": empty,
+        "full": full,
+        "ingest_ratio": ingest_ratio,
+        "erasure_ratio": erasure_ratio,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leads", type=int, default=100_000, help="leads in the full store")
+    parser.add_argument("--quick", action="store_true", help="short phases, to try the harness")
+    args = parser.parse_args()
+    configure_logging("bench", level="warning", fmt="console")
+    stack_down(RUN_ROOT)
+    for part in ("kafka", "mongo", "config", "logs"):
+        shutil.rmtree(RUN_ROOT / part, ignore_errors=True)
+    console.print(f"starting a fresh stack under {RUN_ROOT} ...")
+    stack_up(RUN_ROOT)
+    env = stack_env(RUN_ROOT)
+    seconds, subjects = (5.0, 10) if args.quick else (20.0, 50)
+    try:
+        result = asyncio.run(run(env, leads=args.leads, seconds=seconds, subjects=subjects))
+    finally:
+        stack_down(RUN_ROOT)
+    console.print(f"saved {save('size', result)}")
+
+
+if __name__ == "__main__":
+    main()
