@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import pymongo
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -38,7 +37,6 @@ __all__ = [
     "BodySizeLimit",
     "ProblemError",
     "RateLimiter",
-    "RequestDeadline",
     "authenticate",
     "install_problem_handlers",
     "problem_response",
@@ -205,26 +203,6 @@ def install_problem_handlers(app: FastAPI, *, retry_after_s: int = 5) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(PyMongoError, on_store_error)
-
-
-class RequestDeadline:
-    """ASGI middleware: every store operation of one HTTP request shares one deadline.
-
-    PyMongo's ``timeoutMS`` bounds each operation; a route making several would otherwise wait
-    up to that many times as long. Under :func:`pymongo.timeout` all of them together get
-    ``store_timeout_s``; past it the next one raises, which answers ``503 store-unavailable``.
-    """
-
-    def __init__(self, app: ASGIApp, store_timeout_s: float) -> None:
-        self.app = app
-        self.store_timeout_s = store_timeout_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with pymongo.timeout(self.store_timeout_s):
-            await self.app(scope, receive, send)
 
 
 class BodySizeLimit:

@@ -29,7 +29,7 @@ from services.common.availability import DependencyHealth
 from services.common.broker import make_broker
 from services.common.clock import Clock, OffsetFileClock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
-from services.common.http import BodySizeLimit, RequestDeadline, install_problem_handlers
+from services.common.http import BodySizeLimit, install_problem_handlers
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MeasuredPublisher, ServiceMetrics
 from services.common.observability import RequestObservability, metrics_router
@@ -200,7 +200,6 @@ def create_app(
     app.state.runtime = runtime
     app.state.started = False
     install_problem_handlers(app, retry_after_s=settings.retry_after_s)
-    app.add_middleware(RequestDeadline, store_timeout_s=settings.store_timeout_s)
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=runtime.metrics)  # outermost: sees 413s
     app.include_router(health_router(runtime))

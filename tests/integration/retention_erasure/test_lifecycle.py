@@ -160,8 +160,14 @@ async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     lifecycle.clock.advance(timedelta(days=731))
     scheduler = lifecycle.scheduler
     replica = Scheduler(scheduler.store, scheduler.publisher, lifecycle.clock)
-    counts = await asyncio.gather(scheduler.tick(), replica.tick())
-    assert sum(counts) == 4, "two replicas ticking at once expire each subject once"
+    # A schedule that moved after a tick read its batch (a late rescore is new activity) is
+    # left to the next tick, so the replicas tick together until nothing is left.
+    expired = 0
+    for _ in range(5):
+        expired += sum(await asyncio.gather(scheduler.tick(), replica.tick()))
+        if expired >= 4:
+            break
+    assert expired == 4, "two replicas ticking at once expire each subject once"
     assert await scheduler.tick() + await replica.tick() == 0
     live = [
         e for e in await lifecycle.stack.events("retention-events") if e.type == "retention.expired"
