@@ -41,7 +41,7 @@ _MAIN_CLASS = "LeadtrailMongoServer"
 _MARKER = ".leadtrail-complete"
 _JVM_OPTS = (
     "-Xms64m",
-    "-Xmx768m",
+    "-Xmx1g",
     "-XX:+UseSerialGC",  # a small heap on 2 cores: no parallel GC threads competing
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",

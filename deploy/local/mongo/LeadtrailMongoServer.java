@@ -21,7 +21,7 @@ import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 
 /**
- * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with four
+ * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with five
  * changes that the stock {@code H2MongoServer} lacks.
  *
  * <ul>
@@ -42,6 +42,10 @@ import io.netty.channel.Channel;
  *       answers an ordered {@code insert} with {@code n} = every document sent, even those it
  *       never inserted. Here an ordered multi-update runs one update at a time and stops at
  *       the first error, and {@code n} counts what was written, as MongoDB does.
+ *   <li><b>A page cache of 256 MB</b> ({@code -Dleadtrail.cacheMb}) instead of MVStore's 16 MB: at
+ *       100,000 leads (1.1 million documents, a 4 GB file) an update by {@code _id} took 32 ms and
+ *       a 107,000-document scan 5 s, as pages were read back from disk; with the cache 1 ms and
+ *       0.15 s.
  *   <li><b>It reports MongoDB 4.4 (wire version 9)</b>, the oldest that current PyMongo accepts;
  *       mongo-java-server 1.47 reports wire version 8.
  * </ul>
@@ -232,7 +236,10 @@ public final class LeadtrailMongoServer {
         int port = Integer.parseInt(args[1]);
         String dataFile = args[2];
 
-        store = MVStore.open(dataFile);
+        // A page cache that holds the hot part of a large store: MVStore's default (16 MB)
+        // made every commit re-read pages from disk once the store passed a few GB.
+        int cacheMb = Integer.getInteger("leadtrail.cacheMb", 256);
+        store = new MVStore.Builder().fileName(dataFile).cacheSize(cacheMb).open();
         CommitBeforeReplyBackend backend = new CommitBeforeReplyBackend(store);
         backend.version(MONGO_4_4);
         MongoServer server = new MongoServer(backend);
