@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 import uvicorn
 from pydantic import ValidationError
 
-from services.common.logging import get_logger
+from services.common.logging import configure_logging, get_logger
 from services.common.runtime import ServiceSpec, create_app
 from services.common.settings import CommonSettings
 
@@ -29,7 +28,16 @@ def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callab
     try:
         settings = load_settings()
     except ValidationError as error:
-        print(f"{name}: invalid configuration:\n{error}", file=sys.stderr)
+        # One JSON line like every other (the level and format settings are what failed to
+        # load); without the inputs, which may be secret keys.
+        configure_logging(name)
+        get_logger(name).error(
+            "invalid configuration",
+            errors=[
+                {"setting": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in error.errors(include_input=False, include_url=False)
+            ],
+        )
         raise SystemExit(2) from None
     spec = build_spec(settings)
     app = create_app(spec, settings)

@@ -59,8 +59,10 @@ def issue(key: bytes, token: UnsubscribeToken) -> str:
 
 
 def verify(key: bytes, text: str, now: datetime) -> UnsubscribeToken:
+    # A token we issued is ASCII; anything else is refused before it reaches compare_digest,
+    # which raises TypeError on non-ASCII text.
     payload, sep, signature = text.partition(".")
-    if not sep or not hmac.compare_digest(_sign(key, payload), signature):
+    if not sep or not text.isascii() or not hmac.compare_digest(_sign(key, payload), signature):
         raise InvalidTokenError("this unsubscribe link is not valid")
     try:
         fields = json.loads(_unb64(payload))

@@ -43,3 +43,9 @@ def test_forged_or_damaged_tokens_are_refused(mangle: object) -> None:
 def test_another_key_is_refused() -> None:
     with pytest.raises(InvalidTokenError):
         verify(b"o" * 32, issue(KEY, TOKEN), NOW)
+
+
+@pytest.mark.parametrize("text", ["é", "é.é", "ü" + "." + "x" * 43, "e30.\u00e9\u00e9"])
+def test_non_ascii_tokens_are_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(InvalidTokenError):
+        verify(KEY, text, NOW)

@@ -102,6 +102,19 @@ async def test_one_click_unsubscribe_withdraws_marketing_only(stack: Cluster) ->
     assert forged.status_code == 404
 
 
+async def test_a_non_ascii_unsubscribe_token_is_a_404_not_a_crash(stack: Cluster) -> None:
+    ledger = stack.client("consent_ledger")
+    for token in ("%C3%A9", "e30.%C3%A9%C3%A9", "abc.d%C3%A9f"):
+        page = await ledger.get(f"/v1/unsubscribe/{token}")
+        assert page.status_code == 404, page.text
+        assert "Link not valid" in page.text
+        posted = await ledger.post(
+            f"/v1/unsubscribe/{token}", headers={"Accept": "application/json"}
+        )
+        assert posted.status_code == 404, posted.text
+        assert posted.json()["type"] == "urn:leadtrail:problem:invalid-unsubscribe-link"
+
+
 async def test_withdrawing_the_only_basis_asks_for_erasure_r12(stack: Cluster) -> None:
     (stack.config_dir / "tenants" / "acme" / "purposes.yaml").write_text(ALL_CONSENT)
     body = sample_lead()
