@@ -196,9 +196,10 @@ class ConsentApi:
             history=history,
         )
 
-    def unsubscribe_url(self, request: Request, token: str) -> str:
-        base = self.settings.public_url or str(request.base_url).rstrip("/")
-        return f"{base.rstrip('/')}/v1/unsubscribe/{token}"
+    def unsubscribe_url(self, token: str) -> str:
+        """From the configured public URL, never from the request: its Host header is the
+        caller's to choose, and the link goes to the person (issue 16)."""
+        return f"{self.settings.public_base_url()}/v1/unsubscribe/{token}"
 
     async def unsubscribe(self, token_text: str) -> UnsubscribeToken:
         try:
@@ -343,7 +344,7 @@ def build_router(api: ConsentApi) -> APIRouter:
         summary="A signed, expiring one-click unsubscribe link for one marketing purpose",
     )
     async def unsubscribe_link(
-        subject_id: str, body: UnsubscribeLinkIn, who: Caller, request: Request
+        subject_id: str, body: UnsubscribeLinkIn, who: Caller
     ) -> UnsubscribeLink:
         await api.subject(who.id, subject_id)
         if body.purpose not in api.purposes.for_tenant(who.id).purposes:
@@ -356,7 +357,7 @@ def build_router(api: ConsentApi) -> APIRouter:
             UnsubscribeToken(who.id, subject_id, body.purpose, expires),
         )
         return UnsubscribeLink(
-            url=api.unsubscribe_url(request, token),
+            url=api.unsubscribe_url(token),
             token=token,
             purpose=body.purpose,
             expires_at=expires,

@@ -640,9 +640,7 @@ def build_router(api: IngestApi) -> APIRouter:
         summary="Status and deadline of a data-subject request; for access and portability, "
         "a signed link to the answer once it is ready",
     )
-    async def get_privacy_request(
-        request_id: str, who: Caller, request: Request
-    ) -> PrivacyRequestView:
+    async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
         document = await api.projection.request(who.id, request_id)
         if document is None:
             raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
@@ -659,7 +657,7 @@ def build_router(api: IngestApi) -> APIRouter:
                 api.settings.export_link_bytes(),
                 ttl_s=api.settings.export_link_ttl_s,
                 now=api.runtime.clock.now(),
-                base_url=str(request.base_url),
+                base_url=api.settings.public_base_url(),
                 tenant_id=who.id,
                 request=document,
             ),

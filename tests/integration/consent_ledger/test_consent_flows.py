@@ -102,6 +102,46 @@ async def test_one_click_unsubscribe_withdraws_marketing_only(stack: Cluster) ->
     assert forged.status_code == 404
 
 
+async def test_unsubscribe_links_start_with_the_public_url_never_the_host_header(
+    kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+) -> None:
+    """The link goes to the person: a request's Host header must not choose where it points
+    (issue 16 item 5)."""
+    async with cluster(
+        kafka_bootstrap,
+        mongo_url,
+        tmp_path,
+        ["lead_ingest", "consent_ledger"],
+        public_url="https://consent.acme.example",
+    ) as stack:
+        lead = await capture(stack)
+        await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+        link = await stack.client("consent_ledger").post(
+            f"/v1/subjects/{lead['subject_id']}/unsubscribe-links",
+            json={"purpose": "marketing_email"},
+            headers={**stack.auth(), "Host": "evil.example"},
+        )
+        assert link.status_code == 201, link.text
+        token = link.json()["token"]
+        assert link.json()["url"] == f"https://consent.acme.example/v1/unsubscribe/{token}"
+
+
+async def test_without_a_public_url_links_point_at_the_listener_not_the_host_header(
+    stack: Cluster,
+) -> None:
+    lead = await capture(stack)
+    await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    link = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/unsubscribe-links",
+        json={"purpose": "marketing_email"},
+        headers={**stack.auth(), "Host": "evil.example"},
+    )
+    assert link.status_code == 201, link.text
+    listener = stack.runtimes["consent_ledger"].settings.public_base_url()
+    assert listener.startswith("http://127.0.0.1:")
+    assert link.json()["url"] == f"{listener}/v1/unsubscribe/{link.json()['token']}"
+
+
 async def test_a_non_ascii_unsubscribe_token_is_a_404_not_a_crash(stack: Cluster) -> None:
     ledger = stack.client("consent_ledger")
     for token in ("%C3%A9", "e30.%C3%A9%C3%A9", "abc.d%C3%A9f"):

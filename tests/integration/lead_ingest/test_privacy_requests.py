@@ -127,3 +127,37 @@ async def test_requests_are_tenant_scoped(ingest: Ingest) -> None:
         f"/v1/privacy-requests/{request_id}", headers=ingest.auth(ingest.other_key)
     )
     assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "ingest",
+    [{"export_parts": ["lead-ingest"], "public_url": "https://leads.acme.example/api/"}],
+    indirect=True,
+)
+async def test_export_links_start_with_the_public_url_never_the_host_header(
+    ingest: Ingest,
+) -> None:
+    """The link is the only credential for a person's whole data package: a request's Host
+    header must not choose where it points (issue 16 item 5)."""
+    lead = (await ingest.post_lead(sample_lead())).json()
+    await ingest.lead(lead["lead_id"])
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "access",
+            "subject": {"lead_id": lead["lead_id"]},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo@acme.example"},
+        },
+        headers=ingest.auth(),
+    )
+    assert response.status_code == 202, response.text
+    request_id = response.json()["request_id"]
+    view = await _request_view(ingest, request_id, "completed")
+    for host in ("evil.example", "leads.acme.example"):
+        shown = await ingest.client.get(
+            f"/v1/privacy-requests/{request_id}", headers={**ingest.auth(), "Host": host}
+        )
+        export = shown.json()["export"]
+        for url in (export["url"], export["csv_url"]):
+            assert url.startswith(f"https://leads.acme.example/api/v1/exports/{request_id}?")
+    assert view["export"] is not None
