@@ -58,6 +58,16 @@ class CommonSettings(BaseSettings):
         "links) starts with it, never with the request's Host header; unset, the listener's "
         "own http://host:port (right for a local stack only)",
     )
+    public_rate_limit_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="public routes (signed links, no API key): requests/s per client address",
+    )
+    public_rate_limit_burst: int = Field(default=60, ge=1)
+    link_rate_limit_per_s: float = Field(
+        default=0.1, gt=0, description="public routes: requests/s per link, after its burst"
+    )
+    link_rate_limit_burst: int = Field(default=10, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     kek: SecretStr = Field(

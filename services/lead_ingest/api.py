@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from contracts.events import lead, privacy
 from services.common.http import (
     ProblemError,
+    PublicRateLimits,
     RateLimiter,
     authenticate,
     problem_responses,
@@ -103,6 +104,7 @@ class IngestApi:
     settings: IngestSettings
     tenants: TenantDirectory
     limiter: RateLimiter
+    public: PublicRateLimits
     linker: SubjectLinker
     idempotency: IdempotencyStore
     projection: LeadProjection

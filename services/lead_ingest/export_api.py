@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.common.export import render
 from services.common.http import ProblemError, problem_responses
@@ -46,16 +46,19 @@ def build_export_router(api: IngestApi) -> APIRouter:
                     404: "no package for this request (yet)",
                     410: "the link expired, or the person's data was erased",
                     422: "format, expires or signature missing or malformed",
+                    429: "too many requests from this address or for this package",
                 }
             ),
         },
     )
     async def download(
+        request: Request,
         request_id: str,
         expires: Annotated[int, Query(ge=0, description="unix seconds")],
         signature: Annotated[str, Query(pattern=r"^[0-9a-f]{64}$")],
         format: Annotated[Literal["json", "csv"], Query()] = "json",
     ) -> Response:
+        api.public.check(request, request_id)  # per package, whatever the signature
         found = await api.handlers.exports.package(request_id)
         if found is None:
             raise ProblemError(404, "not-found", "Not found", f"no export for {request_id}")
