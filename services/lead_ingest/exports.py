@@ -222,6 +222,12 @@ class ExportAssembler:
         )
         return summary
 
+    async def owner(self, request_id: str) -> str | None:
+        """The tenant whose request this export answers (read without decrypting anything),
+        or None when there is no export document."""
+        document = await self.exports.find_one({"_id": request_id}, {"tenant_id": 1})
+        return None if document is None else str(document["tenant_id"])
+
     async def package(self, request_id: str) -> tuple[Document, ExportPackage | None] | None:
         """The export document and its package (None once the subject was erased)."""
         document = await self.exports.find_one({"_id": request_id})

@@ -187,3 +187,33 @@ async def test_downloads_of_one_package_are_rate_limited(ingest: Ingest) -> None
     assert limited.status_code == 429, limited.text
     assert limited.json()["type"] == "urn:leadtrail:problem:rate-limited"
     assert int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("ingest", [{"export_parts": ["lead-ingest"]}], indirect=True)
+async def test_a_download_checks_the_signature_first_and_answers_alike_for_unknown_exports(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 8: nothing is decrypted for a link that is not ours, and an unknown
+    request id answers exactly like a known one with a bad signature."""
+    request_id, view = await _answered_access_request(ingest)
+    export = view["export"]
+    assert isinstance(export, dict)
+    assembler = ingest.runtime.state["ingest_api"].handlers.exports
+    opened: list[str] = []
+    package = assembler.package
+
+    async def recording_package(request_id: str) -> object:
+        opened.append(request_id)
+        return await package(request_id)
+
+    monkeypatch.setattr(assembler, "package", recording_package)
+    url, _, signature = export["url"].partition("signature=")
+    bad = await ingest.client.get(f"{url}signature={'0' * len(signature)}")
+    unknown = await ingest.client.get(export["url"].replace(request_id, "pr_nothing"))
+    assert opened == [], "the package was read before the signature was checked"
+    assert bad.status_code == unknown.status_code == 403
+    assert bad.json() | {"instance": None} == unknown.json() | {"instance": None}
+    assert bad.json()["type"] == "urn:leadtrail:problem:invalid-export-signature"
+    good = await ingest.client.get(export["url"])
+    assert good.status_code == 200
+    assert opened == [request_id]
