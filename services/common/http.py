@@ -224,7 +224,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLargeError
+                    raise _TooLargeError(self.max_bytes)
             return message
 
         try:
@@ -243,8 +243,13 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(StarletteHTTPException):
+    """Raised while the body streams in. An HTTPException, so that FastAPI, reading the body
+    of a chunked request (no Content-Length), passes it on to the 413 problem handler instead
+    of answering 400 "There was an error parsing the body"."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"bodies are limited to {max_bytes} bytes")
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -304,6 +305,21 @@ async def test_oversized_bodies_are_refused(ingest: Ingest) -> None:
     response = await ingest.post_lead(body)
     assert response.status_code == 413
     assert response.json()["type"] == "urn:leadtrail:problem:payload-too-large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked on the wire
+        encoded = json.dumps(body).encode()
+        for start in range(0, len(encoded), 512):
+            yield encoded[start : start + 512]
+
+    streamed = await ingest.client.post(
+        "/v1/leads",
+        content=chunks(),
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413, streamed.text  # issue 16 item 11: was 400
+    assert streamed.json() | {"instance": None} == response.json() | {"instance": None}
+    assert await ingest.all_events("lead-events", settle_ms=300) == []
 
 
 @pytest.mark.parametrize(
