@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.events.common import Channel, Purpose
 from contracts.events.lead import AnswerValue, ConsentClaims, CriterionRule, LeadSource
 from contracts.events.privacy import PrivacyRequestType
+from services.common.json_body import INT64_MAX, INT64_MIN
 
 __all__ = [
     "Accepted",
@@ -31,6 +32,14 @@ __all__ = [
 ]
 
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+AnswerValueIn = (
+    str
+    | Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[float, Field(allow_inf_nan=False, ge=INT64_MIN, le=INT64_MAX)]
+    | bool
+)
+"""An answer as the API takes it: text, a boolean, or a number within the range of a 64-bit
+integer (larger integers are refused as JSON already, see services.common.json_body)."""
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 AnswerKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
@@ -80,7 +89,7 @@ class Accepted(BaseModel):
 
 class InteractionIn(_In):
     channel: Channel
-    answers: Annotated[dict[AnswerKey, AnswerValue], Field(min_length=1, max_length=100)]
+    answers: Annotated[dict[AnswerKey, AnswerValueIn], Field(min_length=1, max_length=100)]
     summary: Annotated[str, Field(max_length=5000)] | None = None
 
 

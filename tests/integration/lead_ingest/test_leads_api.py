@@ -177,6 +177,51 @@ async def test_interactions_are_scored_with_an_explanation_and_qualify(ingest: I
     assert events.count("lead.scored") == 2
 
 
+@pytest.mark.parametrize(
+    "answers",
+    [
+        '{"budget": NaN}',
+        '{"budget": Infinity}',
+        '{"budget": -Infinity}',
+        '{"budget": 1e400}',
+        '{"budget": ' + "9" * 4000 + "}",
+        '{"budget": 18446744073709551616}',
+        '{"budget": 10, "budget": 20000}',
+    ],
+    ids=["nan", "infinity", "-infinity", "1e400", "4000 digits", "2^64", "duplicate key"],
+)
+async def test_answers_python_would_bend_are_refused(ingest: Ingest, answers: str) -> None:
+    """Issue 16 item 9: NaN and Infinity are not JSON, 1e400 read back as null, huge integers
+    do not fit anywhere downstream, and with a duplicate key the last one silently won."""
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    response = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content=f'{{"channel": "chat", "answers": {answers}}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:leadtrail:problem:validation-error"
+    assert problem["errors"][0]["code"] == "json_invalid"
+    events = await ingest.all_events("lead-events", settle_ms=300)
+    assert [e.type for e in events] == ["lead.captured"], "no interaction was recorded"
+
+
+async def test_a_large_but_64_bit_answer_is_kept_exactly(ingest: Ingest) -> None:
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    response = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content='{"channel": "chat", "answers": {"seats": 9223372036854775807, "ratio": -0.5}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    lead = await ingest.lead(lead_id, until=lambda lead: lead["interactions"])
+    assert lead["interactions"][0]["answers"] == {"seats": 2**63 - 1, "ratio": -0.5}
+
+
 async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> None:
     lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
     await ingest.lead(lead_id)
