@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from contracts.events import consent
 from contracts.events.common import Channel, Purpose
 from services.common.consent import ConsentFact, ConsentState, decide
+from services.common.consent_claims import check_consent
 from services.common.http import (
     ProblemError,
     PublicRateLimits,
@@ -342,6 +343,14 @@ def build_router(api: ConsentApi) -> APIRouter:
     )
     async def grant(subject_id: str, body: GrantIn, who: Caller) -> Recorded:
         await api.subject(who.id, subject_id)
+        check_consent(
+            purposes=[body.purpose],
+            given_at=body.given_at,
+            now=api.runtime.clock.now(),
+            declared=api.purposes.for_tenant(who.id),
+            given_at_field="given_at",
+            purpose_field="purpose",
+        )
         return await api.publish(
             consent.ConsentGrantedV1(
                 purpose=body.purpose,

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
+from services.common.consent_claims import check_consent
 from services.common.http import (
     ProblemError,
     PublicRateLimits,
@@ -78,8 +79,6 @@ IdempotencyKey = Annotated[
         description="retries with the same key return the first response and add no event",
     ),
 ]
-
-CONSENT_CLOCK_SKEW = timedelta(minutes=5)
 
 PROBLEMS = problem_responses(
     {
@@ -157,21 +156,18 @@ class IngestApi:
             ) from None
         return corrections
 
-    def check_consent_time(self, body: LeadIn) -> None:
-        """Consent cannot be given after the lead reached us (clocks may differ a little):
-        retention dates are anchored at ``given_at``, so a future one would stretch them."""
+    def check_consent(self, tenant: Tenant, body: LeadIn) -> None:
+        """The consent claims hold to the rules consent-ledger's API applies too (422)."""
         if body.consent is None:
             return
-        latest = self.runtime.clock.now() + CONSENT_CLOCK_SKEW
-        if body.consent.given_at > latest:
-            message = f"given_at is later than now ({latest.isoformat()} allowing for clock skew)"
-            raise ProblemError(
-                422,
-                "consent-in-the-future",
-                "Consent cannot be given in the future",
-                message,
-                errors=[{"field": "consent.given_at", "message": message}],
-            )
+        check_consent(
+            purposes=body.consent.purposes,
+            given_at=body.consent.given_at,
+            now=self.runtime.clock.now(),
+            declared=self.handlers.purposes.for_tenant(tenant.id),
+            given_at_field="consent.given_at",
+            purpose_field="consent.purposes.{index}",
+        )
 
     async def owned_lead(self, tenant: Tenant, lead_id: str) -> Document:
         document = await self.projection.get(tenant.id, lead_id)
@@ -183,7 +179,7 @@ class IngestApi:
     async def capture(
         self, tenant: Tenant, body: LeadIn, idempotency_key: str | None, correlation_id: str
     ) -> tuple[int, dict[str, Any]]:
-        self.check_consent_time(body)
+        self.check_consent(tenant, body)
         identifiers = self.identifiers(body.contact, tenant)
         email = normalise_email(body.contact.email) if body.contact.email else None
         ids = {"lead_id": new_id("lead"), "event_id": str(uuid_utils.uuid7())}

@@ -266,6 +266,42 @@ async def test_public_routes_are_limited_per_link_and_per_client(
     assert len({e.id for e in withdrawals}) == 2
 
 
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        ({"given_at": "2099-01-01T00:00:00Z"}, "consent-in-the-future"),
+        ({"purpose": "telepathy"}, "unknown-purpose"),
+    ],
+)
+async def test_both_services_refuse_the_same_consent_alike(
+    stack: Cluster, claims: dict[str, str], problem: str
+) -> None:
+    """Issue 16 item 10: consent-ledger took a consent given in 2099, or to a purpose the
+    tenant never declared, that lead-ingest refuses; one validation now serves both."""
+    lead = await capture(stack)
+    await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    grant = {
+        "purpose": "marketing_email",
+        "channel": "email",
+        "notice_version": "2026-11",
+        "given_at": "2026-11-05T10:00:00Z",
+        **claims,
+    }
+    direct = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/consents", json=grant, headers=stack.auth()
+    )
+    body = sample_lead()
+    body["consent"] |= {"given_at": grant["given_at"], "purposes": [grant["purpose"]]}
+    with_a_lead = await stack.client("lead_ingest").post(
+        "/v1/leads", json=body, headers=stack.auth()
+    )
+    for response in (direct, with_a_lead):
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == f"urn:leadtrail:problem:{problem}"
+    view = await consents(stack, lead["subject_id"])
+    assert len(view["history"]) == 2, "nothing was recorded"
+
+
 async def test_withdrawing_the_only_basis_asks_for_erasure_r12(stack: Cluster) -> None:
     (stack.config_dir / "tenants" / "acme" / "purposes.yaml").write_text(ALL_CONSENT)
     body = sample_lead()
