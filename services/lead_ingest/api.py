@@ -67,7 +67,7 @@ from services.lead_ingest.schemas import (
 )
 from services.lead_ingest.settings import IngestSettings
 
-__all__ = ["IngestApi", "build_router"]
+__all__ = ["RULES_BEYOND_THE_SCHEMA", "IngestApi", "build_router"]
 
 log = get_logger(__name__)
 IdempotencyKey = Annotated[
@@ -80,13 +80,24 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+RULES_BEYOND_THE_SCHEMA = {
+    "invalid-contact": "an e-mail address or phone number that does not parse",
+    "consent-in-the-future": "consent given after the request arrived",
+    "unknown-purpose": "a purpose the tenant did not declare",
+    "idempotency-key-reused": "an Idempotency-Key already used for another body",
+    "invalid-verification-token": "not the token handed out, used, or expired",
+}
+"""422 problems for requests that match the OpenAPI document: everything else it states."""
+
 PROBLEMS = problem_responses(
     {
         400: "the body is not parseable JSON",
         401: "missing or invalid API key",
         404: "no such resource for this tenant",
         413: "request body too large",
-        422: "invalid request (with an errors list)",
+        422: "validation-error: the request does not match this document (with an errors "
+        "list); or a rule a schema cannot state: "
+        + ", ".join(f"{slug} ({why})" for slug, why in RULES_BEYOND_THE_SCHEMA.items()),
         429: "rate limited; see Retry-After",
         503: "Kafka or the document store unavailable; retry (same Idempotency-Key)",
     }
@@ -226,7 +237,7 @@ class IngestApi:
             await self.publish(
                 lead.LeadCapturedV1(
                     lead_id=ids["lead_id"],
-                    source=body.source,
+                    source=body.source.as_event(),
                     consent=body.consent,
                     linked_by=list(linked.matched),
                     fields_present=sorted(

@@ -209,17 +209,24 @@ async def test_answers_python_would_bend_are_refused(ingest: Ingest, answers: st
     assert [e.type for e in events] == ["lead.captured"], "no interaction was recorded"
 
 
-async def test_a_large_but_64_bit_answer_is_kept_exactly(ingest: Ingest) -> None:
+async def test_answers_are_numbers_every_reader_keeps_exactly(ingest: Ingest) -> None:
     lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
     await ingest.lead(lead_id)
+    beyond = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content='{"channel": "chat", "answers": {"seats": 9007199254740992}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert beyond.status_code == 422, "2**53 is where doubles stop counting one by one"
+    assert beyond.json()["type"] == "urn:leadtrail:problem:validation-error"
     response = await ingest.client.post(
         f"/v1/leads/{lead_id}/interactions",
-        content='{"channel": "chat", "answers": {"seats": 9223372036854775807, "ratio": -0.5}}',
+        content='{"channel": "chat", "answers": {"seats": 9007199254740991, "ratio": -0.5}}',
         headers={**ingest.auth(), "Content-Type": "application/json"},
     )
     assert response.status_code == 202, response.text
     lead = await ingest.lead(lead_id, until=lambda lead: lead["interactions"])
-    assert lead["interactions"][0]["answers"] == {"seats": 2**63 - 1, "ratio": -0.5}
+    assert lead["interactions"][0]["answers"] == {"seats": 2**53 - 1, "ratio": -0.5}
 
 
 async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> None:
