@@ -125,7 +125,9 @@ def _start_service(
         cwd=Path.cwd(),
         log_file=log,
         pid_file=run_root / "pids" / f"{service.name}.pid",
-        env={**env, "LEADTRAIL_HTTP_PORT": str(port)},
+        # Each service's own URL: the links it hands out start with it (never with a request's
+        # Host header); an operator's LEADTRAIL_PUBLIC_URL would name one service for all five.
+        env={**env, "LEADTRAIL_HTTP_PORT": str(port), "LEADTRAIL_PUBLIC_URL": url},
     )
     wait_until_healthy(_ready(url), pid=pid, what=service.name, timeout=timeout, log_file=log)
     return ServiceProcess(service.name, service.module, service.label, url, pid, str(log))

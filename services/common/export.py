@@ -17,13 +17,19 @@ Which service fills which section (a part naming a section it does not own is re
 Values a service can no longer decrypt (the subject's key was destroyed) are the text
 ``"erased"`` (:data:`ERASED`).
 
-CSV layout (:func:`render_csv`), one value per row, ``section,record,field,value``:
+CSV layout (:func:`render_csv`), RFC 4180 (CRLF line ends, values with a comma, a quote, a CR
+or an LF quoted), one value per row, ``section,record,field,value``:
 
 * ``section``: a section name, or ``package`` for the package's own facts;
 * ``record``: the record's index within its section, from 0;
 * ``field``: the field name; nested values are flattened with dots (``contact.email``,
   ``explanation.0.points``);
 * ``value``: text as is; numbers and booleans as in JSON (``42``, ``true``); null as empty.
+
+Text that a spreadsheet would take for a formula (starting with ``=``, ``+``, ``-``, ``@``, a
+tab or a carriage return) gets a leading ``'`` (:func:`spreadsheet_safe`): the values are the
+person's and third parties' own words, and opening the file must not run them (CSV
+injection). Numbers are written as numbers, so ``-5`` stays ``-5``.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ __all__ = [
     "render_csv",
     "render_json",
     "send_export_part",
+    "spreadsheet_safe",
 ]
 
 Record = dict[str, JsonValue]
@@ -204,26 +211,39 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text``, with a leading ``'`` if a spreadsheet would read it as a formula."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        return spreadsheet_safe(value)
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return spreadsheet_safe(json.dumps(value, ensure_ascii=False))
 
 
 def render_csv(package: ExportPackage) -> str:
     """The package as ``section,record,field,value`` rows (see the module docstring)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # RFC 4180 line ends: the csv module then quotes every value holding a CR or an LF, so a
+    # value cannot start a row of its own (with "\n" as the terminator, a bare CR was not
+    # quoted, and spreadsheets break lines there).
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["section", "record", "field", "value"])
     facts = package.model_dump(mode="json", exclude={"sections", "section_descriptions"})
     for field, value in _flatten("", facts):
-        writer.writerow(["package", 0, field, _text(value)])
+        writer.writerow(["package", 0, spreadsheet_safe(field), _text(value)])
     for name, rows in package.sections.items():
         for index, row in enumerate(rows):
             for field, value in _flatten("", row):
-                writer.writerow([name, index, field, _text(value)])
+                writer.writerow([name, index, spreadsheet_safe(field), _text(value)])
     return out.getvalue()
 
 

@@ -3,7 +3,8 @@
 * Errors are RFC 9457 ``application/problem+json`` with a stable ``type`` per error
   (``urn:leadtrail:problem:<slug>``), a human ``title``/``detail`` and, for validation errors,
   an ``errors`` list naming each field.
-* Request bodies are capped (413), requests are rate-limited per tenant (429 + ``Retry-After``).
+* Request bodies are capped (413), requests are rate-limited per tenant (429 + ``Retry-After``),
+  public routes (signed links, no API key) per client address and per link.
 * Tenants authenticate with ``Authorization: Bearer <key>`` or ``X-Api-Key: <key>``;
   missing or wrong keys get 401.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts import EventEnvelope
 from services.common.logging import get_logger
 from services.common.publisher import EventPublisher
+from services.common.settings import CommonSettings
 from services.common.tenants import Tenant, TenantDirectory
 
 log = get_logger(__name__)
@@ -36,6 +39,7 @@ __all__ = [
     "PROBLEM_JSON",
     "BodySizeLimit",
     "ProblemError",
+    "PublicRateLimits",
     "RateLimiter",
     "authenticate",
     "install_problem_handlers",
@@ -228,7 +232,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLargeError
+                    raise _TooLargeError(self.max_bytes)
             return message
 
         try:
@@ -247,8 +251,13 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(StarletteHTTPException):
+    """Raised while the body streams in. An HTTPException, so that FastAPI, reading the body
+    of a chunked request (no Content-Length), passes it on to the 413 problem handler instead
+    of answering 400 "There was an error parsing the body"."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"bodies are limited to {max_bytes} bytes")
 
 
 @dataclass
@@ -258,18 +267,37 @@ class _Bucket:
 
 
 class RateLimiter:
-    """A token bucket per tenant (per process): ``rate`` requests/s, bursts up to ``burst``."""
+    """A token bucket per key (per process): ``rate`` requests/s, bursts up to ``burst``.
 
-    def __init__(self, rate: float, burst: int, now: Callable[[], float] = time.monotonic) -> None:
+    Keys are tenants, or for public routes client addresses and links, which anyone can make
+    up: past ``max_keys`` buckets, those that have refilled (an unknown key starts full
+    anyway) are forgotten, and if that is not enough, the least recently used half."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        now: Callable[[], float] = time.monotonic,
+        *,
+        max_keys: int = 100_000,
+    ) -> None:
         self.rate = rate
         self.burst = burst
+        self.max_keys = max_keys
         self._now = now
         self._buckets: dict[str, _Bucket] = {}
 
-    def check(self, tenant_id: str) -> None:
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def check(self, key: str, detail: str | None = None) -> None:
         """Take a token or raise a 429 problem saying when to retry."""
         now = self._now()
-        bucket = self._buckets.setdefault(tenant_id, _Bucket(float(self.burst), now))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.max_keys:
+                self._forget_idle(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
         if bucket.tokens >= 1:
@@ -280,8 +308,48 @@ class RateLimiter:
             429,
             "rate-limited",
             "Too many requests",
-            f"tenant {tenant_id} is limited to {self.rate:g} requests/s",
+            detail or f"tenant {key} is limited to {self.rate:g} requests/s",
             headers={"Retry-After": str(max(1, wait))},
+        )
+
+    def _forget_idle(self, now: float) -> None:
+        refill_s = self.burst / self.rate if self.rate > 0 else math.inf
+        busy = {k: b for k, b in self._buckets.items() if now - b.updated < refill_s}
+        if len(busy) >= self.max_keys:
+            recent = sorted(busy.items(), key=lambda item: item[1].updated)[-self.max_keys // 2 :]
+            busy = dict(recent)
+        self._buckets = busy
+
+
+class PublicRateLimits:
+    """Limits for public routes, which take no API key (the signed link is the credential):
+    per client address, and per link (so one link cannot be hammered from many addresses).
+
+    The client address is the connection's peer, or the ``X-Forwarded-For`` address when the
+    peer is a proxy uvicorn trusts (``FORWARDED_ALLOW_IPS``, by default 127.0.0.1)."""
+
+    def __init__(self, per_client: RateLimiter, per_link: RateLimiter) -> None:
+        self.per_client = per_client
+        self.per_link = per_link
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> PublicRateLimits:
+        return cls(
+            RateLimiter(settings.public_rate_limit_per_s, settings.public_rate_limit_burst),
+            RateLimiter(settings.link_rate_limit_per_s, settings.link_rate_limit_burst),
+        )
+
+    def check(self, request: Request, link: str) -> None:
+        address = request.client.host if request.client else "unknown"
+        self.per_client.check(
+            address,
+            f"public links are limited to {self.per_client.rate:g} requests/s per client",
+        )
+        # keyed by a digest: the links themselves are credentials, not kept in memory
+        self.per_link.check(
+            hashlib.sha256(link.encode("utf-8", "replace")).hexdigest(),
+            f"one link is limited to {self.per_link.burst} requests, then "
+            f"{self.per_link.rate:g} requests/s",
         )
 
 

@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -35,20 +36,24 @@ letters, digits and ``._:-`` (UUIDs, ULIDs and most tracing ids fit; nothing tha
 forge a log field)."""
 
 
+_TRACEBACKS = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+
 def configure_logging(service: str, level: str = "info", fmt: str = "json") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.dict_tracebacks,
-            renderer,
-        ],
+        processors=[*shared, _TRACEBACKS, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
@@ -57,7 +62,45 @@ def configure_logging(service: str, level: str = "info", fmt: str = "json") -> N
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(message)s")
+    _route_standard_logging(shared, renderer)
+    sys.excepthook = _log_uncaught
+
+
+class _StructlogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root handler that renders standard-library records like structlog's own lines."""
+
+
+def _route_standard_logging(shared: list[Any], renderer: Any) -> None:
+    """Records of the ``logging`` module (uvicorn, asyncio, aiokafka, warnings) through the same
+    processors: one JSON line each, the traceback as a structured ``exception`` field."""
+    handler = _StructlogHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _TRACEBACKS,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _StructlogHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, traceback)
+        return
+    structlog.get_logger("uncaught").critical(
+        "uncaught exception", exc_info=(kind, error, traceback)
+    )
 
 
 def get_logger(name: str | None = None) -> Any:

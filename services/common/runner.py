@@ -9,37 +9,54 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
 from collections.abc import Callable
 from typing import TypeVar
 
 import uvicorn
 from pydantic import ValidationError
 
-from services.common.logging import get_logger
+from services.common.logging import configure_logging, get_logger
 from services.common.runtime import ServiceSpec, create_app
 from services.common.settings import CommonSettings
 
-__all__ = ["run"]
+__all__ = ["listen", "run"]
 
 S = TypeVar("S", bound=CommonSettings)
+
+
+def listen(settings: S) -> tuple[socket.socket, S]:
+    """The bound listener, and the settings naming the port really bound (port 0 picks one):
+    links fall back to it when LEADTRAIL_PUBLIC_URL is unset (``public_base_url``)."""
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
+    # without it every small response waits ~40 ms for Nagle's algorithm.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((settings.http_host, settings.http_port))
+    return listener, settings.model_copy(update={"http_port": listener.getsockname()[1]})
 
 
 def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callable[[], S]) -> None:
     try:
         settings = load_settings()
     except ValidationError as error:
-        print(f"{name}: invalid configuration:\n{error}", file=sys.stderr)
+        # One JSON line like every other (the level and format settings are what failed to
+        # load); without the inputs, which may be secret keys.
+        configure_logging(name)
+        get_logger(name).error(
+            "invalid configuration",
+            errors=[
+                {"setting": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in error.errors(include_input=False, include_url=False)
+            ],
+        )
         raise SystemExit(2) from None
+    listener, settings = listen(settings)
     spec = build_spec(settings)
     app = create_app(spec, settings)
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets whose proto says TCP;
-    # without it every small response waits ~40 ms for Nagle's algorithm.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((settings.http_host, settings.http_port))
     host, port = listener.getsockname()[:2]
-    get_logger(spec.name).info("listening", url=f"http://{host}:{port}")
+    get_logger(spec.name).info(
+        "listening", url=f"http://{host}:{port}", public_url=settings.public_base_url()
+    )
     config = uvicorn.Config(
         app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=20
     )

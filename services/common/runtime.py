@@ -30,6 +30,7 @@ from services.common.broker import make_broker
 from services.common.clock import Clock, OffsetFileClock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
 from services.common.http import BodySizeLimit, install_problem_handlers
+from services.common.json_body import StrictJSON
 from services.common.logging import configure_logging, get_logger
 from services.common.metrics import MeasuredPublisher, ServiceMetrics
 from services.common.observability import RequestObservability, metrics_router
@@ -200,6 +201,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.started = False
     install_problem_handlers(app, retry_after_s=settings.retry_after_s)
+    app.add_middleware(StrictJSON)  # inside the size limit: buffers at most max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=runtime.metrics)  # outermost: sees 413s
     app.include_router(health_router(runtime))

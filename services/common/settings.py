@@ -10,6 +10,7 @@ import base64
 import binascii
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,23 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field(default="leadtrail.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    public_url: str | None = Field(
+        default=None,
+        description="where this service's API is reached from outside, e.g. "
+        "https://leads.example.com: every link it hands out (export downloads, unsubscribe "
+        "links) starts with it, never with the request's Host header; unset, the listener's "
+        "own http://host:port (right for a local stack only)",
+    )
+    public_rate_limit_per_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="public routes (signed links, no API key): requests/s per client address",
+    )
+    public_rate_limit_burst: int = Field(default=60, ge=1)
+    link_rate_limit_per_s: float = Field(
+        default=0.1, gt=0, description="public routes: requests/s per link, after its burst"
+    )
+    link_rate_limit_burst: int = Field(default=10, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     kek: SecretStr = Field(
@@ -108,6 +126,25 @@ class CommonSettings(BaseSettings):
             )
         return self
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+        ):
+            raise ValueError(
+                "LEADTRAIL_PUBLIC_URL must be an http(s) URL without credentials, query or "
+                "fragment, e.g. https://leads.example.com"
+            )
+        return value.rstrip("/")
+
     @field_validator("kek")
     @classmethod
     def _kek_is_a_key(cls, value: SecretStr) -> SecretStr:
@@ -126,6 +163,15 @@ class CommonSettings(BaseSettings):
 
     def integrity_key_bytes(self) -> bytes:
         return integrity_key_bytes(self.integrity_key, self.kek)
+
+    def public_base_url(self) -> str:
+        """The base of the links this service hands out: ``public_url``, else the listener."""
+        if self.public_url is not None:
+            return self.public_url
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(  # noqa: S104
+            self.http_host, self.http_host
+        )
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.http_port}"
 
     def topic(self, logical_name: str) -> str:
         return f"{self.topic_prefix}{logical_name}"

@@ -15,9 +15,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.events import consent
 from contracts.events.common import Channel, Purpose
-from services.common.consent import ConsentState, decide
+from services.common.consent import ConsentFact, ConsentState, decide
+from services.common.consent_claims import check_consent
 from services.common.http import (
     ProblemError,
+    PublicRateLimits,
     RateLimiter,
     authenticate,
     problem_responses,
@@ -25,6 +27,7 @@ from services.common.http import (
 )
 from services.common.logging import current_correlation_id
 from services.common.netprivacy import shorten_ip
+from services.common.publisher import derived_event_id
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime
 from services.common.store import Document
@@ -93,6 +96,24 @@ class UnsubscribeLink(BaseModel):
     expires_at: AwareDatetime
 
 
+class Unsubscribed(BaseModel):
+    """The answer to a one-click unsubscribe (``Accept: application/json``)."""
+
+    purpose: str
+    status: Literal["withdrawn", "already_withdrawn", "superseded"] = Field(
+        description="withdrawn: the consent the link was issued for is withdrawn now (202); "
+        "already_withdrawn: it was before, nothing changed (200); superseded: the person "
+        "agreed again after the link was issued, and the link does not reach that (200)"
+    )
+    event_id: str | None = Field(
+        description="the consent.withdrawn event (the same for every click on the link); "
+        "null when nothing changed"
+    )
+    withdrawn_at: AwareDatetime | None = Field(
+        description="already_withdrawn: when the consent was withdrawn (the first time)"
+    )
+
+
 class PurposeView(BaseModel):
     purpose: str
     basis: str | None
@@ -129,6 +150,7 @@ class ConsentApi:
     settings: ConsentSettings
     tenants: TenantDirectory
     limiter: RateLimiter
+    public: PublicRateLimits
     projection: ConsentProjection
     purposes: TenantPurposes
 
@@ -196,9 +218,10 @@ class ConsentApi:
             history=history,
         )
 
-    def unsubscribe_url(self, request: Request, token: str) -> str:
-        base = self.settings.public_url or str(request.base_url).rstrip("/")
-        return f"{base.rstrip('/')}/v1/unsubscribe/{token}"
+    def unsubscribe_url(self, token: str) -> str:
+        """From the configured public URL, never from the request: its Host header is the
+        caller's to choose, and the link goes to the person (issue 16)."""
+        return f"{self.settings.public_base_url()}/v1/unsubscribe/{token}"
 
     async def unsubscribe(self, token_text: str) -> UnsubscribeToken:
         try:
@@ -208,6 +231,61 @@ class ConsentApi:
         except InvalidTokenError as error:
             raise ProblemError(404, "invalid-unsubscribe-link", str(error)) from None
         return token
+
+    def link_token(self, document: Document, purpose: str) -> UnsubscribeToken:
+        """A link that withdraws the grant in force now, and no later one (409 without one)."""
+        grant = self.projection.current_grant(document, purpose)
+        if grant is None or not self.projection.state(document).purpose(purpose).consented:
+            raise ProblemError(
+                409,
+                "no-consent-in-force",
+                "No consent to withdraw",
+                f"the subject has no consent to {purpose} in force",
+            )
+        expires = self.runtime.clock.now() + timedelta(days=self.settings.unsubscribe_ttl_days)
+        return UnsubscribeToken(
+            document["tenant_id"], document["subject_id"], purpose, expires, grant.event_id
+        )
+
+    def issued_for(self, token: UnsubscribeToken, grant: ConsentFact) -> bool:
+        """Whether the link was issued for this grant. Tokens from before grant ids were
+        recorded reach a grant given before they were issued (expiry minus today's TTL)."""
+        if token.grant_id is not None:
+            return grant.event_id == token.grant_id
+        issued = token.expires_at - timedelta(days=self.settings.unsubscribe_ttl_days)
+        return grant.at <= issued
+
+    async def unsubscribe_now(self, token: UnsubscribeToken) -> Unsubscribed:
+        """Withdraw the grant the link was issued for, once: every click on one link publishes
+        the same event id (consumers apply it once, so the first withdrawn_at stands), and a
+        click once it is withdrawn, or after the person agreed again, changes nothing."""
+        document = await self.projection.subject(token.tenant_id, token.subject_id)
+        grant = self.projection.current_grant(document, token.purpose)
+        current = self.projection.state(document).purpose(token.purpose)
+        if grant is None or not self.issued_for(token, grant):
+            return Unsubscribed(
+                purpose=token.purpose, status="superseded", event_id=None, withdrawn_at=None
+            )
+        if not current.consented:
+            return Unsubscribed(
+                purpose=token.purpose,
+                status="already_withdrawn",
+                event_id=None,
+                withdrawn_at=current.withdrawn_at,
+            )
+        envelope = await publish_or_503(
+            self.runtime.publisher,
+            consent.ConsentWithdrawnV1(purpose=token.purpose, origin="unsubscribe"),
+            within_s=10.0,
+            hint="retry later",
+            tenant_id=token.tenant_id,
+            subject_id=token.subject_id,
+            correlation_id=current_correlation_id(),
+            event_id=derived_event_id(grant.event_id, "consent.withdrawn/unsubscribe"),
+        )
+        return Unsubscribed(
+            purpose=token.purpose, status="withdrawn", event_id=envelope.id, withdrawn_at=None
+        )
 
 
 async def current_tenant(request: Request) -> Tenant:
@@ -265,6 +343,14 @@ def build_router(api: ConsentApi) -> APIRouter:
     )
     async def grant(subject_id: str, body: GrantIn, who: Caller) -> Recorded:
         await api.subject(who.id, subject_id)
+        check_consent(
+            purposes=[body.purpose],
+            given_at=body.given_at,
+            now=api.runtime.clock.now(),
+            declared=api.purposes.for_tenant(who.id),
+            given_at_field="given_at",
+            purpose_field="purpose",
+        )
         return await api.publish(
             consent.ConsentGrantedV1(
                 purpose=body.purpose,
@@ -340,35 +426,38 @@ def build_router(api: ConsentApi) -> APIRouter:
         "/subjects/{subject_id}/unsubscribe-links",
         status_code=201,
         response_model=UnsubscribeLink,
-        summary="A signed, expiring one-click unsubscribe link for one marketing purpose",
+        summary="A signed, expiring one-click unsubscribe link for one marketing purpose; it "
+        "withdraws the consent in force now, never a later one",
+        responses=problem_responses({409: "the subject has no consent to the purpose in force"}),
     )
     async def unsubscribe_link(
-        subject_id: str, body: UnsubscribeLinkIn, who: Caller, request: Request
+        subject_id: str, body: UnsubscribeLinkIn, who: Caller
     ) -> UnsubscribeLink:
-        await api.subject(who.id, subject_id)
+        document = await api.subject(who.id, subject_id)
         if body.purpose not in api.purposes.for_tenant(who.id).purposes:
             raise ProblemError(
                 422, "unknown-purpose", "Unknown purpose", f"{body.purpose} is not declared"
             )
-        expires = api.runtime.clock.now() + timedelta(days=api.settings.unsubscribe_ttl_days)
-        token = issue(
-            api.settings.unsubscribe_key_bytes(),
-            UnsubscribeToken(who.id, subject_id, body.purpose, expires),
-        )
+        link = api.link_token(document, body.purpose)
+        token = issue(api.settings.unsubscribe_key_bytes(), link)
         return UnsubscribeLink(
-            url=api.unsubscribe_url(request, token),
+            url=api.unsubscribe_url(token),
             token=token,
             purpose=body.purpose,
-            expires_at=expires,
+            expires_at=link.expires_at,
         )
 
     @router.get(
         "/unsubscribe/{token}",
         response_class=HTMLResponse,
         summary="Public page of an unsubscribe link (no API key); confirms with one click",
-        responses={404: {"description": "invalid or expired link"}},
+        responses={
+            404: {"description": "invalid or expired link"},
+            **problem_responses({429: "too many requests from this address or for this link"}),
+        },
     )
-    async def unsubscribe_page(token: str) -> HTMLResponse:
+    async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+        api.public.check(request, token)
         try:
             parsed = await api.unsubscribe(token)
         except ProblemError as error:
@@ -385,10 +474,18 @@ def build_router(api: ConsentApi) -> APIRouter:
 
     @router.post(
         "/unsubscribe/{token}",
-        summary="One click: withdraw consent for the link's purpose (RFC 8058 compatible)",
-        responses={404: {"description": "invalid or expired link"}},
+        summary="One click: withdraw the consent the link was issued for (RFC 8058 "
+        "compatible); a repeat changes nothing",
+        response_model=Unsubscribed,
+        status_code=202,
+        responses={
+            200: {"description": "nothing changed (see status)", "model": Unsubscribed},
+            404: {"description": "invalid or expired link"},
+            **problem_responses({429: "too many requests from this address or for this link"}),
+        },
     )
     async def unsubscribe_now(token: str, request: Request) -> Any:
+        api.public.check(request, token)
         wants_json = "application/json" in request.headers.get("accept", "")
         try:
             parsed = await api.unsubscribe(token)
@@ -396,13 +493,16 @@ def build_router(api: ConsentApi) -> APIRouter:
             if wants_json:
                 raise
             return page("Link not valid", "This link is not valid or has expired.", status=404)
-        recorded = await api.publish(
-            consent.ConsentWithdrawnV1(purpose=parsed.purpose, origin="unsubscribe"),
-            parsed.tenant_id,
-            parsed.subject_id,
-        )
+        result = await api.unsubscribe_now(parsed)
         if wants_json:
-            return JSONResponse(recorded.model_dump(), status_code=202)
+            status = 202 if result.status == "withdrawn" else 200
+            return JSONResponse(result.model_dump(mode="json"), status_code=status)
+        if result.status == "superseded":
+            return page(
+                "Nothing changed",
+                "You agreed again after this link was sent; to unsubscribe, use the link in "
+                "the latest message you received.",
+            )
         return page("Unsubscribed", "You will not receive these messages any more.")
 
     return router

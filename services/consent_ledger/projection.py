@@ -118,6 +118,15 @@ class ConsentProjection:
         return await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})
 
     @staticmethod
+    def current_grant(document: Document | None, purpose: str) -> ConsentFact | None:
+        """The latest ``consent.granted`` for ``purpose`` in log order (withdrawn or not)."""
+        latest = None
+        for fact in (document or {}).get("facts", []):
+            if fact["type"] == "consent.granted" and purpose in fact.get("purposes", ()):
+                latest = fact
+        return None if latest is None else ConsentFact.from_document(latest)
+
+    @staticmethod
     def state(document: Document | None) -> ConsentState:
         facts = (document or {}).get("facts", [])
         return fold(ConsentFact.from_document(f) for f in facts)

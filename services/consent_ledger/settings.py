@@ -14,10 +14,6 @@ class ConsentSettings(CommonSettings):
         description="base64 of 32 random bytes: signs the one-click unsubscribe tokens"
     )
     unsubscribe_ttl_days: int = Field(default=180, ge=1, le=3650)
-    public_url: str | None = Field(
-        default=None,
-        description="base URL of the public unsubscribe endpoint (default: the request's own)",
-    )
 
     @field_validator("unsubscribe_key")
     @classmethod

@@ -19,8 +19,10 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
+from services.common.consent_claims import check_consent
 from services.common.http import (
     ProblemError,
+    PublicRateLimits,
     RateLimiter,
     authenticate,
     problem_responses,
@@ -65,7 +67,7 @@ from services.lead_ingest.schemas import (
 )
 from services.lead_ingest.settings import IngestSettings
 
-__all__ = ["IngestApi", "build_router"]
+__all__ = ["RULES_BEYOND_THE_SCHEMA", "IngestApi", "build_router"]
 
 log = get_logger(__name__)
 IdempotencyKey = Annotated[
@@ -78,7 +80,14 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-CONSENT_CLOCK_SKEW = timedelta(minutes=5)
+RULES_BEYOND_THE_SCHEMA = {
+    "invalid-contact": "an e-mail address or phone number that does not parse",
+    "consent-in-the-future": "consent given after the request arrived",
+    "unknown-purpose": "a purpose the tenant did not declare",
+    "idempotency-key-reused": "an Idempotency-Key already used for another body",
+    "invalid-verification-token": "not the token handed out, used, or expired",
+}
+"""422 problems for requests that match the OpenAPI document: everything else it states."""
 
 PROBLEMS = problem_responses(
     {
@@ -86,7 +95,9 @@ PROBLEMS = problem_responses(
         401: "missing or invalid API key",
         404: "no such resource for this tenant",
         413: "request body too large",
-        422: "invalid request (with an errors list)",
+        422: "validation-error: the request does not match this document (with an errors "
+        "list); or a rule a schema cannot state: "
+        + ", ".join(f"{slug} ({why})" for slug, why in RULES_BEYOND_THE_SCHEMA.items()),
         429: "rate limited; see Retry-After",
         503: "Kafka or the document store unavailable; retry (same Idempotency-Key)",
     }
@@ -103,6 +114,7 @@ class IngestApi:
     settings: IngestSettings
     tenants: TenantDirectory
     limiter: RateLimiter
+    public: PublicRateLimits
     linker: SubjectLinker
     idempotency: IdempotencyStore
     projection: LeadProjection
@@ -155,21 +167,18 @@ class IngestApi:
             ) from None
         return corrections
 
-    def check_consent_time(self, body: LeadIn) -> None:
-        """Consent cannot be given after the lead reached us (clocks may differ a little):
-        retention dates are anchored at ``given_at``, so a future one would stretch them."""
+    def check_consent(self, tenant: Tenant, body: LeadIn) -> None:
+        """The consent claims hold to the rules consent-ledger's API applies too (422)."""
         if body.consent is None:
             return
-        latest = self.runtime.clock.now() + CONSENT_CLOCK_SKEW
-        if body.consent.given_at > latest:
-            message = f"given_at is later than now ({latest.isoformat()} allowing for clock skew)"
-            raise ProblemError(
-                422,
-                "consent-in-the-future",
-                "Consent cannot be given in the future",
-                message,
-                errors=[{"field": "consent.given_at", "message": message}],
-            )
+        check_consent(
+            purposes=body.consent.purposes,
+            given_at=body.consent.given_at,
+            now=self.runtime.clock.now(),
+            declared=self.handlers.purposes.for_tenant(tenant.id),
+            given_at_field="consent.given_at",
+            purpose_field="consent.purposes.{index}",
+        )
 
     async def owned_lead(self, tenant: Tenant, lead_id: str) -> Document:
         document = await self.projection.get(tenant.id, lead_id)
@@ -181,7 +190,7 @@ class IngestApi:
     async def capture(
         self, tenant: Tenant, body: LeadIn, idempotency_key: str | None, correlation_id: str
     ) -> tuple[int, dict[str, Any]]:
-        self.check_consent_time(body)
+        self.check_consent(tenant, body)
         identifiers = self.identifiers(body.contact, tenant)
         email = normalise_email(body.contact.email) if body.contact.email else None
         ids = {"lead_id": new_id("lead"), "event_id": str(uuid_utils.uuid7())}
@@ -228,7 +237,7 @@ class IngestApi:
             await self.publish(
                 lead.LeadCapturedV1(
                     lead_id=ids["lead_id"],
-                    source=body.source,
+                    source=body.source.as_event(),
                     consent=body.consent,
                     linked_by=list(linked.matched),
                     fields_present=sorted(
@@ -640,9 +649,7 @@ def build_router(api: IngestApi) -> APIRouter:
         summary="Status and deadline of a data-subject request; for access and portability, "
         "a signed link to the answer once it is ready",
     )
-    async def get_privacy_request(
-        request_id: str, who: Caller, request: Request
-    ) -> PrivacyRequestView:
+    async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
         document = await api.projection.request(who.id, request_id)
         if document is None:
             raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
@@ -659,7 +666,7 @@ def build_router(api: IngestApi) -> APIRouter:
                 api.settings.export_link_bytes(),
                 ttl_s=api.settings.export_link_ttl_s,
                 now=api.runtime.clock.now(),
-                base_url=str(request.base_url),
+                base_url=api.settings.public_base_url(),
                 tenant_id=who.id,
                 request=document,
             ),

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consumer import Subscription, subscribe_all
-from services.common.http import RateLimiter
+from services.common.http import PublicRateLimits, RateLimiter
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
@@ -46,6 +46,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                 settings=settings,
                 tenants=TenantDirectory(settings.config_dir),
                 limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+                public=PublicRateLimits.from_settings(settings),
                 linker=linker,
                 idempotency=IdempotencyStore(
                     runtime.db["idempotency"], settings.idempotency_takeover_s

@@ -107,7 +107,8 @@ def export_link(
     key: bytes, *, ttl_s: int, now: datetime, base_url: str, tenant_id: str, request: Document
 ) -> ExportLink | None:
     """A fresh signed link to a request's package (from its read-model document), or None
-    while there is none. ``base_url`` is where lead-ingest's API answers."""
+    while there is none. ``base_url`` is where lead-ingest's API is reached from outside
+    (``LEADTRAIL_PUBLIC_URL``), never the request's Host header."""
     if request["type"] not in EXPORT_REQUEST_TYPES or not request.get("export_formats"):
         return None
     expires_at = (now + timedelta(seconds=ttl_s)).replace(microsecond=0)
@@ -220,6 +221,12 @@ class ExportAssembler:
             },
         )
         return summary
+
+    async def owner(self, request_id: str) -> str | None:
+        """The tenant whose request this export answers (read without decrypting anything),
+        or None when there is no export document."""
+        document = await self.exports.find_one({"_id": request_id}, {"tenant_id": 1})
+        return None if document is None else str(document["tenant_id"])
 
     async def package(self, request_id: str) -> tuple[Document, ExportPackage | None] | None:
         """The export document and its package (None once the subject was erased)."""

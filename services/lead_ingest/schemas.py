@@ -1,6 +1,10 @@
 """Request and response bodies of the lead-ingest HTTP API (documented in its OpenAPI file).
 
-Request models reject unknown fields (R2: data minimisation, never silently kept).
+Request models reject unknown fields (R2: data minimisation, never silently kept). A rule a
+model enforces in code (one of two fields, details that depend on the type) is also stated in
+its JSON Schema (``json_schema_extra``), so that the OpenAPI document names every request the
+server refuses as invalid; what a schema cannot state (an e-mail or phone that does not parse,
+a wrong token, a tenant's purposes, the time) is refused with its own problem type.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.events.common import Channel, Purpose
-from contracts.events.lead import AnswerValue, ConsentClaims, CriterionRule, LeadSource
+from contracts.events.common import Channel, Purpose, ShortText
+from contracts.events.lead import (
+    AnswerValue,
+    ConsentClaims,
+    CriterionRule,
+    LawfulCollectionAttestation,
+    LeadSource,
+    ThirdPartySource,
+    WebFormSource,
+)
 from contracts.events.privacy import PrivacyRequestType
 
 __all__ = [
@@ -31,6 +43,17 @@ __all__ = [
 ]
 
 Region = Annotated[str, Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+SAFE_INTEGER = 2**53 - 1
+"""The largest integer every JSON reader keeps exactly (a double, JavaScript's numbers); the
+OpenAPI document states it exactly too, where 2**63 - 1 would be rounded up to 2**63."""
+AnswerValueIn = (
+    str
+    | Annotated[int, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+    | Annotated[float, Field(allow_inf_nan=False, ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+    | bool
+)
+"""An answer as the API takes it: text, a boolean, or a number within +/-(2**53 - 1)
+(integers beyond 64 bits are refused as JSON already, see services.common.json_body)."""
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 AnswerKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
@@ -39,7 +62,53 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _one_of_present(*fields: str) -> dict[str, Any]:
+    """JSON Schema for "at least one of these fields, as a non-empty string"."""
+    return {
+        "anyOf": [
+            {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+            for name in fields
+        ]
+    }
+
+
+class WebFormSourceIn(WebFormSource):
+    """As in ``lead.captured``, but ``kind`` must be sent: it picks the kind of source."""
+
+    kind: Literal["web_form"]
+
+    def as_event(self) -> LeadSource:
+        return WebFormSource.model_validate(self.model_dump())
+
+
+NOT_BLANK = r"[^\s\x1c-\x1f]"
+"""Somewhere a character that is not whitespace (text is stripped before its length is
+checked; \x1c-\x1f are whitespace to Python's str.strip, not to every regex engine)."""
+
+
+class AttestationIn(LawfulCollectionAttestation):
+    """As in ``lead.captured``; the schema says the texts are not blank (they are stripped)."""
+
+    statement: Annotated[ShortText, Field(pattern=NOT_BLANK)]
+    reference: Annotated[ShortText, Field(pattern=NOT_BLANK)] | None = None
+
+
+class ThirdPartySourceIn(ThirdPartySource):
+    """As in ``lead.captured``, but ``kind`` must be sent: it picks the kind of source."""
+
+    kind: Literal["third_party"]
+    attestation: AttestationIn
+
+    def as_event(self) -> LeadSource:
+        return ThirdPartySource.model_validate(self.model_dump())
+
+
+LeadSourceIn = Annotated[WebFormSourceIn | ThirdPartySourceIn, Field(discriminator="kind")]
+
+
 class ContactIn(_In):
+    model_config = ConfigDict(json_schema_extra=_one_of_present("email", "phone"))
+
     email: Annotated[str, Field(max_length=320)] | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
     phone_region: Region | None = Field(
@@ -66,7 +135,7 @@ class RequestContext(_In):
 
 
 class LeadIn(_In):
-    source: LeadSource
+    source: LeadSourceIn
     contact: ContactIn
     consent: ConsentClaims | None = None
     context: RequestContext | None = None
@@ -80,7 +149,14 @@ class Accepted(BaseModel):
 
 class InteractionIn(_In):
     channel: Channel
-    answers: Annotated[dict[AnswerKey, AnswerValue], Field(min_length=1, max_length=100)]
+    answers: Annotated[
+        dict[AnswerKey, AnswerValueIn],
+        Field(
+            min_length=1,
+            max_length=100,
+            json_schema_extra={"additionalProperties": False},  # keys match the pattern
+        ),
+    ]
     summary: Annotated[str, Field(max_length=5000)] | None = None
 
 
@@ -149,6 +225,8 @@ class LeadView(BaseModel):
 
 
 class SubjectRef(_In):
+    model_config = ConfigDict(json_schema_extra=_one_of_present("email", "phone", "lead_id"))
+
     email: Annotated[str, Field(max_length=320)] | None = None
     phone: Annotated[str, Field(max_length=40)] | None = None
     phone_region: Region | None = None
@@ -170,7 +248,42 @@ class TokenVerification(_In):
     method: Literal["token"]
 
 
+_NO_PURPOSES: dict[str, Any] = {"purposes": {"maxItems": 0}}
+_NO_CORRECTIONS: dict[str, Any] = {"corrections": {"maxProperties": 0}}
+
+
 class PrivacyRequestIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            # the details each type takes (what _details_fit_the_type checks)
+            "anyOf": [
+                {
+                    "required": ["purposes"],
+                    "properties": {
+                        "type": {"const": "objection"},
+                        "purposes": {"minItems": 1},
+                        **_NO_CORRECTIONS,
+                    },
+                },
+                {
+                    "required": ["corrections"],
+                    "properties": {
+                        "type": {"const": "rectification"},
+                        "corrections": {"minProperties": 1},
+                        **_NO_PURPOSES,
+                    },
+                },
+                {
+                    "properties": {
+                        "type": {"enum": ["access", "portability", "erasure", "restriction"]},
+                        **_NO_PURPOSES,
+                        **_NO_CORRECTIONS,
+                    }
+                },
+            ]
+        }
+    )
+
     type: PrivacyRequestType
     subject: SubjectRef
     verification: Annotated[Attestation | TokenVerification, Field(discriminator="method")]
@@ -209,7 +322,13 @@ class PrivacyRequestAccepted(BaseModel):
 
 
 class VerifyIn(_In):
-    token: Annotated[str, Field(min_length=10, max_length=200)]
+    token: Annotated[
+        str,
+        Field(
+            pattern=r"^[A-Za-z0-9_-]{32}$",
+            description="the verification_token the request answered with (32 characters)",
+        ),
+    ]
 
 
 class ExportLink(BaseModel):

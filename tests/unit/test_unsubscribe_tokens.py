@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -43,3 +44,20 @@ def test_forged_or_damaged_tokens_are_refused(mangle: object) -> None:
 def test_another_key_is_refused() -> None:
     with pytest.raises(InvalidTokenError):
         verify(b"o" * 32, issue(KEY, TOKEN), NOW)
+
+
+@pytest.mark.parametrize("text", ["é", "é.é", "ü" + "." + "x" * 43, "e30.\u00e9\u00e9"])
+def test_non_ascii_tokens_are_refused_not_a_crash(text: str) -> None:
+    with pytest.raises(InvalidTokenError):
+        verify(KEY, text, NOW)
+
+
+def test_a_token_names_the_grant_it_withdraws() -> None:
+    token = UnsubscribeToken("acme", "sub_1", "marketing_email", TOKEN.expires_at, "evt-grant-1")
+    assert verify(KEY, issue(KEY, token), NOW).grant_id == "evt-grant-1"
+
+
+def test_tokens_from_before_grant_ids_still_verify() -> None:
+    legacy = issue(KEY, TOKEN)  # issued without a grant id, as every token before issue 16
+    assert '"g"' not in base64.urlsafe_b64decode(legacy.split(".")[0] + "==").decode()
+    assert verify(KEY, legacy, NOW).grant_id is None

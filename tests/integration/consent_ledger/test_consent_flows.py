@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from services.common.consent import ConsentFact, fact_from_event, fold
@@ -100,6 +101,205 @@ async def test_one_click_unsubscribe_withdraws_marketing_only(stack: Cluster) ->
     assert purpose(view, "crm_sync")["allowed"] is True, "only that purpose stops"
     forged = await stack.client("consent_ledger").post(path[:-3] + "xyz")
     assert forged.status_code == 404
+
+
+async def test_unsubscribe_links_start_with_the_public_url_never_the_host_header(
+    kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+) -> None:
+    """The link goes to the person: a request's Host header must not choose where it points
+    (issue 16 item 5)."""
+    async with cluster(
+        kafka_bootstrap,
+        mongo_url,
+        tmp_path,
+        ["lead_ingest", "consent_ledger"],
+        public_url="https://consent.acme.example",
+    ) as stack:
+        lead = await capture(stack)
+        await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+        link = await stack.client("consent_ledger").post(
+            f"/v1/subjects/{lead['subject_id']}/unsubscribe-links",
+            json={"purpose": "marketing_email"},
+            headers={**stack.auth(), "Host": "evil.example"},
+        )
+        assert link.status_code == 201, link.text
+        token = link.json()["token"]
+        assert link.json()["url"] == f"https://consent.acme.example/v1/unsubscribe/{token}"
+
+
+async def test_without_a_public_url_links_point_at_the_listener_not_the_host_header(
+    stack: Cluster,
+) -> None:
+    lead = await capture(stack)
+    await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    link = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/unsubscribe-links",
+        json={"purpose": "marketing_email"},
+        headers={**stack.auth(), "Host": "evil.example"},
+    )
+    assert link.status_code == 201, link.text
+    listener = stack.runtimes["consent_ledger"].settings.public_base_url()
+    assert listener.startswith("http://127.0.0.1:")
+    assert link.json()["url"] == f"{listener}/v1/unsubscribe/{link.json()['token']}"
+
+
+async def test_a_non_ascii_unsubscribe_token_is_a_404_not_a_crash(stack: Cluster) -> None:
+    ledger = stack.client("consent_ledger")
+    for token in ("%C3%A9", "e30.%C3%A9%C3%A9", "abc.d%C3%A9f"):
+        page = await ledger.get(f"/v1/unsubscribe/{token}")
+        assert page.status_code == 404, page.text
+        assert "Link not valid" in page.text
+        posted = await ledger.post(
+            f"/v1/unsubscribe/{token}", headers={"Accept": "application/json"}
+        )
+        assert posted.status_code == 404, posted.text
+        assert posted.json()["type"] == "urn:leadtrail:problem:invalid-unsubscribe-link"
+
+
+async def unsubscribe_link(stack: Cluster, subject: str, purpose: str) -> httpx.Response:
+    return await stack.client("consent_ledger").post(
+        f"/v1/subjects/{subject}/unsubscribe-links", json={"purpose": purpose}, headers=stack.auth()
+    )
+
+
+async def click(stack: Cluster, token: str) -> httpx.Response:
+    return await stack.client("consent_ledger").post(
+        f"/v1/unsubscribe/{token}", headers={"Accept": "application/json"}
+    )
+
+
+async def test_a_link_withdraws_only_the_grant_it_was_issued_for_once(stack: Cluster) -> None:
+    """Issue 16 item 6: a repeat is a no-op that keeps the first withdrawn_at, and an old
+    link, clicked after the person agreed again, leaves the new consent alone."""
+    lead = await capture(stack)
+    subject = lead["subject_id"]
+    await consents(stack, subject, until=lambda v: len(v["history"]) == 2)
+    link = await unsubscribe_link(stack, subject, "marketing_email")
+    assert link.status_code == 201, link.text
+    token = link.json()["token"]
+
+    first = await click(stack, token)
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "withdrawn"
+    again_at_once = await click(stack, token)  # before the read model saw the withdrawal
+    assert again_at_once.json()["event_id"] in (first.json()["event_id"], None)
+    view = await consents(
+        stack, subject, until=lambda v: purpose(v, "marketing_email")["withdrawn_at"]
+    )
+    withdrawn_at = purpose(view, "marketing_email")["withdrawn_at"]
+    repeat = await click(stack, token)
+    assert repeat.status_code == 200, repeat.text
+    assert repeat.json() == {
+        "purpose": "marketing_email",
+        "status": "already_withdrawn",
+        "event_id": None,
+        "withdrawn_at": withdrawn_at,
+    }
+
+    regrant = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{subject}/consents",
+        json={
+            "purpose": "marketing_email",
+            "channel": "email",
+            "notice_version": "2026-11",
+            "given_at": "2026-11-05T10:00:00Z",
+        },
+        headers=stack.auth(),
+    )
+    assert regrant.status_code == 202, regrant.text
+    await consents(stack, subject, until=lambda v: purpose(v, "marketing_email")["consented"])
+    old = await click(stack, token)
+    assert old.status_code == 200, old.text
+    assert old.json()["status"] == "superseded"
+    page = await stack.client("consent_ledger").post(f"/v1/unsubscribe/{token}")
+    assert "Nothing changed" in page.text
+    view = await consents(stack, subject)
+    assert purpose(view, "marketing_email")["allowed"] is True, "the new consent stands"
+    withdrawals = [
+        e
+        for e in await stack.events("consent-events")
+        if e.type == "consent.withdrawn" and e.subject_id == subject
+    ]
+    assert {e.id for e in withdrawals} == {first.json()["event_id"]}
+    assert [h["type"] for h in view["history"]].count("consent.withdrawn") == 1
+
+    newer = await unsubscribe_link(stack, subject, "marketing_email")
+    assert (await click(stack, newer.json()["token"])).json()["status"] == "withdrawn"
+
+
+async def test_no_link_without_a_consent_in_force(stack: Cluster) -> None:
+    lead = await capture(stack)
+    await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    refused = await unsubscribe_link(stack, lead["subject_id"], "sms")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["type"] == "urn:leadtrail:problem:no-consent-in-force"
+
+
+async def test_public_routes_are_limited_per_link_and_per_client(
+    kafka_bootstrap: str, mongo_url: str, tmp_path: Path
+) -> None:
+    async with cluster(
+        kafka_bootstrap,
+        mongo_url,
+        tmp_path,
+        ["lead_ingest", "consent_ledger"],
+        link_rate_limit_burst=3,
+        link_rate_limit_per_s=0.001,
+        public_rate_limit_burst=6,
+        public_rate_limit_per_s=0.001,
+    ) as stack:
+        lead = await capture(stack)
+        await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+        link = await unsubscribe_link(stack, lead["subject_id"], "marketing_email")
+        token = link.json()["token"]
+        answers = [(await click(stack, token)).status_code for _ in range(4)]
+        assert 429 not in answers[:3]
+        assert answers[3] == 429, "the fourth use of one link"
+        limited = await click(stack, token)
+        assert limited.headers["retry-after"] == "1000"
+        assert limited.json()["type"] == "urn:leadtrail:problem:rate-limited"
+        other = await unsubscribe_link(stack, lead["subject_id"], "crm_sync")
+        assert (await click(stack, other.json()["token"])).status_code == 202
+        anything = await stack.client("consent_ledger").get("/v1/unsubscribe/garbage.link")
+        assert anything.status_code == 429, "the seventh request from this client address"
+    withdrawals = [e for e in await stack.events("consent-events") if e.type == "consent.withdrawn"]
+    assert len({e.id for e in withdrawals}) == 2
+
+
+@pytest.mark.parametrize(
+    ("claims", "problem"),
+    [
+        ({"given_at": "2099-01-01T00:00:00Z"}, "consent-in-the-future"),
+        ({"purpose": "telepathy"}, "unknown-purpose"),
+    ],
+)
+async def test_both_services_refuse_the_same_consent_alike(
+    stack: Cluster, claims: dict[str, str], problem: str
+) -> None:
+    """Issue 16 item 10: consent-ledger took a consent given in 2099, or to a purpose the
+    tenant never declared, that lead-ingest refuses; one validation now serves both."""
+    lead = await capture(stack)
+    await consents(stack, lead["subject_id"], until=lambda v: len(v["history"]) == 2)
+    grant = {
+        "purpose": "marketing_email",
+        "channel": "email",
+        "notice_version": "2026-11",
+        "given_at": "2026-11-05T10:00:00Z",
+        **claims,
+    }
+    direct = await stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/consents", json=grant, headers=stack.auth()
+    )
+    body = sample_lead()
+    body["consent"] |= {"given_at": grant["given_at"], "purposes": [grant["purpose"]]}
+    with_a_lead = await stack.client("lead_ingest").post(
+        "/v1/leads", json=body, headers=stack.auth()
+    )
+    for response in (direct, with_a_lead):
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == f"urn:leadtrail:problem:{problem}"
+    view = await consents(stack, lead["subject_id"])
+    assert len(view["history"]) == 2, "nothing was recorded"
 
 
 async def test_withdrawing_the_only_basis_asks_for_erasure_r12(stack: Cluster) -> None:

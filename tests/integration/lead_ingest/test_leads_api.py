@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -176,6 +177,58 @@ async def test_interactions_are_scored_with_an_explanation_and_qualify(ingest: I
     assert events.count("lead.scored") == 2
 
 
+@pytest.mark.parametrize(
+    "answers",
+    [
+        '{"budget": NaN}',
+        '{"budget": Infinity}',
+        '{"budget": -Infinity}',
+        '{"budget": 1e400}',
+        '{"budget": ' + "9" * 4000 + "}",
+        '{"budget": 18446744073709551616}',
+        '{"budget": 10, "budget": 20000}',
+    ],
+    ids=["nan", "infinity", "-infinity", "1e400", "4000 digits", "2^64", "duplicate key"],
+)
+async def test_answers_python_would_bend_are_refused(ingest: Ingest, answers: str) -> None:
+    """Issue 16 item 9: NaN and Infinity are not JSON, 1e400 read back as null, huge integers
+    do not fit anywhere downstream, and with a duplicate key the last one silently won."""
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    response = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content=f'{{"channel": "chat", "answers": {answers}}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["type"] == "urn:leadtrail:problem:validation-error"
+    assert problem["errors"][0]["code"] == "json_invalid"
+    events = await ingest.all_events("lead-events", settle_ms=300)
+    assert [e.type for e in events] == ["lead.captured"], "no interaction was recorded"
+
+
+async def test_answers_are_numbers_every_reader_keeps_exactly(ingest: Ingest) -> None:
+    lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
+    await ingest.lead(lead_id)
+    beyond = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content='{"channel": "chat", "answers": {"seats": 9007199254740992}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert beyond.status_code == 422, "2**53 is where doubles stop counting one by one"
+    assert beyond.json()["type"] == "urn:leadtrail:problem:validation-error"
+    response = await ingest.client.post(
+        f"/v1/leads/{lead_id}/interactions",
+        content='{"channel": "chat", "answers": {"seats": 9007199254740991, "ratio": -0.5}}',
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 202, response.text
+    lead = await ingest.lead(lead_id, until=lambda lead: lead["interactions"])
+    assert lead["interactions"][0]["answers"] == {"seats": 2**53 - 1, "ratio": -0.5}
+
+
 async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> None:
     lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
     await ingest.lead(lead_id)
@@ -304,6 +357,21 @@ async def test_oversized_bodies_are_refused(ingest: Ingest) -> None:
     response = await ingest.post_lead(body)
     assert response.status_code == 413
     assert response.json()["type"] == "urn:leadtrail:problem:payload-too-large"
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked on the wire
+        encoded = json.dumps(body).encode()
+        for start in range(0, len(encoded), 512):
+            yield encoded[start : start + 512]
+
+    streamed = await ingest.client.post(
+        "/v1/leads",
+        content=chunks(),
+        headers={**ingest.auth(), "Content-Type": "application/json"},
+    )
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413, streamed.text  # issue 16 item 11: was 400
+    assert streamed.json() | {"instance": None} == response.json() | {"instance": None}
+    assert await ingest.all_events("lead-events", settle_ms=300) == []
 
 
 @pytest.mark.parametrize(

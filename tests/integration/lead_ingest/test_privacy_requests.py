@@ -127,3 +127,93 @@ async def test_requests_are_tenant_scoped(ingest: Ingest) -> None:
         f"/v1/privacy-requests/{request_id}", headers=ingest.auth(ingest.other_key)
     )
     assert foreign.status_code == 404
+
+
+async def _answered_access_request(ingest: Ingest) -> tuple[str, dict[str, object]]:
+    """An access request about a new lead, answered (lead-ingest's part is the package)."""
+    lead = (await ingest.post_lead(sample_lead())).json()
+    await ingest.lead(lead["lead_id"])
+    response = await ingest.client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "access",
+            "subject": {"lead_id": lead["lead_id"]},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo@acme.example"},
+        },
+        headers=ingest.auth(),
+    )
+    assert response.status_code == 202, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id, await _request_view(ingest, request_id, "completed")
+
+
+@pytest.mark.parametrize(
+    "ingest",
+    [{"export_parts": ["lead-ingest"], "public_url": "https://leads.acme.example/api/"}],
+    indirect=True,
+)
+async def test_export_links_start_with_the_public_url_never_the_host_header(
+    ingest: Ingest,
+) -> None:
+    """The link is the only credential for a person's whole data package: a request's Host
+    header must not choose where it points (issue 16 item 5)."""
+    request_id, view = await _answered_access_request(ingest)
+    for host in ("evil.example", "leads.acme.example"):
+        shown = await ingest.client.get(
+            f"/v1/privacy-requests/{request_id}", headers={**ingest.auth(), "Host": host}
+        )
+        export = shown.json()["export"]
+        for url in (export["url"], export["csv_url"]):
+            assert url.startswith(f"https://leads.acme.example/api/v1/exports/{request_id}?")
+    assert view["export"] is not None
+
+
+@pytest.mark.parametrize(
+    "ingest",
+    [{"export_parts": ["lead-ingest"], "link_rate_limit_burst": 2, "link_rate_limit_per_s": 0.001}],
+    indirect=True,
+)
+async def test_downloads_of_one_package_are_rate_limited(ingest: Ingest) -> None:
+    """The download is a public route (the signed link is the credential): limited per
+    package, however the link is changed (issue 16 item 6)."""
+    _, view = await _answered_access_request(ingest)
+    export = view["export"]
+    assert isinstance(export, dict)
+    assert (await ingest.client.get(export["url"])).status_code == 200
+    url, _, signature = export["url"].partition("signature=")
+    forged = await ingest.client.get(f"{url}signature={'0' * len(signature)}")
+    assert forged.status_code == 403, forged.text
+    limited = await ingest.client.get(export["csv_url"])
+    assert limited.status_code == 429, limited.text
+    assert limited.json()["type"] == "urn:leadtrail:problem:rate-limited"
+    assert int(limited.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize("ingest", [{"export_parts": ["lead-ingest"]}], indirect=True)
+async def test_a_download_checks_the_signature_first_and_answers_alike_for_unknown_exports(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 item 8: nothing is decrypted for a link that is not ours, and an unknown
+    request id answers exactly like a known one with a bad signature."""
+    request_id, view = await _answered_access_request(ingest)
+    export = view["export"]
+    assert isinstance(export, dict)
+    assembler = ingest.runtime.state["ingest_api"].handlers.exports
+    opened: list[str] = []
+    package = assembler.package
+
+    async def recording_package(request_id: str) -> object:
+        opened.append(request_id)
+        return await package(request_id)
+
+    monkeypatch.setattr(assembler, "package", recording_package)
+    url, _, signature = export["url"].partition("signature=")
+    bad = await ingest.client.get(f"{url}signature={'0' * len(signature)}")
+    unknown = await ingest.client.get(export["url"].replace(request_id, "pr_nothing"))
+    assert opened == [], "the package was read before the signature was checked"
+    assert bad.status_code == unknown.status_code == 403
+    assert bad.json() | {"instance": None} == unknown.json() | {"instance": None}
+    assert bad.json()["type"] == "urn:leadtrail:problem:invalid-export-signature"
+    good = await ingest.client.get(export["url"])
+    assert good.status_code == 200
+    assert opened == [request_id]

@@ -152,7 +152,8 @@ async def test_a_changed_link_is_refused_and_an_expired_one_is_gone(full: Full) 
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"] == "urn:leadtrail:problem:invalid-export-signature"
     other = await ingest.get(link["url"].replace(request_id, "pr_nothing"))
-    assert other.status_code == 404
+    assert other.status_code == 403, "no export answers like a changed link"
+    assert other.json()["type"] == refused.json()["type"]
 
     full.clock.advance(timedelta(hours=1, seconds=1))
     expired = await ingest.get(link["url"])

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.common.clock import FakeClock, OffsetFileClock, SystemClock
+from services.common.runner import listen
 from services.common.runtime import clock_for
 from services.common.settings import CommonSettings
 
@@ -69,3 +70,44 @@ def test_the_test_clock_is_refused_unless_explicitly_enabled(
     assert isinstance(clock_for(CommonSettings(enable_test_clock=True)), OffsetFileClock)
     monkeypatch.delenv("LEADTRAIL_TEST_CLOCK_OFFSET_FILE")
     assert isinstance(clock_for(CommonSettings(enable_test_clock=True)), SystemClock)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "host", "port", "base"),
+    [
+        ("https://leads.example.com/", "127.0.0.1", 0, "https://leads.example.com"),
+        ("https://example.com/leadtrail", "0.0.0.0", 8080, "https://example.com/leadtrail"),  # noqa: S104
+        (None, "127.0.0.1", 8123, "http://127.0.0.1:8123"),
+        (None, "0.0.0.0", 8080, "http://127.0.0.1:8080"),  # noqa: S104
+        (None, "::", 8080, "http://[::1]:8080"),
+    ],
+)
+def test_links_start_with_the_public_url_else_the_listener(
+    kek_b64: str, public_url: str | None, host: str, port: int, base: str
+) -> None:
+    settings = CommonSettings(kek=kek_b64, public_url=public_url, http_host=host, http_port=port)
+    assert settings.public_base_url() == base
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    [
+        "leads.example.com",
+        "ftp://leads.example.com",
+        "https://",
+        "https://leads.example.com/?next=evil",
+        "https://leads.example.com/#x",
+        "https://user:pw@leads.example.com",
+    ],
+)
+def test_a_public_url_is_a_plain_http_base(kek_b64: str, public_url: str) -> None:
+    with pytest.raises(ValidationError, match="LEADTRAIL_PUBLIC_URL"):
+        CommonSettings(kek=kek_b64, public_url=public_url)
+
+
+def test_a_service_on_port_0_links_to_the_port_it_bound(kek_b64: str) -> None:
+    listener, settings = listen(CommonSettings(kek=kek_b64, http_port=0))
+    with listener:
+        port = listener.getsockname()[1]
+        assert port != 0
+        assert settings.public_base_url() == f"http://127.0.0.1:{port}"

