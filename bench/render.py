@@ -84,10 +84,12 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
         "# Benchmark report",
         "",
         "Produced by `make bench` (`python -m bench.report`): one fresh local stack (Kafka KRaft",
-        "and FerretDB as in `make up`, the five services as separate processes), the benchmarks",
-        "one after the other with the consumer groups caught up in between, and every figure",
-        "beside its baseline measured in the same run on the same broker. Ratios are the figures",
-        "to compare across machines; absolute numbers depend on the machine and its load.",
+        "and the document store as in `make up`, the five services as separate processes), the",
+        "benchmarks one after the other with the consumer groups caught up in between, and every",
+        "figure beside its baseline measured in the same run on the same broker. Ratios are the",
+        "figures to compare across machines; absolute numbers depend on the machine and its load.",
+        "How the figures change with the size of the store: [SIZE.md](SIZE.md)",
+        "(`python -m bench.size`).",
     ]
     if quick:
         lines += ["", "**Quick run** (`--quick`): small sizes, for trying the harness only."]
@@ -186,10 +188,10 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
     lines += [
         "## Where the time goes",
         "",
-        "Every lead costs a few dozen FerretDB operations across the five services (read-model",
-        "updates with their apply-once guard, the data-key lookups, linking). FerretDB 1.x on",
-        "SQLite serialises writes and pushes only `_id` filters down, so on 2 shared cores it,",
-        "not Kafka or the services' Python, sets the pace: see the ratios above.",
+        "Every lead costs dozens of store round trips across the five services: each record is",
+        "handled alone, with its own reads, its own writes (behind the apply-once guard) and its",
+        "own offset commit, and the data-key and blind-index lookups repeat per request. On 2",
+        "shared cores those round trips, not Kafka or the services' Python, set the pace.",
         "",
     ]
     return "\n".join(lines)

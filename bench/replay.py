@@ -13,7 +13,7 @@ to fresh topics under a bench prefix. Then (a) a bare consumer reads them all (n
 (a') a consumer decodes each as every service's consumer must (envelope, upcast, validation:
 the Python ceiling of any projection), and (b) ``replay`` rebuilds lead-ingest's read models
 from them (decode, upcast, apply_once fold in memory, then the documents written into
-MongoDB/FerretDB and indexed: all timed).
+the document store and indexed: all timed).
 lead-ingest is the projection measured: its ``leads`` documents are the richest read model and
 every event type of the lifecycle touches them. The figure to read is the ratio; topics and
 database are deleted afterwards unless ``--keep``.
@@ -317,7 +317,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to replay")
     parser.add_argument("--bootstrap", help="Kafka (default: the running stack's)")
-    parser.add_argument("--mongo-url", help="MongoDB or FerretDB (default: the running stack's)")
+    parser.add_argument("--mongo-url", help="MongoDB-wire store URL (default: the running stack's)")
     parser.add_argument("--keep", action="store_true", help="keep the topics and the database")
     args = parser.parse_args()
     if args.events < EVENTS_PER_LEAD:

@@ -3,7 +3,7 @@
     make bench                      # the full run (more than 30 minutes on 2 cores)
     .venv/bin/python -m bench.report --quick
 
-Starts a stack of its own under ``.run/bench`` (fresh Kafka and FerretDB data, so no backlog of
+Starts a stack of its own under ``.run/bench`` (fresh Kafka and store data, so no backlog of
 earlier runs skews it), runs the benchmarks one after the other, waiting between them until
 every consumer group has caught up, stops the stack, and writes bench/README.md: each figure
 beside the baseline measured in the same run on the same broker, the targets, and the machine.

@@ -11,15 +11,18 @@ growing in the same proportion. So each collection is as large as it would be af
 real leads, with documents of the real shapes and sizes, in a fraction of the time the API
 would take to create them. The second run then measures what a large store costs: anything
 that scans a collection instead of going by ``_id`` shows as a lower rate. Target: at least 80%
-of the empty-store rate. Writes ``bench/results/size.json``.
+of the empty-store rate. Writes ``bench/results/size.json`` and the report ``bench/SIZE.md``
+(``--render`` writes the report again from the saved results without running anything).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -27,13 +30,15 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench import erasure, ingest
-from bench._common import ROOT, machine, save, stack_env
+from bench._common import RESULTS, ROOT, machine, save, stack_env
 from ops.stack import stack_down, stack_up
 from services.common.logging import configure_logging
 
 console = Console()
 RUN_ROOT = ROOT / ".run" / "bench-size"
+REPORT = ROOT / "bench" / "SIZE.md"
 CHUNK = 2_000
+TARGET = 0.80
 
 Document = dict[str, Any]
 
@@ -106,11 +111,92 @@ async def run(env: dict[str, str], *, leads: int, seconds: float, subjects: int)
     }
 
 
+def _verdict(ratio: float) -> str:
+    return "**met**" if ratio >= TARGET else "**not met**"
+
+
+def render(result: dict[str, Any]) -> str:
+    """``bench/SIZE.md`` from one run's results."""
+    empty, full = result["empty"], result["full"]
+    rows = [
+        (
+            "ingest, POST /v1/leads per second (32 clients)",
+            f"{empty['ingest']['api']['per_second']:,.1f}",
+            f"{full['ingest']['api']['per_second']:,.1f}",
+            f"{result['ingest_ratio']:.2f} (full / empty)",
+            _verdict(result["ingest_ratio"]),
+        ),
+        (
+            f"erasure p50, request -> erasure.completed ({empty['erasure']['subjects']} subjects)",
+            f"{empty['erasure']['p50_ms']:,.0f} ms",
+            f"{full['erasure']['p50_ms']:,.0f} ms",
+            f"{result['erasure_ratio']:.2f} (empty / full)",
+            _verdict(result["erasure_ratio"]),
+        ),
+        (
+            "erasure p99",
+            f"{empty['erasure']['p99_ms']:,.0f} ms",
+            f"{full['erasure']['p99_ms']:,.0f} ms",
+            "",
+            "",
+        ),
+        (
+            "bare aiokafka producer per second (same broker)",
+            f"{empty['ingest']['bare_producer']['per_second']:,.0f}",
+            f"{full['ingest']['bare_producer']['per_second']:,.0f}",
+            "",
+            "",
+        ),
+    ]
+    lines = [
+        "# Size independence",
+        "",
+        "Produced by `python -m bench.size` (see its docstring): the ingest and erasure benchmarks",
+        "on one fresh local stack, first with an empty store, then after the store was filled to",
+        f"{result['leads']:,} leads by copying the documents the first run wrote (each collection",
+        "in proportion). A figure that depends on how much is already stored shows as a ratio",
+        f"below 1. Target: at least {TARGET:.0%} of the empty-store figure. Ratios from one run;",
+        "absolute numbers depend on the machine and its load at the time.",
+        "",
+        "| figure | empty store | full store | ratio | target |",
+        "|---|---:|---:|---:|---|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+        "",
+        f"Filled in {result['filled_in_s']:,.0f} s. Documents per collection in the full store:",
+        "",
+        "| collection | documents |",
+        "|---|---:|",
+        *(f"| {name} | {count:,} |" for name, count in sorted(result["collections"].items())),
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in result["machine"].items()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(result: dict[str, Any], path: Path = REPORT) -> Path:
+    path.write_text(render(result), encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leads", type=int, default=100_000, help="leads in the full store")
     parser.add_argument("--quick", action="store_true", help="short phases, to try the harness")
+    parser.add_argument(
+        "--render", action="store_true", help="only write bench/SIZE.md from the saved results"
+    )
     args = parser.parse_args()
+    if args.render:
+        saved = RESULTS / "size.json"
+        if not saved.exists():
+            parser.exit(1, f"error: no saved results at {saved}; run python -m bench.size first\n")
+        console.print(f"wrote {write_report(json.loads(saved.read_text(encoding='utf-8')))}")
+        return
     configure_logging("bench", level="warning", fmt="console")
     stack_down(RUN_ROOT)
     for part in ("kafka", "mongo", "config", "logs"):
@@ -123,7 +209,7 @@ def main() -> None:
         result = asyncio.run(run(env, leads=args.leads, seconds=seconds, subjects=subjects))
     finally:
         stack_down(RUN_ROOT)
-    console.print(f"saved {save('size', result)}")
+    console.print(f"saved {save('size', result)}; wrote {write_report(result)}")
 
 
 if __name__ == "__main__":

@@ -83,26 +83,28 @@ def mongo_url(port: int) -> str:
 # ---------------------------------------------------------------------------- installation
 
 
-def _sources() -> tuple[Path, Path]:
-    """``(pom.xml, launcher source)`` in the checkout."""
+def _sources() -> tuple[Path, list[Path]]:
+    """``(pom.xml, the launcher's Java sources)`` in the checkout."""
     home = repo_root() / "deploy" / "local" / "mongo"
     pom, launcher = home / "pom.xml", home / f"{_MAIN_CLASS}.java"
     for path in (pom, launcher):
         if not path.is_file():
             raise InfraError(f"{path} not found; run from a Leadtrail checkout")
-    return pom, launcher
+    return pom, sorted(home.glob("*.java"))
 
 
 def server_classpath() -> str:
     """The store's classpath (jars and the compiled launcher), building it first if needed."""
-    pom, launcher = _sources()
-    digest = hashlib.sha256(pom.read_bytes() + b"\0" + launcher.read_bytes()).hexdigest()
+    pom, sources = _sources()
+    digest = hashlib.sha256(
+        b"\0".join([pom.read_bytes(), *(f"{s.name}\0".encode() + s.read_bytes() for s in sources)])
+    ).hexdigest()
     home = cache_root() / "mongo-java-server" / MONGO_JAVA_SERVER_VERSION
     build = home / "build"
     if not _build_complete(build, digest):
         with process.file_lock(home / ".lock"):
             if not _build_complete(build, digest):
-                _build(pom, launcher, digest, home, build)
+                _build(pom, sources, digest, home, build)
     return f"{build / 'classes'}:{build / 'libs'}/*"
 
 
@@ -115,7 +117,7 @@ def _build_complete(build: Path, digest: str) -> bool:
         return False
 
 
-def _build(pom: Path, launcher: Path, digest: str, home: Path, build: Path) -> None:
+def _build(pom: Path, sources: list[Path], digest: str, home: Path, build: Path) -> None:
     """Resolve the jars and compile the launcher into a fresh directory, then swap it in."""
     mvn, javac = shutil.which("mvn"), _javac()
     if mvn is None:
@@ -138,9 +140,9 @@ def _build(pom: Path, launcher: Path, digest: str, home: Path, build: Path) -> N
                 javac, "-nowarn", "-proc:none",
                 "-cp", f"{staging / 'libs'}/*",
                 "-d", str(staging / "classes"),
-                str(launcher),
+                *(str(source) for source in sources),
             ],
-            what=f"compiling {launcher.name}",
+            what=f"compiling {', '.join(source.name for source in sources)}",
             timeout=300,
         )  # fmt: skip
         (staging / _MARKER).write_text(digest + "\n")

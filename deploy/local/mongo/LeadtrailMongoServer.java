@@ -2,7 +2,10 @@ import java.net.InetSocketAddress;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 
 import org.h2.mvstore.MVMap;
 import org.h2.mvstore.MVStore;
@@ -13,6 +16,8 @@ import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
+import de.bwaldvogel.mongo.backend.Index;
+import de.bwaldvogel.mongo.backend.IndexKey;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
@@ -22,7 +27,7 @@ import io.netty.channel.Channel;
 
 /**
  * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with five
- * changes that the stock {@code H2MongoServer} lacks.
+ * changes that the stock {@code H2MongoServer} lacks, and the secondary indexes it ignores.
  *
  * <ul>
  *   <li><b>Every write is committed before it is acknowledged.</b> MVStore commits in the
@@ -37,6 +42,14 @@ import io.netty.channel.Channel;
  *       documents, growing with the collection). Here such a filter first looks the
  *       {@code _id} up (a value or an {@code $in}) and then matches the rest of the filter
  *       against the few documents found, as MongoDB does.
+ *   <li><b>Non-unique indexes exist</b> ({@link SecondaryIndex}). Stock 1.47 accepts
+ *       {@code createIndex} on, say, {@code {tenant_id, subject_id}} and ignores it, so every such
+ *       lookup read the whole collection (5 s at 100,000 leads, longer than the services'
+ *       deadline). Here a filter that gives an equal value (or an {@code $in}) for every field of
+ *       a non-unique index reads that index's range and matches the rest of the filter against
+ *       what it finds. A filter no index can answer is counted as a scan per collection; the
+ *       command {@code {leadtrailStats: 1}} reports the counts, so tests can prove a query used
+ *       an index.
  *   <li><b>An ordered write stops at its first error, and says how far it got.</b> Stock 1.47
  *       goes on with the updates after a failed one in an ordered {@code update} command, and
  *       answers an ordered {@code insert} with {@code n} = every document sent, even those it
@@ -136,6 +149,9 @@ public final class LeadtrailMongoServer {
 
         @Override
         public Document handleCommand(Channel channel, String database, String command, Document query) {
+            if (command.equals("leadtrailStats")) {
+                return stats(database);
+            }
             try {
                 if (command.equalsIgnoreCase("update") && isOrdered(query) && sizeOf(query, "updates") > 1) {
                     return orderedUpdate(channel, database, command, query);
@@ -153,6 +169,22 @@ public final class LeadtrailMongoServer {
                 }
             }
         }
+    }
+
+    /** Filters answered by reading a whole collection, per "database.collection". */
+    private static final Map<String, AtomicLong> SCANS = new ConcurrentHashMap<>();
+
+    private static Document stats(String database) {
+        Document scans = new Document();
+        String prefix = database + ".";
+        SCANS.forEach((name, count) -> {
+            if (name.startsWith(prefix)) {
+                scans.put(name.substring(prefix.length()), Long.valueOf(count.get()));
+            }
+        });
+        Document response = new Document("scans", scans);
+        response.put("ok", Double.valueOf(1.0));
+        return response;
     }
 
     private static boolean isOrdered(Document command) {
@@ -190,6 +222,18 @@ public final class LeadtrailMongoServer {
             MVMap<String, Object> metaMap = store.openMap("meta." + fullName);
             return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
         }
+
+        @Override
+        protected Index<Object> openOrCreateSecondaryIndex(String collectionName, String indexName,
+                                                           List<IndexKey> keys, boolean sparse) {
+            boolean nested = keys.stream().anyMatch(key -> key.getKey().contains("."));
+            if (sparse || nested) { // not needed by Leadtrail: the stock (ignoring) behaviour
+                return super.openOrCreateSecondaryIndex(collectionName, indexName, keys, sparse);
+            }
+            // The map name H2Database gives a unique index of the same name, so dropIndex drops it.
+            String mapName = getFullCollectionNamespace(collectionName) + "._index_" + indexName;
+            return new SecondaryIndex(store.openMap(mapName), indexName, keys);
+        }
     }
 
     static final class IdFirstCollection extends H2Collection {
@@ -203,6 +247,15 @@ public final class LeadtrailMongoServer {
         protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
                                              int batchSize, Document fieldSelector) {
             if (query.size() < 2 || !isIdLookup(query.get("_id"))) {
+                List<Object> positions = secondaryLookup(query);
+                if (positions != null) {
+                    return matchDocumentsFromStream(positions.stream().map(this::getDocument)
+                            .filter(document -> document != null), query, orderBy, numberToSkip, limit,
+                        batchSize, fieldSelector);
+                }
+                if (getIndexes().stream().noneMatch(index -> index.canHandle(query))) {
+                    SCANS.computeIfAbsent(getFullName(), name -> new AtomicLong()).incrementAndGet();
+                }
                 return super.queryDocuments(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
             }
             // The _id index answers {_id: ...} alone; the whole filter then runs on its result.
@@ -210,6 +263,65 @@ public final class LeadtrailMongoServer {
             List<Document> candidates = byId.collectDocuments();
             return matchDocumentsFromStream(candidates.stream(), query, orderBy, numberToSkip, limit, batchSize,
                 fieldSelector);
+        }
+
+        /** Candidate positions from the secondary index with the most fields that the filter gives
+         * equal values for, or null when there is none. */
+        private List<Object> secondaryLookup(Document query) {
+            SecondaryIndex best = null;
+            for (Index<Object> index : getIndexes()) {
+                if (index instanceof SecondaryIndex secondary
+                    && secondary.fields().stream().allMatch(field -> equalValues(query.get(field)) != null)
+                    && (best == null || secondary.fields().size() > best.fields().size())) {
+                    best = secondary;
+                }
+            }
+            if (best == null) {
+                return null;
+            }
+            List<List<Object>> combinations = List.of(List.of());
+            for (String field : best.fields()) {
+                List<List<Object>> longer = new ArrayList<>();
+                for (List<Object> start : combinations) {
+                    for (Object value : equalValues(query.get(field))) {
+                        List<Object> next = new ArrayList<>(start);
+                        next.add(value);
+                        longer.add(next);
+                    }
+                }
+                combinations = longer;
+                if (combinations.size() > MAX_COMBINATIONS) {
+                    return null;
+                }
+            }
+            Set<Object> positions = new java.util.LinkedHashSet<>();
+            for (List<Object> values : combinations) {
+                positions.addAll(best.positions(values));
+            }
+            return new ArrayList<>(positions);
+        }
+
+        private static final int MAX_COMBINATIONS = 1_000;
+
+        /** The values a filter's condition on one field admits by equality, or null if it is
+         * anything else (a range, a regex, an array to match as a whole, no condition). */
+        private static List<Object> equalValues(Object condition) {
+            if (condition instanceof Document document) {
+                if (document.keySet().equals(Set.of("$in")) && document.get("$in") instanceof List<?> values
+                    && values.stream().noneMatch(value -> value instanceof List || value instanceof Document
+                        || value instanceof java.util.regex.Pattern)) {
+                    return new ArrayList<>(values);
+                }
+                if (document.keySet().equals(Set.of("$eq"))) {
+                    return equalValues(document.get("$eq"));
+                }
+                return null;
+            }
+            if (condition == null || condition instanceof List || condition instanceof java.util.regex.Pattern
+                || condition.getClass().getSimpleName().equals("BsonRegularExpression")) {
+                return null; // null: no condition (a {field: null} filter is also left to a scan)
+            }
+            return List.of(condition);
         }
 
         /** A plain value or {@code {$in: [...]}}: what the unique {@code _id} index can look up. */
