@@ -6,12 +6,15 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+
+from services.common.clock import FakeClock
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -65,3 +68,23 @@ async def scratch_collection(
     finally:
         await client.drop_database(database)
         await client.close()
+
+
+class FakeTime:
+    """A waiter that lets fake time pass instead of waiting: each wait advances the clock by
+    its whole timeout, unless the event is set already. Past ``horizon`` it stops the loop."""
+
+    def __init__(self, clock: FakeClock, horizon: timedelta | None = None) -> None:
+        self.clock = clock
+        self.horizon = None if horizon is None else clock.now() + horizon
+        self.waits: list[float] = []
+        self.done = asyncio.Event()
+
+    async def __call__(self, event: asyncio.Event, seconds: float) -> None:
+        if event.is_set():
+            return
+        self.waits.append(seconds)
+        self.clock.advance(timedelta(seconds=seconds))
+        if self.horizon is not None and self.clock.now() >= self.horizon:
+            self.done.set()
+            await asyncio.Event().wait()  # parked until the test cancels the loop

@@ -182,7 +182,7 @@ class _Subscription:
         header_type = _headers(record).get("type")
         wanted = self.wanted
         if wanted is not None and header_type is not None and header_type not in wanted:
-            await message.ack()  # routed by header: not for us, no need to decode
+            await self.commit(message)  # routed by header: not for us, no need to decode
             return
         topic = self.logical.get(record.topic) or self.metrics.topic(record.topic)
         try:
@@ -190,10 +190,10 @@ class _Subscription:
         except ValidationError as error:
             await self.dead_letter(record, topic, error, 1, "invalid_envelope")
             self.metrics.handled_without_handler(topic, "dead_letter")
-            await message.ack()
+            await self.commit(message)
             return
         if wanted is not None and envelope.type not in wanted:
-            await message.ack()  # a header lied about the type; the body is the truth
+            await self.commit(message)  # a header lied about the type; the body is the truth
             return
         with message_context(
             service=self.service,
@@ -204,6 +204,12 @@ class _Subscription:
             event_type=envelope.type,
         ):
             await self.run_handler(message, record, envelope, topic)
+
+    async def commit(self, message: Any) -> None:
+        """Acknowledge the record: the consumer commits its offset (one Kafka round trip),
+        counted per group."""
+        await message.ack()
+        self.metrics.offset_committed(self.group_id)
 
     async def run_handler(
         self, message: Any, record: Any, envelope: EventEnvelope, topic: str
@@ -239,7 +245,7 @@ class _Subscription:
             self.attempts.pop(position, None)
             await self.dead_letter(record, topic, error, tries, "handler_failed")
             self.metrics.handled(topic, event_type, "dead_letter", spent)
-            await message.ack()
+            await self.commit(message)
             return
         spent = time.perf_counter() - started
         self.metrics.handled(topic, event_type, "ok", spent)
@@ -249,7 +255,7 @@ class _Subscription:
             log.info("dependency answers again; consumer resumed", failures=self.unavailable_streak)
             self.unavailable_streak = 0
             self.health.resume(self.group_id)
-        await message.ack()
+        await self.commit(message)
 
     async def wait_for_dependency(
         self, message: Any, error: Exception, topic: str, event_type: str, spent: float

@@ -201,6 +201,19 @@ class ServiceMetrics:
             ["service", "source"],
             registry=r,
         )
+        self.store_commands = Counter(
+            "leadtrail_store_commands",
+            "Commands this service sent to the store (each one round trip), by command name "
+            "and the collection it names (empty: none)",
+            ["service", "command", "collection"],
+            registry=r,
+        )
+        self.offset_commits = Counter(
+            "leadtrail_kafka_offset_commits",
+            "Kafka offset commits requested by this service's consumers, by consumer group",
+            ["service", "group"],
+            registry=r,
+        )
         self._lag = _LagCollector(service, topic_prefix)
         r.register(self._lag)
         self._handled = LabelCache(self.events_handled)
@@ -209,6 +222,8 @@ class ServiceMetrics:
         self._dead_letters = LabelCache(self.dead_letters)
         self._http = LabelCache(self.http_requests)
         self._http_seconds = LabelCache(self.http_seconds)
+        self._store_commands = LabelCache(self.store_commands)
+        self._offset_commits = LabelCache(self.offset_commits)
         self._refreshers: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("consumer_lag", self._lag.refresh)
         ]
@@ -248,6 +263,13 @@ class ServiceMetrics:
         method = method if method in HTTP_METHODS else OTHER
         self._http(self.service, method, route, str(status)).inc()
         self._http_seconds(self.service, method, route).observe(seconds)
+
+    def store_command(self, command: str, collection: str) -> None:
+        """One command sent to the store (:class:`~services.common.store.CommandCounter`)."""
+        self._store_commands(self.service, command, collection).inc()
+
+    def offset_committed(self, group: str) -> None:
+        self._offset_commits(self.service, group).inc()
 
     # -- scrape-time values -----------------------------------------------------------------
     def track_consumer(self, group: str, consumer: Callable[[], _Consumer | None]) -> None:

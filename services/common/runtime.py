@@ -36,7 +36,7 @@ from services.common.metrics import MeasuredPublisher, ServiceMetrics
 from services.common.observability import RequestObservability, metrics_router
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
-from services.common.store import Document, database, make_mongo_client
+from services.common.store import CommandCounter, Document, database, make_mongo_client
 
 __all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app"]
 
@@ -67,13 +67,15 @@ class Runtime:
     def build(cls, service: str, settings: CommonSettings, clock: Clock | None = None) -> Runtime:
         clock = clock or SystemClock()
         broker = make_broker(settings, client_id=service)
-        mongo = make_mongo_client(settings, app_name=service)
+        metrics = ServiceMetrics.for_service(service, settings, REGISTRY)
+        mongo = make_mongo_client(
+            settings, app_name=service, listeners=[CommandCounter(metrics.store_command)]
+        )
         db = database(mongo, settings)
         keyring = MongoDataKeyring(
             db[KEYRING_COLLECTION], KeyWrapper(settings.kek_bytes(), settings.kek_id), clock=clock
         )
         cipher = PiiCipher(keyring)
-        metrics = ServiceMetrics.for_service(service, settings, REGISTRY)
         publisher = MeasuredPublisher(
             metrics=metrics,
             broker=broker,

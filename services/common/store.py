@@ -9,9 +9,10 @@ redelivery and restarts harmless. Every operation has a deadline (``timeoutMS``,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -22,6 +23,7 @@ __all__ = [
     "APPLIED_FIELD",
     "APPLIED_WINDOW",
     "Collections",
+    "CommandCounter",
     "Document",
     "Suffixed",
     "apply_once",
@@ -63,12 +65,44 @@ class Suffixed:
         return self.db[self.name(name)]
 
 
-def make_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoClient[Document]:
+class CommandCounter(monitoring.CommandListener):
+    """Tells ``count(command, collection)`` of every command the client sends: one call per
+    round trip to the store (a retried command is sent, and counted, again).
+
+    ``collection`` is the collection the command names (``find``, ``insert``, ``update``,
+    ``getMore``, ``createIndexes``...), or ``""`` for a command on no collection (``ping``,
+    ``endSessions``). Collection names are chosen by the code, so the set stays closed.
+    Called synchronously by PyMongo before the command goes out: it must stay cheap.
+    """
+
+    def __init__(self, count: Callable[[str, str], None]) -> None:
+        self._count = count
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get("collection" if name == "getMore" else name)
+        self._count(name, target if isinstance(target, str) else "")
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def make_mongo_client(
+    settings: CommonSettings,
+    *,
+    app_name: str,
+    listeners: Sequence[monitoring.CommandListener] = (),
+) -> AsyncMongoClient[Document]:
     """A client that connects lazily (nothing happens at construction).
 
     ``timeoutMS`` bounds every operation as a whole (server selection, connecting, waiting
     for a pooled connection, the server's answer and retries): a store that is down, slow or
     frozen raises a ``PyMongoError`` after ``store_timeout_s`` instead of hanging the caller.
+    ``listeners`` see every command the client sends (a service counts them:
+    :class:`CommandCounter`).
     """
     timeout_ms = int(settings.store_timeout_s * 1000)
     return AsyncMongoClient(
@@ -78,6 +112,7 @@ def make_mongo_client(settings: CommonSettings, *, app_name: str) -> AsyncMongoC
         timeoutMS=timeout_ms,
         serverSelectionTimeoutMS=timeout_ms,
         connect=False,
+        event_listeners=list(listeners),
     )
 
 

@@ -13,6 +13,7 @@ from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
+from services.common.wakeup import run_when_due
 from services.crm_sync.connections import TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
 from services.crm_sync.handlers import UPDATES, CrmSyncHandlers
@@ -69,16 +70,10 @@ def build_spec(settings: CrmSettings) -> ServiceSpec:
         await store.ensure_indexes()
 
     async def dispatch_forever(runtime: Runtime) -> None:
+        """Runs when an entry is due or a handler queued one; nothing polls the outbox."""
         dispatcher: Dispatcher = runtime.state["dispatcher"]
         try:
-            while True:
-                try:
-                    busy = await dispatcher.run_once()
-                except Exception:  # the outbox keeps the work; try again shortly
-                    log.exception("CRM dispatch round failed")
-                    busy = 0
-                if not busy:
-                    await asyncio.sleep(settings.dispatch_interval_s)
+            await run_when_due("CRM dispatch round", dispatcher.run_due, dispatcher.wakeup)
         finally:
             await dispatcher.aclose()
 

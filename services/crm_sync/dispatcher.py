@@ -34,6 +34,7 @@ from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
 from services.common.store import Document, update_if
+from services.common.wakeup import Wakeup
 from services.crm_sync.adapters.base import CrmAdapter, CrmError, build_adapter
 from services.crm_sync.adapters.config import SecretUnavailableError
 from services.crm_sync.breaker import CircuitBreaker
@@ -66,6 +67,8 @@ class Dispatcher:
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_open_s)
         self.metrics = CrmMetrics(runtime.metrics, self.breaker)
         self._adapters: dict[tuple[str, str, str], CrmAdapter] = {}
+        self.wakeup = Wakeup(runtime.clock, settings.dispatch_interval_s)
+        """Handlers call ``wakeup.notify()`` after queueing work."""
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
@@ -82,21 +85,39 @@ class Dispatcher:
         """Work through the due outbox entries; returns how many CRM calls succeeded."""
         done = 0
         for entry in await self.store.due(self.runtime.clock.now(), limit):
-            cause = entry.get("cause") or {}
-            with message_context(
-                service=SERVICE,
-                tenant_id=entry["tenant_id"],
-                lead_id=entry["lead_id"],
-                correlation_id=cause.get("correlation_id"),
-                causation_id=cause.get("id"),
-            ):
-                async with SUBJECT_LOCKS.hold(entry["tenant_id"], entry.get("subject_id") or ""):
-                    # Read again under the subject's lock: a handler may have changed it since.
-                    fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
-                    if fresh is None or not _unchanged(entry, fresh):
-                        continue
-                    done += await self.process(fresh)
+            done += await self.run_entry(entry)
         return done
+
+    async def run_due(self, limit: int = 100) -> datetime | None:
+        """One round of the background loop (:func:`~services.common.wakeup.run_when_due`):
+        work through the due entries, then return when the next one is due: now after a full
+        batch or when a handler queued work meanwhile, else the earliest pending entry's time,
+        read once (None: nothing pending; the loop sleeps until a handler queues work, or the
+        cap)."""
+        now = self.runtime.clock.now()
+        entries = await self.store.due(now, limit)
+        for entry in entries:
+            await self.run_entry(entry)
+        if len(entries) >= limit or self.wakeup.due_now:
+            return now  # more is waiting: no need to read when
+        return await self.store.next_attempt()
+
+    async def run_entry(self, entry: Document) -> int:
+        """Carry out one due entry read in a batch; 1 if its CRM call succeeded."""
+        cause = entry.get("cause") or {}
+        with message_context(
+            service=SERVICE,
+            tenant_id=entry["tenant_id"],
+            lead_id=entry["lead_id"],
+            correlation_id=cause.get("correlation_id"),
+            causation_id=cause.get("id"),
+        ):
+            async with SUBJECT_LOCKS.hold(entry["tenant_id"], entry.get("subject_id") or ""):
+                # Read again under the subject's lock: a handler may have changed it since.
+                fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
+                if fresh is None or not _unchanged(entry, fresh):
+                    return 0
+                return await self.process(fresh)
 
     async def process(self, entry: Document) -> int:
         now = self.runtime.clock.now()

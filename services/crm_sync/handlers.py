@@ -51,6 +51,8 @@ class CrmSyncHandlers:
                 wait_id=wait_id,
             )
             queued.append(outbox_id(lead_id, connection.id))
+        if queued:
+            self.dispatcher.wakeup.notify()
         return queued
 
     async def on_lead_event(self, envelope: EventEnvelope) -> None:
@@ -95,6 +97,7 @@ class CrmSyncHandlers:
             now=self.runtime.clock.now(),
             wait_id=wait_id,
         )
+        self.dispatcher.wakeup.notify()
 
     async def on_consent_event(self, envelope: EventEnvelope) -> None:
         await self.store.apply_event(envelope)
@@ -135,6 +138,8 @@ class CrmSyncHandlers:
                     erasure_id=erasure_id,
                     wait_id=wait_id,
                 )
+        if lead_ids and connections:
+            self.dispatcher.wakeup.notify()
         await self.dispatcher.maybe_receipt(wait_id)
 
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:

@@ -10,7 +10,14 @@ __all__ = ["CrmSettings"]
 
 
 class CrmSettings(CommonSettings):
-    dispatch_interval_s: float = Field(default=0.2, gt=0, le=60)
+    dispatch_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="longest the outbox dispatcher sleeps: work this process queues wakes it at "
+        "once and a retry wakes it when due, so this only bounds how late it sees entries "
+        "queued by another replica",
+    )
     max_attempts: int = Field(
         default=12, ge=1, le=1000, description="transient failures before a push is dead-lettered"
     )

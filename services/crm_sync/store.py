@@ -254,6 +254,13 @@ class CrmStore:
         )
         return await cursor.to_list(limit)
 
+    async def next_attempt(self) -> datetime | None:
+        """When the earliest pending entry is due (None: nothing pending). One read."""
+        document = await self.outbox.find_one(
+            {"state": "pending"}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+        )
+        return None if document is None else document["next_attempt_at"]
+
     async def deleting(self, lead_id: str, connection_id: str) -> bool:
         """Whether the lead's record in this CRM is erased or being erased."""
         document = await self.outbox.find_one(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, PRIVACY_EVENTS, RETENTION_EVENTS
 from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
+from services.common.wakeup import run_when_due
 from services.erasure_propagator.orchestrator import Orchestrator
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
@@ -57,13 +56,9 @@ def build_spec(settings: ErasureSettings) -> ServiceSpec:
         await orchestrator.store.ensure_indexes()
 
     async def watch_deadlines(runtime: Runtime) -> None:
+        """Runs at the earliest open erasure's deadline (or the cap), not on a timer."""
         orchestrator: Orchestrator = runtime.state["orchestrator"]
-        while True:
-            try:
-                await orchestrator.check_overdue()
-            except Exception:  # retried on the next round
-                log.exception("deadline check failed")
-            await asyncio.sleep(settings.overdue_check_interval_s)
+        await run_when_due("deadline check", orchestrator.run_due, orchestrator.wakeup)
 
     return ServiceSpec(
         name=SERVICE_NAME,

@@ -27,6 +27,7 @@ from services.common.logging import get_logger
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
+from services.common.wakeup import Wakeup
 from services.erasure_propagator.export import export_part
 from services.erasure_propagator.metrics import ErasureMetrics
 from services.erasure_propagator.settings import ErasureSettings
@@ -43,6 +44,8 @@ class Orchestrator:
         self.store = store
         self.settings = settings
         self.metrics = ErasureMetrics(runtime.metrics, store, runtime.clock)
+        self.wakeup = Wakeup(runtime.clock, settings.overdue_check_interval_s)
+        """Told each requested erasure's deadline: the deadline check runs then."""
 
     async def publish(
         self,
@@ -263,8 +266,15 @@ class Orchestrator:
             correlation_id=document["correlation_id"],
         )
         await self.store.set_state(document["_id"], "requested", requested_at=requested_at)
+        self.wakeup.notify(document["deadline"])
         log.info("erasure requested", erasure_id=document["_id"], keys_destroyed=destroyed)
         await self.maybe_complete(await self.store.erasure(document["_id"]), None)
+
+    async def run_due(self) -> datetime | None:
+        """One round of the deadline loop (:func:`~services.common.wakeup.run_when_due`):
+        report what is overdue, then return the next deadline, read once."""
+        await self.check_overdue()
+        return await self.store.next_deadline(self.runtime.clock.now())
 
     async def check_overdue(self) -> int:
         count = 0

@@ -23,4 +23,10 @@ class ErasureSettings(CommonSettings):
     erasure_deadline_working_days: int = Field(
         default=10, ge=1, le=30, description="R25: two working weeks, for erasures not requested"
     )
-    overdue_check_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    overdue_check_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="longest the deadline check sleeps: it wakes at the earliest open "
+        "erasure's deadline, and when this process requests one with an earlier deadline",
+    )

@@ -164,6 +164,16 @@ class ErasureStore:
         )
         return [document async for document in cursor]
 
+    async def next_deadline(self, after: datetime) -> datetime | None:
+        """The earliest deadline after ``after`` of a requested erasure not reported overdue
+        (None: none). One read."""
+        document = await self.erasures.find_one(
+            {"state": "requested", "deadline": {"$gt": after}, "overdue_event_id": None},
+            {"deadline": 1},
+            sort=[("deadline", ASCENDING)],
+        )
+        return None if document is None else document["deadline"]
+
     # -- rectifications --------------------------------------------------------------------
     async def open_rectification(self, rectification_id: str, values: dict[str, Any]) -> None:
         await self.rectifications.update_one(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from contracts.topics import (
     CONSENT_EVENTS,
     ERASURE_EVENTS,
@@ -14,6 +12,7 @@ from contracts.topics import (
 from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
+from services.common.wakeup import Wakeup, run_when_due
 from services.retention_scheduler.handlers import CONSENT_CHANGES, RetentionHandlers
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
 from services.retention_scheduler.settings import RetentionSettings
@@ -50,8 +49,9 @@ SUBSCRIPTIONS: tuple[Subscription[RetentionHandlers], ...] = (
 
 def build_spec(settings: RetentionSettings) -> ServiceSpec:
     def register(runtime: Runtime) -> None:
-        store = RetentionStore(runtime.db)
-        runtime.state["retention_store"] = store
+        wakeup = Wakeup(runtime.clock, settings.tick_interval_s)
+        store = RetentionStore(runtime.db, on_scheduled=wakeup.notify)
+        runtime.state.update(retention_store=store, retention_wakeup=wakeup)
         runtime.state["scheduler"] = Scheduler(
             store, runtime.publisher, runtime.clock, settings.tick_batch_size
         )
@@ -68,15 +68,9 @@ def build_spec(settings: RetentionSettings) -> ServiceSpec:
         await store.ensure_indexes()
 
     async def tick_forever(runtime: Runtime) -> None:
+        """Runs when the earliest schedule is due or an event schedules an earlier one."""
         scheduler: Scheduler = runtime.state["scheduler"]
-        while True:
-            try:
-                expired = await scheduler.tick()
-                if expired:
-                    log.info("retention tick", expired=expired)
-            except Exception:  # keep ticking; a failed tick is retried on the next one
-                log.exception("retention tick failed")
-            await asyncio.sleep(settings.tick_interval_s)
+        await run_when_due("retention tick", scheduler.run_due, runtime.state["retention_wakeup"])
 
     return ServiceSpec(
         name=SERVICE_NAME,

@@ -33,7 +33,7 @@ ends the same whatever the order the events were handled in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,11 +167,16 @@ def _inputs(document: Document) -> tuple[datetime | None, list[Document]]:
 
 
 class RetentionStore:
-    def __init__(self, db: Collections) -> None:
+    def __init__(
+        self, db: Collections, on_scheduled: Callable[[datetime], None] | None = None
+    ) -> None:
+        """``on_scheduled(due_at)``: told of every open schedule it writes (the service wakes
+        its expiry loop with it; a replay passes nothing)."""
         self.due = db["retention_due"]
         self.policies = db["retention_policies"]
         self.holds = db["retention_holds"]
         self.claims = db["retention_claims"]
+        self.on_scheduled = on_scheduled
 
     async def ensure_indexes(self) -> None:
         await self.due.create_index([("state", ASCENDING), ("due_at", ASCENDING)])
@@ -308,7 +313,23 @@ class RetentionStore:
         if any(name in existing for name in cleared):
             update["$unset"] = dict.fromkeys(cleared, "")
         await apply_once(self.due, key, envelope.id, update)
+        self._scheduled(fields)
         return existing, fields
+
+    def _scheduled(self, fields: Document) -> None:
+        if self.on_scheduled is not None and fields.get("state") == "scheduled":
+            self.on_scheduled(fields["due_at"])
+
+    async def next_due(self, after: datetime) -> datetime | None:
+        """When the earliest open schedule due after ``after`` is due (None: none). One read.
+        Schedules due already and not expired are under a hold: its release, not time, lets
+        them expire."""
+        document = await self.due.find_one(
+            {"state": "scheduled", "due_at": {"$gt": after}},
+            {"due_at": 1},
+            sort=[("due_at", ASCENDING)],
+        )
+        return None if document is None else document["due_at"]
 
     async def set_policy(
         self, envelope: EventEnvelope, category: str, days: int, anchor: str
@@ -329,6 +350,7 @@ class RetentionStore:
             changed = {name: v for name, v in derived.items() if document.get(name) != v}
             if changed:
                 await self.due.update_one({"_id": document["_id"]}, {"$set": changed})
+                self._scheduled(derived)
 
     async def hold(self, envelope: EventEnvelope, hold_id: str, scope: str, active: bool) -> None:
         """A hold as placed, and whether it is released. A release is final whichever was
@@ -377,7 +399,20 @@ class Scheduler:
 
     async def tick(self) -> int:
         """Expire what is due now; returns how many ``retention.expired`` were published."""
+        return (await self._tick(self.clock.now()))[1]
+
+    async def run_due(self) -> datetime | None:
+        """One round of the expiry loop (:func:`~services.common.wakeup.run_when_due`): expire
+        what is due, then return when the next schedule is due: now after a full batch that
+        expired something (more may be waiting), else the earliest later due time, read once."""
         now = self.clock.now()
+        read, published = await self._tick(now)
+        if read >= self.batch_size and published:
+            return now
+        return await self.store.next_due(now)
+
+    async def _tick(self, now: datetime) -> tuple[int, int]:
+        """(schedules read, expiries published)."""
         published = 0
         candidates = self.store.due.find(
             {"state": "scheduled", "due_at": {"$lte": now}},
@@ -385,12 +420,13 @@ class Scheduler:
             limit=self.batch_size,
         )
         # Read the batch first: expiring changes the very field the cursor filters on.
-        for document in await candidates.to_list(self.batch_size):
+        batch = await candidates.to_list(self.batch_size)
+        for document in batch:
             if await self.store.active_holds(document["tenant_id"], document["subject_id"]):
                 continue  # R18: nothing under hold expires
             if await self.expire(document, now):
                 published += 1
-        return published
+        return len(batch), published
 
     async def claim(self, event_id: str, due_id: str, now: datetime) -> bool:
         try:

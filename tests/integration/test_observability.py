@@ -89,6 +89,25 @@ async def test_a_lead_moves_the_counters_and_the_lag_drains_to_zero(
         seconds = sample(at_ingest, timed, service="lead-ingest", **lead_captured)
         assert seconds is not None
         assert seconds >= ok
+        # The store's round trips, counted by the listener on the service's own client.
+        commands = "leadtrail_store_commands_total"
+        inserted = sample(
+            at_ingest,
+            commands,
+            service="lead-ingest",
+            command="insert",
+            **{"collection": "data_keys"},
+        )
+        assert inserted is not None, "the new subject's data key was inserted"
+        assert inserted >= 1
+        committed = sample(
+            at_ledger,
+            "leadtrail_kafka_offset_commits_total",
+            service="consent-ledger",
+            group="consent-ledger.leads",
+        )
+        assert committed is not None, "consent-ledger committed the lead's offset"
+        assert committed >= 1
 
         async def drained(client: httpx.AsyncClient) -> dict[tuple[str, str, str], float] | None:
             current = lags(await scrape_metrics(client))

@@ -156,7 +156,8 @@ async def crm(
             mongo_url,
             tmp_path,
             ["lead_ingest", "consent_ledger", "erasure_propagator", "crm_sync"],
-            dispatch_interval_s=0.05,
+            # No dispatch_interval_s: at its default (60 s) the dispatcher runs only when a
+            # handler queues work or a retry is due, so every test here shows it is woken.
             backoff_base_s=0.05,
             backoff_max_s=0.5,
             breaker_threshold=3,

@@ -89,6 +89,10 @@ async def test_handler_gets_wanted_events_only(
     assert seen == ["lead.captured"]
     assert handled(metrics, "lead.captured", "ok") == 1
     assert handled(metrics, "lead.scored", "ok") is None, "skipped types are not handled"
+    commits = metrics.registry.get_sample_value(
+        "leadtrail_kafka_offset_commits_total", {"service": "unit", "group": "unit"}
+    )
+    assert commits == 2, "every record is committed, the skipped one too"
     assert (
         metrics.registry.get_sample_value(
             "leadtrail_event_handler_seconds_count",
