@@ -1,18 +1,40 @@
-"""Reading and redriving the dead-letter topic (``leadtrail dlq``)."""
+"""Reading and redriving the dead-letter topic (``leadtrail dlq``).
+
+A redrive sends the dead letter's original record to its topic again with the letter's context
+as headers: ``redriven_from`` (the letter's id), ``redrive_service`` (only that service handles
+it again; the others handled the original) and whatever the letter named, such as crm-sync's
+``connection_id`` (only the CRM connection whose call failed is called again). The letter is
+then recorded as handled in the ``ops_dead_letters`` collection, which ``leadtrail dlq list``
+reads to hide handled letters (``--all`` shows them, marked).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo.asynchronous.collection import AsyncCollection
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.topics import DEAD_LETTERS
 from services.common.broker import KAFKA_REQUEST_TIMEOUT_MS
+from services.common.store import Document
 
-__all__ = ["DeadLetterNotFoundError", "read_dead_letters", "redrive"]
+__all__ = [
+    "HANDLED_COLLECTION",
+    "DeadLetterNotFoundError",
+    "handled_letters",
+    "mark_handled",
+    "read_dead_letters",
+    "redrive",
+]
+
+_REDRIVE_KEYS = frozenset({"redriven_from", "redrive_service"})
+HANDLED_COLLECTION = "ops_dead_letters"
+"""One document per handled dead letter: ``_id`` the letter's id, ``redriven_at``."""
 
 
 class DeadLetterNotFoundError(LookupError):
@@ -69,10 +91,27 @@ async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:
             base64.b64decode(letter.value_b64),
             key=base64.b64decode(letter.key_b64) if letter.key_b64 else None,
             headers=[
-                *((k, v.encode()) for k, v in letter.headers.items()),
+                *((k, v.encode()) for k, v in letter.headers.items() if k not in _REDRIVE_KEYS),
                 ("redriven_from", letter.id.encode()),
+                ("redrive_service", letter.service.encode()),
             ],
         )
     finally:
         await producer.stop()
     return letter
+
+
+async def mark_handled(
+    handled: AsyncCollection[Document], letter: DeadLetterV1, now: datetime
+) -> None:
+    """Record that ``letter`` was redriven (the last redrive's time wins)."""
+    await handled.update_one(
+        {"_id": letter.id},
+        {"$set": {"redriven_at": now, "service": letter.service}},
+        upsert=True,
+    )
+
+
+async def handled_letters(handled: AsyncCollection[Document]) -> dict[str, datetime]:
+    """Letter id -> when it was last redriven."""
+    return {doc["_id"]: doc["redriven_at"] async for doc in handled.find({})}

@@ -49,6 +49,15 @@ SECRET_KEYS = (
     "LEADTRAIL_INTEGRITY_KEY",
 )
 MONGO_DB = "leadtrail"
+NEVER_PASSED = frozenset({"LEADTRAIL_TEST_CLOCK_OFFSET_FILE", "LEADTRAIL_ENABLE_TEST_CLOCK"})
+"""The TEST ONLY clock's settings: an operator's shell may have them from a test session, and
+they would let whoever writes the offset file expire every lead. ``make up`` drops them."""
+
+
+def operator_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The operator's environment as the services of ``make up`` inherit it: without the
+    test clock's settings (:data:`NEVER_PASSED`)."""
+    return {name: value for name, value in environ.items() if name not in NEVER_PASSED}
 
 
 @dataclass(frozen=True)
@@ -143,7 +152,7 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
         kafka, mongo = kafka_future.result(), mongo_future.result()
     asyncio.run(ensure_topics(kafka.bootstrap, TOPIC_PREFIX))
     env = {
-        **os.environ,
+        **operator_environment(os.environ),
         **_secrets(run_root),
         "LEADTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap,
         "LEADTRAIL_MONGO_URL": mongo.url,

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import math
+import os
+import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "OffsetFileClock", "SystemClock", "add_working_days"]
+__all__ = [
+    "Clock",
+    "FakeClock",
+    "OffsetFileClock",
+    "SystemClock",
+    "UntrustedClockFileError",
+    "add_working_days",
+]
 
 
 class Clock(Protocol):
@@ -44,6 +53,10 @@ class FakeClock:
         self._now = moment.astimezone(UTC)
 
 
+class UntrustedClockFileError(ValueError):
+    """The offset file of the test clock may have been written by someone else."""
+
+
 class OffsetFileClock:
     """TEST ONLY: the system time plus an offset in seconds read from a file.
 
@@ -56,13 +69,41 @@ class OffsetFileClock:
 
     Services build this clock only when ``LEADTRAIL_TEST_CLOCK_OFFSET_FILE`` *and*
     ``LEADTRAIL_ENABLE_TEST_CLOCK=true`` are set, and log a warning at startup; production
-    configuration sets neither (see ``services.common.runtime.clock_for``).
+    configuration sets neither (see ``services.common.runtime.clock_for``). Whoever can write
+    the file can expire every lead at once, so the file must be owned by the service's user and
+    not writable by group or others: checked at start (the service refuses to start) and on
+    every re-read (a replaced file is a new file). ``/readyz`` and ``leadtrail_test_clock`` tell
+    that the clock is in use.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stamp: int | None = None
         self._offset = timedelta(0)
+        self.check_file()
+
+    def check_file(self) -> None:
+        """:class:`UntrustedClockFileError` unless the file (when there is one) is the service
+        user's own and writable by nobody else."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return
+        self._check(info)
+
+    def _check(self, info: os.stat_result) -> None:
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedClockFileError(f"test clock offset file {self.path}: not a regular file")
+        if info.st_uid != os.geteuid():
+            raise UntrustedClockFileError(
+                f"test clock offset file {self.path}: owned by uid {info.st_uid}, not by the "
+                f"service's user (uid {os.geteuid()})"
+            )
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UntrustedClockFileError(
+                f"test clock offset file {self.path}: writable by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):o}); chmod go-w it"
+            )
 
     def offset(self) -> timedelta:
         """The offset now in force (re-reading the file if it changed)."""
@@ -71,7 +112,9 @@ class OffsetFileClock:
         except FileNotFoundError:
             return self._offset
         if stamp != self._stamp:
-            text = self.path.read_text().strip()
+            with self.path.open() as file:  # the checked file is the one read
+                self._check(os.fstat(file.fileno()))
+                text = file.read().strip()
             seconds = float(text) if text else 0.0
             if not math.isfinite(seconds) or seconds < 0:
                 raise ValueError(f"{self.path}: the clock offset must be >= 0 seconds: {text!r}")

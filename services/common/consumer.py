@@ -19,6 +19,11 @@ A subscription registered with :func:`subscribe_events` gets, for every Kafka re
    backoff capped at ``unavailable_backoff_max_s``, reports itself stalled (``/readyz``) and
    resumes by itself when the dependency answers again.
 
+A record sent again by ``leadtrail dlq redrive`` carries the dead letter's id (``redriven_from``)
+and the service that gave up on it (``redrive_service``): every other service acknowledges it
+without handling it (they handled the original), and the handler of that service can read the
+redrive's headers with :func:`redrive_headers` (crm-sync pushes to the one connection that failed).
+
 Every handler attempt is counted by outcome (``ok``, ``retry``, ``dead_letter``) and timed,
 and the subscription's consumer reports its lag (:mod:`services.common.metrics`).
 
@@ -31,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -55,11 +62,36 @@ from services.common.settings import CommonSettings
 if TYPE_CHECKING:
     from services.common.runtime import Runtime
 
-__all__ = ["EventHandler", "Subscription", "subscribe_all", "subscribe_events"]
+__all__ = [
+    "EventHandler",
+    "Subscription",
+    "redrive_headers",
+    "redriven",
+    "subscribe_all",
+    "subscribe_events",
+]
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
 HandlersT = TypeVar("HandlersT")
 log = get_logger(__name__)
+_REDRIVE: ContextVar[Mapping[str, str] | None] = ContextVar("leadtrail_redrive", default=None)
+
+
+def redrive_headers() -> Mapping[str, str] | None:
+    """The headers of the record being handled when ``leadtrail dlq redrive`` sent it (the
+    dead letter's context: ``redriven_from``, ``redrive_service``, crm-sync's ``connection_id``
+    and ``operation``), else None."""
+    return _REDRIVE.get()
+
+
+@contextmanager
+def redriven(headers: Mapping[str, str]) -> Iterator[None]:
+    """Handle the record inside as one redriven with ``headers`` (see :func:`redrive_headers`)."""
+    token = _REDRIVE.set(dict(headers))
+    try:
+        yield
+    finally:
+        _REDRIVE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -179,10 +211,15 @@ class _Subscription:
 
     async def handle(self, message: Any) -> None:
         record: Any = message.raw_message
-        header_type = _headers(record).get("type")
+        headers = _headers(record)
+        header_type = headers.get("type")
         wanted = self.wanted
         if wanted is not None and header_type is not None and header_type not in wanted:
             await self.commit(message)  # routed by header: not for us, no need to decode
+            return
+        redrive = "redriven_from" in headers
+        if redrive and headers.get("redrive_service", self.service) != self.service:
+            await message.ack()  # another service's dead letter, sent again for it alone
             return
         topic = self.logical.get(record.topic) or self.metrics.topic(record.topic)
         try:
@@ -195,13 +232,16 @@ class _Subscription:
         if wanted is not None and envelope.type not in wanted:
             await self.commit(message)  # a header lied about the type; the body is the truth
             return
-        with message_context(
-            service=self.service,
-            tenant_id=envelope.tenant_id,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            event_id=envelope.id,
-            event_type=envelope.type,
+        with (
+            message_context(
+                service=self.service,
+                tenant_id=envelope.tenant_id,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
+                event_id=envelope.id,
+                event_type=envelope.type,
+            ),
+            redriven(headers) if redrive else nullcontext(),
         ):
             await self.run_handler(message, record, envelope, topic)
 

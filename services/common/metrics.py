@@ -214,6 +214,14 @@ class ServiceMetrics:
             ["service", "group"],
             registry=r,
         )
+        self.test_clock = Gauge(
+            "leadtrail_test_clock",
+            "1 when the service runs the TEST ONLY offset-file clock (time = system time plus "
+            "the offset in a file; never in production), else 0",
+            ["service"],
+            registry=r,
+        )
+        self.test_clock.labels(service).set(0)
         self._lag = _LagCollector(service, topic_prefix)
         r.register(self._lag)
         self._handled = LabelCache(self.events_handled)

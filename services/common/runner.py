@@ -15,6 +15,7 @@ from typing import TypeVar
 import uvicorn
 from pydantic import ValidationError
 
+from services.common.clock import UntrustedClockFileError
 from services.common.logging import configure_logging, get_logger
 from services.common.runtime import ServiceSpec, create_app
 from services.common.settings import CommonSettings
@@ -52,7 +53,12 @@ def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callab
         raise SystemExit(2) from None
     listener, settings = listen(settings)
     spec = build_spec(settings)
-    app = create_app(spec, settings)
+    try:
+        app = create_app(spec, settings)
+    except UntrustedClockFileError as error:
+        listener.close()
+        get_logger(name).error("refusing to start: untrusted test clock", error=str(error))
+        raise SystemExit(2) from None
     host, port = listener.getsockname()[:2]
     get_logger(spec.name).info(
         "listening", url=f"http://{host}:{port}", public_url=settings.public_base_url()

@@ -38,7 +38,7 @@ from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 from services.common.store import CommandCounter, Document, database, make_mongo_client
 
-__all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app"]
+__all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app", "describe_clock"]
 
 KEYRING_COLLECTION = "data_keys"
 READY_PROBE_S = 2.0
@@ -143,11 +143,30 @@ def health_router(runtime: Runtime) -> APIRouter:
         checks["consumers"] = stalled or "ok"
         started = bool(getattr(request.app.state, "started", False))
         ready = started and all(value == "ok" for value in checks.values())
-        body = {"status": "ready" if ready else "not ready", "service": runtime.service, **checks}
+        body = {
+            "status": "ready" if ready else "not ready",
+            "service": runtime.service,
+            **checks,
+            "test_clock": describe_clock(runtime.clock),
+        }
         headers = {} if ready else {"Retry-After": str(runtime.settings.retry_after_s)}
         return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
     return router
+
+
+def describe_clock(clock: Clock) -> dict[str, Any] | bool:
+    """``False``, or what ``/readyz`` says of the TEST ONLY offset-file clock in use: its file
+    and the offset now in force (or why the file is refused). Not a readiness check: a test
+    stack with it is ready, but a production one must never show it."""
+    if not isinstance(clock, OffsetFileClock):
+        return False
+    state: dict[str, Any] = {"offset_file": str(clock.path)}
+    try:
+        state["offset_s"] = clock.offset().total_seconds()
+    except (OSError, ValueError) as error:
+        state["error"] = str(error)[:300]
+    return state
 
 
 def clock_for(settings: CommonSettings) -> Clock:
@@ -172,6 +191,7 @@ def create_app(
             "never run this configuration in production",
             offset_file=str(clock.path),
         )
+        runtime.metrics.test_clock.labels(spec.name).set(1)
     spec.register(runtime)
 
     @asynccontextmanager

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from contracts.events import consent
 from contracts.events.common import Channel, Purpose
+from services.common.clear_fields import CollectionPoint, NoticeVersion
 from services.common.consent import ConsentFact, ConsentState, decide
 from services.common.consent_claims import check_consent
 from services.common.http import (
@@ -63,10 +64,10 @@ class _In(BaseModel):
 class GrantIn(_In):
     purpose: Purpose
     channel: Channel
-    notice_version: Annotated[str, Field(min_length=1, max_length=100)]
+    notice_version: NoticeVersion
     notice_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     given_at: AwareDatetime
-    collection_point: Annotated[str, Field(max_length=2000)] | None = None
+    collection_point: CollectionPoint | None = None
     ip: IPv4Address | IPv6Address | None = None
     user_agent: Annotated[str, Field(max_length=500)] | None = None
 

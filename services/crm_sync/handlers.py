@@ -9,9 +9,10 @@ Each handler applies the event to the read models first (:meth:`CrmStore.apply_e
 from __future__ import annotations
 
 from contracts import EventEnvelope
+from services.common.consumer import redrive_headers
 from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.runtime import Runtime
-from services.crm_sync.connections import TenantConnections
+from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
 from services.crm_sync.export import export_part
 from services.crm_sync.store import CrmStore, outbox_id
@@ -34,12 +35,22 @@ class CrmSyncHandlers:
         self.connections = connections
         self.dispatcher = dispatcher
 
+    def targets(self, tenant_id: str) -> list[CrmConnection]:
+        """The tenant's CRM connections to queue work for: all of them, or, for an event that
+        ``leadtrail dlq redrive`` sent again after a CRM call failed, only the connection whose
+        call failed (the others succeeded and must not be called twice)."""
+        connections = self.connections.for_tenant(tenant_id).connections
+        redrive = redrive_headers()
+        if redrive is None or "connection_id" not in redrive:
+            return list(connections)
+        return [c for c in connections if c.id == redrive["connection_id"]]
+
     async def push(
         self, cause: EventEnvelope, lead_id: str, wait_id: str | None = None
     ) -> list[str]:
         """Queue an upsert of the lead to every CRM connection of its tenant."""
         queued = []
-        for connection in self.connections.for_tenant(cause.tenant_id).connections:
+        for connection in self.targets(cause.tenant_id):
             await self.store.enqueue(
                 tenant_id=cause.tenant_id,
                 subject_id=cause.subject_id,
@@ -74,7 +85,7 @@ class CrmSyncHandlers:
         pending = [
             outbox_id(lead_id, connection.id)
             for lead_id in lead_ids
-            for connection in self.connections.for_tenant(envelope.tenant_id).connections
+            for connection in self.targets(envelope.tenant_id)
             if await self.store.record_of(lead_id, connection.id) is not None
             and not await self.store.deleting(lead_id, connection.id)  # erasure wins
         ]
@@ -119,7 +130,7 @@ class CrmSyncHandlers:
         erasure_id = envelope.data["erasure_id"]
         wait_id = f"erasure:{erasure_id}"
         lead_ids = await self.store.lead_ids(tenant_id, subject_id)
-        connections = self.connections.for_tenant(tenant_id).connections
+        connections = self.targets(tenant_id)
         pending = [
             outbox_id(lead_id, connection.id) for lead_id in lead_ids for connection in connections
         ]

@@ -49,7 +49,9 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
                 public=PublicRateLimits.from_settings(settings),
                 linker=linker,
                 idempotency=IdempotencyStore(
-                    runtime.db["idempotency"], settings.idempotency_takeover_s
+                    runtime.db["idempotency"],
+                    settings.idempotency_takeover_s,
+                    settings.blind_index_bytes(),
                 ),
                 projection=projection,
                 handlers=LeadIngestHandlers(

@@ -10,11 +10,16 @@ event id). Only after Kafka acknowledged the event is the record completed with 
 * same key, different body        -> 422: a key names one request;
 * Kafka failed                    -> the record is marked failed; a retry takes it over at once
   and publishes with the same ids (a late delivery of the failed attempt is deduplicated).
+
+A client may put anything in the key, an e-mail address too, so the key is never stored: the
+record's ``_id`` is ``<tenant>:<HMAC-SHA256 of the key>`` under a secret key (lead-ingest's
+blind-index key), which no one without that key can turn back into a guessed e-mail.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,13 +49,16 @@ class Claim:
 
 
 class IdempotencyStore:
-    def __init__(self, collection: AsyncCollection[Document], takeover_s: float) -> None:
+    def __init__(
+        self, collection: AsyncCollection[Document], takeover_s: float, secret: bytes
+    ) -> None:
         self._collection = collection
         self._takeover = timedelta(seconds=takeover_s)
+        self._secret = secret
 
-    @staticmethod
-    def _id(tenant_id: str, key: str) -> str:
-        return f"{tenant_id}:{key}"
+    def _id(self, tenant_id: str, key: str) -> str:
+        digest = hmac.new(self._secret, f"{tenant_id}\0{key}".encode(), hashlib.sha256)
+        return f"{tenant_id}:{digest.hexdigest()}"
 
     async def claim(
         self, tenant_id: str, key: str, fingerprint: str, ids: dict[str, str], now: datetime

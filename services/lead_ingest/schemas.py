@@ -26,6 +26,7 @@ from contracts.events.lead import (
     WebFormSource,
 )
 from contracts.events.privacy import PrivacyRequestType
+from services.common.clear_fields import ClearUrl, CollectionPoint, NoticeVersion
 
 __all__ = [
     "Accepted",
@@ -76,6 +77,7 @@ class WebFormSourceIn(WebFormSource):
     """As in ``lead.captured``, but ``kind`` must be sent: it picks the kind of source."""
 
     kind: Literal["web_form"]
+    url: ClearUrl
 
     def as_event(self) -> LeadSource:
         return WebFormSource.model_validate(self.model_dump())
@@ -134,10 +136,17 @@ class RequestContext(_In):
     user_agent: Annotated[str, Field(max_length=500)] | None = None
 
 
+class ConsentClaimsIn(ConsentClaims):
+    """As in ``lead.captured``; the fields kept in clear are identifiers (no personal data)."""
+
+    notice_version: NoticeVersion
+    collection_point: CollectionPoint | None = None
+
+
 class LeadIn(_In):
     source: LeadSourceIn
     contact: ContactIn
-    consent: ConsentClaims | None = None
+    consent: ConsentClaimsIn | None = None
     context: RequestContext | None = None
 
 

@@ -133,6 +133,7 @@ class E2EStack:
         current = float(self.clock_file.read_text() or 0) if self.clock_file.exists() else 0.0
         scratch = self.clock_file.with_suffix(".tmp")
         scratch.write_text(f"{current + delta.total_seconds()}\n")
+        scratch.chmod(0o600)  # the services refuse an offset file others could write
         scratch.replace(self.clock_file)
 
     async def events(self, topic: str) -> list[EventEnvelope]:

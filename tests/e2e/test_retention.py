@@ -40,6 +40,10 @@ async def test_two_years_on_leads_expire_and_are_erased_unless_a_legal_hold_defe
     hold_id = await timed.hold(str(held.subject_id), "Litigation 2026/118")
 
     await timed.jump_clock(timedelta(days=731))
+    # Every process says it runs the test clock, with the offset now in force.
+    for name in timed.processes:
+        ready = await timed.cluster.client(name).get("/readyz")
+        assert ready.json()["test_clock"]["offset_s"] == timedelta(days=731).total_seconds()
 
     done = await timed.cluster.wait_for_event(
         "erasure-events",

@@ -11,8 +11,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.topics import DEAD_LETTERS, LEAD_EVENTS
-from ops.dlq import DeadLetterNotFoundError, read_dead_letters, redrive
+from ops.dlq import (
+    HANDLED_COLLECTION,
+    DeadLetterNotFoundError,
+    handled_letters,
+    mark_handled,
+    read_dead_letters,
+    redrive,
+)
 from services.common.topics import ensure_topics
+from tests.helpers import scratch_collection
 
 pytestmark = pytest.mark.integration
 
@@ -61,5 +69,28 @@ async def test_dead_letters_are_listed_and_redriven(kafka_bootstrap: str) -> Non
     assert record.value == b"record 2"
     assert record.key == b"sub-1"
     assert dict(record.headers)["redriven_from"] == letters[2].id.encode()
+    # Only the service that gave up on the record handles it again.
+    assert dict(record.headers)["redrive_service"] == b"crm-sync"
     with pytest.raises(DeadLetterNotFoundError):
         await redrive(kafka_bootstrap, prefix, "nope")
+
+
+async def test_a_redriven_letter_is_recorded_as_handled(mongo_url: str) -> None:
+    letter = DeadLetterV1(
+        failed_at=datetime(2026, 11, 1, tzinfo=UTC),
+        service="crm-sync",
+        consumer_group="crm-sync.outbox/hubspot-eu",
+        source_topic="lead-events",
+        source_partition=-1,
+        source_offset=-1,
+        key_b64=None,
+        value_b64="",
+        error_type="CrmError(400)",
+        error_message="rejected",
+        attempts=1,
+    )
+    async with scratch_collection(mongo_url, "it_dlq", HANDLED_COLLECTION) as handled:
+        assert await handled_letters(handled) == {}
+        await mark_handled(handled, letter, datetime(2026, 11, 2, tzinfo=UTC))
+        await mark_handled(handled, letter, datetime(2026, 11, 3, tzinfo=UTC))
+        assert await handled_letters(handled) == {letter.id: datetime(2026, 11, 3, tzinfo=UTC)}

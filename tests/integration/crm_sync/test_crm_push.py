@@ -4,6 +4,7 @@ R24, R25, R27, R28)."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ import yaml
 
 from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
-from ops.dlq import read_dead_letters, redrive
+from ops.dlq import read_dead_letters
 from services.crm_sync.dispatcher import waits_of
 from services.crm_sync.export import export_part
 from services.crm_sync.store import outbox_id
@@ -325,8 +326,18 @@ async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
     # Later changes of the lead (a rescore) may have pushed it meanwhile; start from an empty
     # CRM so the record below can only come from the redriven event.
     await crm.hubspot.reset()
-    await redrive(settings["kafka_bootstrap"], settings["topic_prefix"], dead.id)
+    listed = await crm.stack.cli("dlq", "list", "--service", "crm-sync")
+    assert listed.exit_code == 0, listed.output
+    assert dead.id in listed.stdout
+    redriven = await crm.stack.cli("dlq", "redrive", dead.id)
+    assert redriven.exit_code == 0, redriven.output
     await crm.in_crm("maria.rossi@example.org")
+    # Handled: no longer listed, but --all still shows it, marked.
+    listed = await crm.stack.cli("dlq", "list", "--service", "crm-sync")
+    assert dead.id not in listed.stdout
+    every = await crm.stack.cli("dlq", "list", "--all", "--json")
+    rows = [json.loads(line) for line in every.stdout.splitlines()]
+    assert [row["redriven_at"] is not None for row in rows if row["id"] == dead.id] == [True]
 
 
 async def test_no_push_without_a_basis_for_crm_sync(crm: CrmStack) -> None:

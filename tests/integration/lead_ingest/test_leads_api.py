@@ -138,6 +138,18 @@ async def test_idempotent_retries_return_the_first_response_without_a_second_eve
     assert [e.type for e in events] == ["lead.captured"]
 
 
+async def test_an_idempotency_key_is_never_stored_as_given(ingest: Ingest) -> None:
+    """A client may use an e-mail as its key: only a keyed hash of it is kept."""
+    key = "maria.rossi@example.org"
+    first = await ingest.post_lead(sample_lead(), **{"Idempotency-Key": key})
+    again = await ingest.post_lead(sample_lead(), **{"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 202
+    assert first.json() == again.json()
+    records = await ingest.runtime.db["idempotency"].find({}).to_list()
+    assert len(records) == 1
+    assert "maria" not in repr(records)
+
+
 async def test_interactions_are_scored_with_an_explanation_and_qualify(ingest: Ingest) -> None:
     lead_id = (await ingest.post_lead(sample_lead())).json()["lead_id"]
     await ingest.lead(lead_id)

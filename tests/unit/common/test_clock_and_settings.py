@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.common.clock import FakeClock, OffsetFileClock, SystemClock
-from services.common.runner import listen
-from services.common.runtime import clock_for
+from services.common.clock import FakeClock, OffsetFileClock, SystemClock, UntrustedClockFileError
+from services.common.runner import listen, run
+from services.common.runtime import ServiceSpec, clock_for, create_app, describe_clock
 from services.common.settings import CommonSettings
 
 
@@ -111,3 +111,63 @@ def test_a_service_on_port_0_links_to_the_port_it_bound(kek_b64: str) -> None:
         port = listener.getsockname()[1]
         assert port != 0
         assert settings.public_base_url() == f"http://127.0.0.1:{port}"
+
+
+def test_the_offset_file_must_be_the_service_users_own_and_writable_by_nobody_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever writes the offset file can expire every lead at once."""
+    path = tmp_path / "offset"
+    path.write_text("0\n")
+    path.chmod(0o664)
+    with pytest.raises(UntrustedClockFileError, match="writable by group or others"):
+        OffsetFileClock(path)
+    path.chmod(0o646)
+    with pytest.raises(UntrustedClockFileError, match="writable by group or others"):
+        OffsetFileClock(path)
+    path.chmod(0o644)
+    clock = OffsetFileClock(path)
+    monkeypatch.setattr("services.common.clock.os.geteuid", lambda: os.getuid() + 4242)
+    with pytest.raises(UntrustedClockFileError, match="not by the service's user"):
+        OffsetFileClock(path)
+    monkeypatch.undo()
+    # A file put in its place later (a rename) is checked before it is believed.
+    scratch = tmp_path / "offset.tmp"
+    scratch.write_text("63072000\n")
+    scratch.chmod(0o666)
+    scratch.replace(path)
+    os.utime(path, ns=(5, 5))
+    with pytest.raises(UntrustedClockFileError, match="writable by group or others"):
+        clock.now()
+
+
+def test_the_service_refuses_to_start_on_an_untrusted_offset_file(
+    tmp_path: Path, kek_b64: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "offset"
+    path.write_text("0\n")
+    path.chmod(0o666)
+    settings = CommonSettings(
+        kek=kek_b64, enable_test_clock=True, test_clock_offset_file=path, http_port=0
+    )
+    with pytest.raises(SystemExit) as stopped:
+        run("unit", lambda s: ServiceSpec(name="unit"), lambda: settings)
+    assert stopped.value.code == 2
+    assert "untrusted test clock" in capsys.readouterr().err
+
+
+def test_readyz_and_metrics_say_when_the_test_clock_runs(tmp_path: Path, kek_b64: str) -> None:
+    path = tmp_path / "offset"
+    path.write_text("86400\n")
+    path.chmod(0o600)
+    assert describe_clock(SystemClock()) is False
+    assert describe_clock(OffsetFileClock(path)) == {
+        "offset_file": str(path),
+        "offset_s": 86400.0,
+    }
+    for clock, value in ((SystemClock(), 0), (OffsetFileClock(path), 1)):
+        app = create_app(ServiceSpec(name="unit"), CommonSettings(kek=kek_b64), clock=clock)
+        metrics = app.state.runtime.metrics
+        assert metrics.registry.get_sample_value("leadtrail_test_clock", {"service": "unit"}) == (
+            value
+        )

@@ -15,7 +15,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from contracts import REGISTRY, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from services.common.clock import FakeClock
-from services.common.consumer import subscribe_events
+from services.common.consumer import redrive_headers, subscribe_events
 from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
 
@@ -144,3 +144,48 @@ async def test_poison_and_failing_messages_go_to_dead_letters(
     for reason in ("invalid_envelope", "handler_failed"):
         labels = {"service": "unit", "topic": "lead-events", "reason": reason}
         assert metrics.registry.get_sample_value("leadtrail_dead_letters_total", labels) == 1
+
+
+async def test_a_redriven_record_is_handled_by_the_service_that_gave_up_on_it_alone(
+    settings: CommonSettings, metrics: ServiceMetrics
+) -> None:
+    """``leadtrail dlq redrive`` names the service; the others handled the original already
+    (crm-sync, for one, would push again), and the handler sees the redrive's headers."""
+    broker = KafkaBroker()
+    seen: list[tuple[str, str | None]] = []
+
+    async def handler(event: EventEnvelope) -> None:
+        redrive = redrive_headers()
+        seen.append((event.type, redrive.get("connection_id") if redrive else None))
+
+    subscribe_events(
+        broker,
+        settings,
+        service="unit",
+        group_id="unit",
+        topics=["lead-events"],
+        handler=handler,
+        clock=FakeClock(NOW),
+        metrics=metrics,
+    )
+
+    async def redrive(event: EventEnvelope, service: str) -> None:
+        headers = {
+            **event.kafka_headers(),
+            "redriven_from": "dl-1",
+            "redrive_service": service,
+            "connection_id": "crm-b",
+        }
+        await broker.publish(
+            event.model_dump_json().encode(),
+            topic="unit.lead-events",
+            key=event.kafka_key(),
+            headers=headers,
+        )
+
+    async with TestKafkaBroker(broker):
+        await redrive(_event("lead.qualified"), "another-service")
+        await redrive(_event("lead.scored"), "unit")
+        await _publish(broker, _event("lead.captured"))
+    assert seen == [("lead.scored", "crm-b"), ("lead.captured", None)]
+    assert redrive_headers() is None

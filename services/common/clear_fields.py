@@ -1,0 +1,52 @@
+"""Fields that travel in clear (not encrypted with the person's key): what they may hold.
+
+Personal data in an event goes in its encrypted part, so erasing the person (destroying the
+key) makes it unreadable. A field that stays in clear must not be able to carry personal data
+that erasure would miss, so the API constrains it to what it is for (docs/lead-ingest.md, "What
+stays in clear"):
+
+* a URL without user information, query string or fragment (a form's address, not a link with
+  ``?email=...``);
+* identifiers by pattern (a notice version, a collection point): letters, digits and
+  ``. _ : / + -``, no ``@``, no spaces.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+__all__ = ["CLEAR_URL", "IDENTIFIER", "ClearUrl", "CollectionPoint", "NoticeVersion"]
+
+CLEAR_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s?#@]*)?$"
+"""http(s), a host (no ``user@``), an optional port and path; no query, fragment or ``@``."""
+IDENTIFIER = r"^[A-Za-z0-9][A-Za-z0-9._:/+-]*$"
+
+ClearUrl = Annotated[
+    str,
+    Field(
+        pattern=CLEAR_URL,
+        max_length=2000,
+        description="http(s) URL without user information, query string or fragment: it is "
+        "stored in clear",
+    ),
+]
+NoticeVersion = Annotated[
+    str,
+    Field(
+        pattern=IDENTIFIER,
+        min_length=1,
+        max_length=100,
+        description="the privacy notice's version, e.g. 2026-10 (an identifier: stored in clear)",
+    ),
+]
+CollectionPoint = Annotated[
+    str,
+    Field(
+        pattern=rf"{IDENTIFIER}|{CLEAR_URL}",
+        max_length=2000,
+        description="where the consent was collected: an identifier (form-contact-v2) or a URL "
+        "without query string (stored in clear)",
+    ),
+]
