@@ -693,3 +693,7 @@ def main() -> None:
             fg=typer.colors.RED,
         )
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
