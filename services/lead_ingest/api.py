@@ -45,7 +45,7 @@ from services.lead_ingest.normalise import (
     normalise_email,
     normalise_phone,
 )
-from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.projection import LeadProjection, request_status
 from services.lead_ingest.schemas import (
     Accepted,
     AggregateRow,
@@ -59,6 +59,7 @@ from services.lead_ingest.schemas import (
     PrivacyRequestAccepted,
     PrivacyRequestIn,
     PrivacyRequestView,
+    ReceiptView,
     ScoreReviewAccepted,
     ScoreReviewIn,
     ScoreView,
@@ -682,17 +683,20 @@ def build_router(api: IngestApi) -> APIRouter:
     )
     async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
         document = await api.projection.request(who.id, request_id)
-        if document is None:
+        if document is None or "type" not in document:  # (an answer seen before the request)
             raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
+        status = request_status(document)
         return PrivacyRequestView(
             request_id=request_id,
             type=document["type"],
-            status=document.get("status", "received"),
+            status=status,
             subject_known=bool(document.get("subject_known")),
             received_at=document["received_at"],
             verified_at=document.get("verified_at"),
             deadline=document["deadline"],
             completed_at=document.get("completed_at"),
+            receipts=[ReceiptView(**receipt) for receipt in document.get("receipts", [])],
+            missing_receipts=[] if status == "completed" else document.get("missing_receipts", []),
             export=export_link(
                 api.settings.export_link_bytes(),
                 ttl_s=api.settings.export_link_ttl_s,

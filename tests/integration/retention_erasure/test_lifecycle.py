@@ -402,11 +402,23 @@ async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
     assert datetime.fromisoformat(overdue.data["deadline"]) == datetime.fromisoformat(
         accepted["deadline"]
     )
+    view = await request_view(lifecycle, accepted["request_id"], "overdue")
+    assert view["missing_receipts"] == ["archive"]
+    assert view["completed_at"] is None
+    assert {r["service"] for r in view["receipts"]} == set(), "no erasure.completed yet"
+
+
+async def request_view(lifecycle: Lifecycle, request_id: str, status: str) -> dict[str, Any]:
+    """``GET /v1/privacy-requests/{id}`` once the request reached ``status``."""
+    view: dict[str, Any] = await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/privacy-requests/{request_id}", until=lambda v: v["status"] == status
+    )
+    return view
 
 
 async def test_rectification_reaches_every_projection_with_receipts(lifecycle: Lifecycle) -> None:
     lead = await lifecycle.capture()
-    await lifecycle.request(
+    accepted = await lifecycle.request(
         "rectification",
         lead["lead_id"],
         corrections={"email": "Maria.Bianchi@Example.org", "last_name": "Bianchi"},
@@ -415,6 +427,9 @@ async def test_rectification_reaches_every_projection_with_receipts(lifecycle: L
         "erasure-events", lambda e: e.type == "rectification.completed"
     )
     assert {r["service"] for r in done.data["receipts"]} == {"lead-ingest", "crm-sync"}
+    view = await request_view(lifecycle, accepted["request_id"], "completed")
+    assert {r["service"] for r in view["receipts"]} == {"lead-ingest", "crm-sync"}
+    assert view["completed_at"] is not None
     view = await lifecycle.stack.get_json(
         "lead_ingest",
         f"/v1/leads/{lead['lead_id']}",
@@ -604,3 +619,30 @@ async def test_a_rectification_that_slipped_past_an_erasure_is_not_applied(
         if e.type == "lead.rectified" and e.subject_id == subject
     ]
     assert rectified == []
+
+
+async def test_every_request_type_reaches_completed_with_its_receipts(
+    lifecycle: Lifecycle,
+) -> None:
+    lead = await lifecycle.capture()
+    restriction = await lifecycle.request("restriction", lead["lead_id"])
+    objection = await lifecycle.request("objection", lead["lead_id"], purposes=["profiling"])
+    for accepted in (restriction, objection):
+        view = await request_view(lifecycle, accepted["request_id"], "completed")
+        assert view["completed_at"] is not None
+    erasure = await lifecycle.request("erasure", lead["lead_id"])
+    done = await completed(lifecycle, lead["subject_id"])
+    view = await request_view(lifecycle, erasure["request_id"], "completed")
+    assert [(r["service"], r["actions"]) for r in view["receipts"]] == [
+        (r["service"], r["actions"]) for r in done.data["receipts"]
+    ]
+    for shown, receipt in zip(view["receipts"], done.data["receipts"], strict=True):
+        at = datetime.fromisoformat(shown["at"]) - datetime.fromisoformat(receipt["at"])
+        assert abs(at) < timedelta(milliseconds=1), "when each service confirmed"
+    assert {r["service"] for r in view["receipts"]} == {
+        "lead-ingest",
+        "consent-ledger",
+        "retention-scheduler",
+        "crm-sync",
+    }
+    assert view["missing_receipts"] == []
