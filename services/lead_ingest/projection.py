@@ -44,10 +44,10 @@ REQUEST_OUTCOMES = (
     erasure.ErasureCompletedV1,
     erasure.RectificationCompletedV1,
     erasure.ErasureOverdueV1,
-    consent.RestrictionPlacedV1,
-    consent.ObjectionRecordedV1,
 )
-"""Events that answer a verified privacy request (or say it is overdue)."""
+"""erasure-propagator's events that answer a verified privacy request (or say it is overdue).
+consent-ledger's answers, ``restriction.placed`` and ``objection.recorded`` naming a request,
+are consent facts first (:meth:`LeadProjection.subject_state`)."""
 
 
 def request_status(document: Document) -> str:

@@ -630,6 +630,9 @@ async def test_every_request_type_reaches_completed_with_its_receipts(
     for accepted in (restriction, objection):
         view = await request_view(lifecycle, accepted["request_id"], "completed")
         assert view["completed_at"] is not None
+    shown = await lifecycle.stack.get_json("lead_ingest", f"/v1/leads/{lead['lead_id']}")
+    assert shown["processing"]["restricted"], "still a consent fact, too"
+    assert shown["processing"]["objections"] == ["profiling"]
     erasure = await lifecycle.request("erasure", lead["lead_id"])
     done = await completed(lifecycle, lead["subject_id"])
     view = await request_view(lifecycle, erasure["request_id"], "completed")
