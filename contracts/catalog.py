@@ -9,6 +9,8 @@ Versions beyond v1 and their upcasters:
 
 * ``lead.scored`` v2 (:func:`upcast_lead_scored_v1_v2`): each matched criterion carries its
   condition (``rule``), so a score stays explainable after the tenant's rules change (R8).
+* ``crm.record_deleted`` v2 (:func:`upcast_crm_record_deleted_v1_v2`): ``reason`` says why the
+  record was deleted, an erasure or no basis left for ``crm_sync`` (R11, R12).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from contracts.topics import (
     RETENTION_EVENTS,
 )
 
-__all__ = ["build_registry", "upcast_lead_scored_v1_v2"]
+__all__ = ["build_registry", "upcast_crm_record_deleted_v1_v2", "upcast_lead_scored_v1_v2"]
 
 INGEST = ("lead-ingest",)
 CONSENT = ("consent-ledger",)
@@ -224,7 +226,14 @@ def build_registry() -> EventRegistry:
     ):
         registry.register(definition)
     registry.upcaster("lead.scored", 1)(upcast_lead_scored_v1_v2)
+    registry.upcaster("crm.record_deleted", 1)(upcast_crm_record_deleted_v1_v2)
     return registry
+
+
+def upcast_crm_record_deleted_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """``crm.record_deleted`` v1 -> v2: ``reason: "erasure"``. A v1 producer deleted CRM
+    records for erasures only."""
+    return {**data, "reason": "erasure"}
 
 
 def upcast_lead_scored_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -370,6 +379,17 @@ def _crm() -> list[EventDefinition]:
             crm.CrmRecordDeletedV1,
             CRM_EVENTS.name,
             "The CRM confirmed it deleted the lead's record (R25).",
+            producers=crm_sync,
+            consumers=("operator",),
+        ),
+        EventDefinition(
+            type="crm.record_deleted",
+            version=2,
+            data=crm.CrmRecordDeletedV2,
+            pii=None,
+            topic=CRM_EVENTS.name,
+            description="The CRM confirmed it deleted the lead's record, for an erasure (R25) "
+            "or because no basis for the crm_sync purpose remains (R11, R12).",
             producers=crm_sync,
             consumers=("operator",),
         ),

@@ -12,6 +12,7 @@ __all__ = [
     "CrmLeadUpsertedV1",
     "CrmRecipientChangedV1",
     "CrmRecordDeletedV1",
+    "CrmRecordDeletedV2",
     "CrmSyncFailedV1",
     "MappedFieldsV1",
 ]
@@ -56,6 +57,19 @@ class CrmRecordDeletedV1(_Strict):
     connection_id: Id
     record_id: Id
     erasure_id: Id | None = None
+    gdpr_delete: bool = False
+
+
+class CrmRecordDeletedV2(_Strict):
+    """The CRM confirmed the deletion of the lead's record, and why: an erasure (R25), or no
+    lawful basis left for the ``crm_sync`` purpose (consent withdrawn, or an objection; R11,
+    R12). After ``no_basis`` a new consent pushes the lead again, as a new record."""
+
+    lead_id: Id
+    connection_id: Id
+    record_id: Id
+    reason: Literal["erasure", "no_basis"]
+    erasure_id: Id | None = Field(default=None, description="reason erasure: which erasure")
     gdpr_delete: bool = False
 
 

@@ -341,9 +341,18 @@ def build_router(api: ConsentApi) -> APIRouter:
         status_code=202,
         response_model=Recorded,
         summary="Record a consent given outside a lead form (with its proof)",
+        responses=problem_responses({410: "lead-erased: the person was erased"}),
     )
     async def grant(subject_id: str, body: GrantIn, who: Caller) -> Recorded:
-        await api.subject(who.id, subject_id)
+        if (await api.subject(who.id, subject_id)).get("erased"):
+            # The proof is personal data: it would be encrypted under a new key generation
+            # that no erasure destroys.
+            raise ProblemError(
+                410,
+                "lead-erased",
+                "This person's data was erased",
+                "nothing more may be recorded about an erased person (R20)",
+            )
         check_consent(
             purposes=[body.purpose],
             given_at=body.given_at,

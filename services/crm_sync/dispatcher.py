@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import base64
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -144,10 +145,12 @@ class Dispatcher:
             return 0
         probe = self.breaker.state(breaker_key) == "half-open"
         try:
-            if entry["operation"] == "upsert":
-                succeeded = await self.upsert(entry, connection)
-            else:
+            if entry["operation"] == "delete" and entry.get("erasure_id") is not None:
                 succeeded = await self.delete(entry, connection)
+            else:
+                # A push, or a delete queued because no basis for crm_sync remained: both go
+                # by the consent decision as it is now (`upsert` deletes when none remains).
+                succeeded = await self.upsert(entry, connection)
         except CrmError as error:
             self.breaker.failed(breaker_key)
             await self.fail(entry, error, adapter=kind, probe=probe)
@@ -164,7 +167,17 @@ class Dispatcher:
         lead = await self.store.lead(tenant_id, lead_id)
         subject = await self.store.subject(tenant_id, entry["subject_id"])
         state = fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
-        decision = decide(state, "crm_sync", self.purposes.for_tenant(tenant_id).bases())
+        bases = self.purposes.for_tenant(tenant_id).bases()
+        decision = decide(state, "crm_sync", bases)
+        # Restricted, the record stays (storage only, R14); with no basis left at all for
+        # crm_sync (consent withdrawn, an objection) the CRM's copy goes (R11, R12).
+        if (
+            not decision.allowed
+            and entry.get("record_id") is not None
+            and not decide(replace(state, restricted=False), "crm_sync", bases).allowed
+        ):
+            log.info("no basis for crm_sync remains; deleting the CRM record")
+            return await self.delete(entry, connection, reason="no_basis")
         if not decision.allowed or lead is None:
             await self.skip(entry, connection, decision.reason)
             log.info("CRM push not allowed now", reason=decision.reason)
@@ -223,22 +236,30 @@ class Dispatcher:
         )
         return True
 
-    async def delete(self, entry: Document, connection: CrmConnection) -> bool:
+    async def delete(
+        self,
+        entry: Document,
+        connection: CrmConnection,
+        reason: Literal["erasure", "no_basis"] = "erasure",
+    ) -> bool:
+        """Delete the lead's record in the CRM: for an erasure, or (``no_basis``) because no
+        basis for crm_sync remains. Either way ``crm.record_deleted`` is the receipt."""
         record_id = entry.get("record_id")
         cause = EventEnvelope.model_validate(entry["cause"])
         if record_id is not None:
             await self.adapter(entry["tenant_id"], connection).delete(None, record_id)
             await self.publish(
                 cause,
-                crm.CrmRecordDeletedV1(
+                crm.CrmRecordDeletedV2(
                     lead_id=entry["lead_id"],
                     connection_id=connection.id,
                     record_id=record_id,
+                    reason=reason,
                     erasure_id=entry.get("erasure_id"),
                     gdpr_delete=connection.adapter.kind == "hubspot"
                     and connection.adapter.gdpr_delete,
                 ),
-                f"deleted/{connection.id}",
+                f"deleted/{connection.id}" + ("" if reason == "erasure" else f"/{record_id}"),
             )
             if self.connections.for_tenant(entry["tenant_id"]).pull.enabled:
                 await self.publish(
@@ -246,7 +267,8 @@ class Dispatcher:
                     crm.CrmLeadDeletedV1(
                         lead_id=entry["lead_id"], erasure_id=entry.get("erasure_id")
                     ),
-                    f"pull-deleted/{connection.id}",
+                    f"pull-deleted/{connection.id}"
+                    + ("" if reason == "erasure" else f"/{record_id}"),
                 )
         confirmation = (
             f"{connection.id} ({connection.adapter.kind}) confirmed deleting record {record_id}"

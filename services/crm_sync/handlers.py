@@ -20,6 +20,17 @@ from services.crm_sync.store import CrmStore, outbox_id
 __all__ = ["CrmSyncHandlers"]
 
 UPDATES = {"lead.interaction_recorded", "lead.scored", "lead.score_reviewed"}
+CRM_SYNC = "crm_sync"
+"""The purpose that allows pushing a lead to the tenant's CRMs."""
+
+
+def withdrawn_purposes(envelope: EventEnvelope) -> list[str]:
+    """The purposes a consent event takes away: a withdrawal's, or an objection's."""
+    if envelope.type == "consent.withdrawn":
+        return [str(envelope.data["purpose"])]
+    if envelope.type == "objection.recorded":
+        return [str(p) for p in envelope.data["purposes"]]
+    return []
 
 
 class CrmSyncHandlers:
@@ -121,6 +132,30 @@ class CrmSyncHandlers:
                 lead = await self.store.lead(envelope.tenant_id, lead_id)
                 if lead is not None and lead.get("qualified"):
                     await self.push(envelope, lead_id)
+        elif CRM_SYNC in withdrawn_purposes(envelope):
+            await self.withdraw(envelope)
+
+    async def withdraw(self, cause: EventEnvelope) -> None:
+        """Consent to ``crm_sync`` withdrawn, or an objection to it: queue the deletion of each
+        CRM record of the subject (R11, R12). The dispatcher asks the shared decision before
+        deleting, so a purpose that keeps another basis (or a new consent meanwhile) keeps
+        the record; an erasure's delete already queued is left alone."""
+        tenant_id = cause.tenant_id
+        for lead_id in await self.store.lead_ids(tenant_id, cause.subject_id):
+            for connection in self.connections.for_tenant(tenant_id).connections:
+                if await self.store.record_of(lead_id, connection.id) is None:
+                    continue  # never delivered there (a pending push asks the decision itself)
+                if await self.store.deleting(lead_id, connection.id):
+                    continue
+                await self.store.enqueue(
+                    tenant_id=tenant_id,
+                    subject_id=cause.subject_id,
+                    lead_id=lead_id,
+                    connection_id=connection.id,
+                    operation="delete",
+                    cause=cause,
+                    now=self.runtime.clock.now(),
+                )
 
     async def on_erasure_event(self, envelope: EventEnvelope) -> None:
         if envelope.type != "erasure.requested":

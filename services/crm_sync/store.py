@@ -214,7 +214,7 @@ class CrmStore:
         erasure_id: str | None = None,
         wait_id: str | None = None,
     ) -> None:
-        """One entry per lead and connection holds the next CRM operation. A delete (erasure)
+        """One entry per lead and connection holds the next CRM operation. An erasure's delete
         is final for the lead: an upsert arriving after it (an earlier lead event handled late,
         or redelivered after a crash) must not replace it, or the erasure would wait for a
         delete that never runs (found by the e2e kill -9 test).
@@ -262,11 +262,16 @@ class CrmStore:
         return None if document is None else document["next_attempt_at"]
 
     async def deleting(self, lead_id: str, connection_id: str) -> bool:
-        """Whether the lead's record in this CRM is erased or being erased."""
+        """Whether the lead's record in this CRM is erased or being erased. A delete because
+        no basis for ``crm_sync`` remained is not final: a new consent pushes again."""
         document = await self.outbox.find_one(
-            {"_id": outbox_id(lead_id, connection_id)}, {"operation": 1}
+            {"_id": outbox_id(lead_id, connection_id)}, {"operation": 1, "erasure_id": 1}
         )
-        return document is not None and document.get("operation") == "delete"
+        return (
+            document is not None
+            and document.get("operation") == "delete"
+            and document.get("erasure_id") is not None
+        )
 
     async def record_of(self, lead_id: str, connection_id: str) -> str | None:
         document = await self.outbox.find_one({"_id": outbox_id(lead_id, connection_id)})

@@ -303,6 +303,17 @@ class Orchestrator:
 
     # -- rectification ----------------------------------------------------------------------
     async def start_rectification(self, cause: EventEnvelope, request: Document) -> None:
+        if await self.store.erased(cause.tenant_id, cause.subject_id):
+            # Accepted in the moment between the key destruction and lead-ingest learning of
+            # it: the corrections were encrypted under a new key generation. Nothing is
+            # rectified for an erased person, and that generation is destroyed as well.
+            destroyed = await self.runtime.keyring.destroy(cause.tenant_id, cause.subject_id)
+            log.warning(
+                "rectification of an erased subject ignored",
+                request_id=request["_id"],
+                keys_destroyed=destroyed,
+            )
+            return
         sealed = request.get("sealed")
         corrections = {}
         if sealed:

@@ -118,6 +118,18 @@ class ErasureStore:
     async def erasure(self, erasure_id: str) -> Document | None:
         return await self.erasures.find_one({"_id": erasure_id})
 
+    async def erased(self, tenant_id: str, subject_id: str) -> bool:
+        """Whether an erasure of the subject destroyed its keys (requested or completed)."""
+        found = await self.erasures.find_one(
+            {
+                "tenant_id": tenant_id,
+                "subject_id": subject_id,
+                "state": {"$in": ["requested", "completed"]},
+            },
+            {"_id": 1},
+        )
+        return found is not None
+
     async def set_state(self, erasure_id: str, state: str, **extra: Any) -> None:
         await self.erasures.update_one({"_id": erasure_id}, {"$set": {"state": state, **extra}})
 

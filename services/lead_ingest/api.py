@@ -45,7 +45,7 @@ from services.lead_ingest.normalise import (
     normalise_email,
     normalise_phone,
 )
-from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.projection import LeadProjection, request_status
 from services.lead_ingest.schemas import (
     Accepted,
     AggregateRow,
@@ -59,6 +59,7 @@ from services.lead_ingest.schemas import (
     PrivacyRequestAccepted,
     PrivacyRequestIn,
     PrivacyRequestView,
+    ReceiptView,
     ScoreReviewAccepted,
     ScoreReviewIn,
     ScoreView,
@@ -102,6 +103,9 @@ PROBLEMS = problem_responses(
         503: "Kafka or the document store unavailable; retry (same Idempotency-Key)",
     }
 )
+
+
+ERASED = "lead-erased: the lead's person was erased; nothing more is recorded about them"
 
 
 def new_id(prefix: str) -> str:
@@ -185,6 +189,30 @@ class IngestApi:
         if document is None:
             raise ProblemError(404, "not-found", "Not found", f"no lead {lead_id}")
         return document
+
+    async def writable_lead(self, tenant: Tenant, lead_id: str) -> Document:
+        """The lead, for a write that brings new data about its person: 410 once erased."""
+        document = await self.owned_lead(tenant, lead_id)
+        await self.refuse_if_erased(tenant, str(document["subject_id"]), document)
+        return document
+
+    async def refuse_if_erased(
+        self, tenant: Tenant, subject_id: str, document: Document | None = None
+    ) -> None:
+        """``410 lead-erased`` when the person was erased (the lead or its subject marked by
+        ``erasure.requested``). Accepting the write would publish new personal data under a
+        new key generation that no erasure destroys, while every read calls the lead erased."""
+        erased = document is not None and document.get("erased_at") is not None
+        if not erased:
+            subject = await self.projection.subject(tenant.id, subject_id)
+            erased = subject.get("erased_at") is not None
+        if erased:
+            raise ProblemError(
+                410,
+                "lead-erased",
+                "This person's data was erased",
+                "the lead's person was erased; nothing more may be recorded about them (R20)",
+            )
 
     # -- leads ----------------------------------------------------------------------------
     async def capture(
@@ -397,6 +425,8 @@ class IngestApi:
         self, who: Tenant, body: PrivacyRequestIn
     ) -> PrivacyRequestAccepted:
         subject_id, known, identified_by = await self.resolve_subject(who, body.subject)
+        if known and body.type == "rectification":
+            await self.refuse_if_erased(who, subject_id)  # corrections are new personal data
         request_id = new_id("pr")
         correlation_id = current_correlation_id()
         now = self.runtime.clock.now()
@@ -568,11 +598,12 @@ def build_router(api: IngestApi) -> APIRouter:
         status_code=202,
         response_model=InteractionAccepted,
         summary="Record answers gathered on a channel (WhatsApp, phone, e-mail, chat)",
+        responses=problem_responses({410: ERASED}),
     )
     async def post_interaction(
         lead_id: str, body: InteractionIn, who: Caller
     ) -> InteractionAccepted:
-        document = await api.owned_lead(who, lead_id)
+        document = await api.writable_lead(who, lead_id)
         interaction_id = new_id("int")
         await api.publish(
             lead.LeadInteractionRecordedV1(
@@ -593,12 +624,12 @@ def build_router(api: IngestApi) -> APIRouter:
         status_code=202,
         response_model=ScoreReviewAccepted,
         summary="A person overrides the score, with a reason (R8)",
-        responses=problem_responses({409: "processing of the subject is restricted"}),
+        responses=problem_responses({409: "processing of the subject is restricted", 410: ERASED}),
     )
     async def post_score_review(
         lead_id: str, body: ScoreReviewIn, who: Caller
     ) -> ScoreReviewAccepted:
-        document = await api.owned_lead(who, lead_id)
+        document = await api.writable_lead(who, lead_id)
         subject = await api.projection.subject(who.id, document["subject_id"])
         if consent_state(subject).restricted:
             raise ProblemError(
@@ -628,6 +659,7 @@ def build_router(api: IngestApi) -> APIRouter:
         status_code=202,
         response_model=PrivacyRequestAccepted,
         summary="Record a data-subject request (access, erasure, ...)",
+        responses=problem_responses({410: "lead-erased: a rectification of an erased person"}),
     )
     async def post_privacy_request(body: PrivacyRequestIn, who: Caller) -> PrivacyRequestAccepted:
         return await api.receive_privacy_request(who, body)
@@ -651,17 +683,20 @@ def build_router(api: IngestApi) -> APIRouter:
     )
     async def get_privacy_request(request_id: str, who: Caller) -> PrivacyRequestView:
         document = await api.projection.request(who.id, request_id)
-        if document is None:
+        if document is None or "type" not in document:  # (an answer seen before the request)
             raise ProblemError(404, "not-found", "Not found", f"no privacy request {request_id}")
+        status = request_status(document)
         return PrivacyRequestView(
             request_id=request_id,
             type=document["type"],
-            status=document.get("status", "received"),
+            status=status,
             subject_known=bool(document.get("subject_known")),
             received_at=document["received_at"],
             verified_at=document.get("verified_at"),
             deadline=document["deadline"],
             completed_at=document.get("completed_at"),
+            receipts=[ReceiptView(**receipt) for receipt in document.get("receipts", [])],
+            missing_receipts=[] if status == "completed" else document.get("missing_receipts", []),
             export=export_link(
                 api.settings.export_link_bytes(),
                 ttl_s=api.settings.export_link_ttl_s,

@@ -12,7 +12,7 @@ from pymongo import ASCENDING
 
 from services.common.crypto import PiiCipher
 from services.common.export import ERASED, ExportPart, Record, iso
-from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.projection import LeadProjection, request_status
 
 __all__ = ["SERVICE", "export_part"]
 
@@ -127,7 +127,7 @@ async def export_part(
         {
             "request_id": document["_id"],
             "type": document["type"],
-            "status": document.get("status", "received"),
+            "status": request_status(document),
             "received_at": document["received_at"].isoformat(),
             "verified_at": iso(document.get("verified_at")),
             "completed_at": iso(document.get("completed_at")),

@@ -103,11 +103,13 @@ class LeadIngestHandlers:
         )
 
     async def on_erasure_event(self, envelope: EventEnvelope) -> None:
+        if envelope.type == "erasure.requested":
+            self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
+        data = self.runtime.registry.decode(envelope).data
+        changed = await self.projection.apply(envelope, data)  # completions: request status
         if envelope.type != "erasure.requested":
             return
-        self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
-        data = self.runtime.registry.decode(envelope).data
-        anonymised = await self.projection.apply(envelope, data)
+        anonymised = changed
         unlinked = await self.linker.forget(envelope.tenant_id, envelope.subject_id)
         await send_erasure_receipt(
             self.runtime.publisher,

@@ -20,6 +20,7 @@ is already erased: the documents end the same in either order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +35,29 @@ from services.common.consent import fact_from_event
 from services.common.crypto import seal_of
 from services.common.store import Collections, Document, apply_once, find_owned, update_if
 
-__all__ = ["CONSENT_TYPES", "LeadProjection", "subject_key"]
+__all__ = ["CONSENT_TYPES", "LeadProjection", "request_status", "subject_key"]
 
 CONSENT_TYPES = frozenset(REGISTRY.types_on_topic(CONSENT_EVENTS.name))
+
+
+REQUEST_OUTCOMES = (
+    erasure.ErasureCompletedV1,
+    erasure.RectificationCompletedV1,
+    erasure.ErasureOverdueV1,
+)
+"""erasure-propagator's events that answer a verified privacy request (or say it is overdue).
+consent-ledger's answers, ``restriction.placed`` and ``objection.recorded`` naming a request,
+are consent facts first (:meth:`LeadProjection.subject_state`)."""
+
+
+def request_status(document: Document) -> str:
+    """A request's status: ``completed`` once carried out, ``overdue`` past its deadline
+    without every receipt, else what the request events said (``received``, ``verified``)."""
+    if document.get("completed_at") is not None:
+        return "completed"
+    if document.get("overdue_at") is not None:
+        return "overdue"
+    return str(document.get("status", "received"))
 
 
 def subject_key(tenant_id: str, subject_id: str) -> str:
@@ -86,6 +107,9 @@ class LeadProjection:
             changed = await self.anonymise_subject(
                 envelope.tenant_id, envelope.subject_id, envelope.occurred_at
             )
+            await self.request_erasure(envelope, data)
+        elif isinstance(data, REQUEST_OUTCOMES):
+            changed = await self.request_outcome(envelope, data)
         elif isinstance(data, privacy.PrivacyRequestReceivedV1):
             changed = await self.request_received(envelope, data)
         elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
@@ -94,6 +118,8 @@ class LeadProjection:
             changed = await self.request_completed(envelope, data)
         elif envelope.type in CONSENT_TYPES:
             changed = await self.subject_state(envelope, data)
+            # A restriction or objection, consent-ledger's answer to a request of that type.
+            changed += await self.request_outcome(envelope, data)
         return int(changed)
 
     # -- leads --------------------------------------------------------------------------
@@ -408,6 +434,90 @@ class LeadProjection:
                     "status": "completed",
                     "completed_at": envelope.occurred_at,
                     "export_formats": data.formats,
+                }
+            },
+        )
+
+    async def request_erasure(
+        self, envelope: EventEnvelope, data: erasure.ErasureRequestedV1
+    ) -> None:
+        """Which request an erasure answers: ``erasure.overdue`` names only the erasure. Kept
+        on the subject (read by ``_id``), beside the erasure mark."""
+        erasure_id, request_id = data.erasure_id, data.trigger.request_id
+        if request_id is None:
+            return  # from retention or a withdrawal
+        await apply_once(
+            self.subjects,
+            subject_key(envelope.tenant_id, envelope.subject_id),
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    f"erasure_requests.{erasure_id}": request_id,
+                }
+            },
+        )
+
+    async def request_outcome(self, envelope: EventEnvelope, data: BaseModel) -> bool:
+        """The outcome of a verified request, from the service that carried it out."""
+        if isinstance(data, erasure.ErasureCompletedV1):
+            return await self.request_answered(envelope, data.trigger.request_id, data.receipts)
+        if isinstance(data, erasure.RectificationCompletedV1):
+            return await self.request_answered(envelope, data.request_id, data.receipts)
+        if isinstance(data, erasure.ErasureOverdueV1):
+            return await self.request_overdue(envelope, data)
+        if (
+            isinstance(data, consent.RestrictionPlacedV1 | consent.ObjectionRecordedV1)
+            and data.origin == "privacy_request"
+        ):
+            # consent-ledger's answer to a verified restriction or objection request
+            return await self.request_answered(envelope, data.request_id, [])
+        return False
+
+    async def request_answered(
+        self,
+        envelope: EventEnvelope,
+        request_id: str | None,
+        receipts: Sequence[erasure.Receipt],
+    ) -> bool:
+        """A request carried out (erasure, rectification, restriction, objection): when, and
+        each service's receipt. ``status`` stays what the request events set; the view reads
+        ``completed_at`` first, so the answer counts whichever consumer group is ahead."""
+        if request_id is None:
+            return False
+        return await apply_once(
+            self.requests,
+            request_id,
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "completed_at": envelope.occurred_at,
+                    "completed_by": envelope.type,
+                    "receipts": [
+                        {"service": r.service, "actions": list(r.actions), "at": r.at}
+                        for r in receipts
+                    ],
+                }
+            },
+        )
+
+    async def request_overdue(
+        self, envelope: EventEnvelope, data: erasure.ErasureOverdueV1
+    ) -> bool:
+        subject = await self.subject(envelope.tenant_id, envelope.subject_id)
+        request_id = subject.get("erasure_requests", {}).get(data.erasure_id)
+        if request_id is None:
+            return False  # an erasure from retention or a withdrawal: no request to answer
+        return await apply_once(
+            self.requests,
+            request_id,
+            envelope.id,
+            {
+                "$set": {
+                    "tenant_id": envelope.tenant_id,
+                    "overdue_at": envelope.occurred_at,
+                    "missing_receipts": list(data.missing_receipts),
                 }
             },
         )

@@ -39,6 +39,7 @@ __all__ = [
     "PrivacyRequestAccepted",
     "PrivacyRequestIn",
     "PrivacyRequestView",
+    "ReceiptView",
     "ScoreReviewIn",
     "VerifyIn",
 ]
@@ -349,15 +350,33 @@ class ExportLink(BaseModel):
     csv_url: str = Field(description="the same package as CSV (section,record,field,value)")
 
 
+class ReceiptView(BaseModel):
+    service: str = Field(description="the service (crm-sync: for every CRM) that confirmed")
+    actions: list[str] = Field(description="what it did, e.g. which CRM deleted which record")
+    at: datetime
+
+
 class PrivacyRequestView(BaseModel):
     request_id: str
     type: PrivacyRequestType
-    status: str
+    status: Literal["received", "verified", "completed", "overdue"] = Field(
+        description="completed: carried out (erasure, rectification: every expected receipt "
+        "in; restriction, objection: recorded; access, portability: the package ready); "
+        "overdue: an erasure past its deadline with receipts missing"
+    )
     subject_known: bool
     received_at: datetime
     verified_at: datetime | None
     deadline: datetime
     completed_at: datetime | None = None
+    receipts: list[ReceiptView] = Field(
+        default_factory=list,
+        description="erasure and rectification: each service's confirmation, crm-sync's "
+        "naming every CRM that deleted or updated its record",
+    )
+    missing_receipts: list[str] = Field(
+        default_factory=list, description="overdue: the services that have not confirmed"
+    )
     export: ExportLink | None = Field(
         default=None, description="access/portability: the package, once every service answered"
     )

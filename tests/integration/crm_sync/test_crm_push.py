@@ -487,30 +487,75 @@ async def test_a_rectification_overtaken_by_a_later_update_still_gets_its_receip
     assert crm.hubspot.records[record_id]["leadtrail_score"] == "75"
 
 
-async def test_after_consent_is_withdrawn_updates_stop_reaching_the_crm(crm: CrmStack) -> None:
+async def test_withdrawing_consent_deletes_the_crm_record_and_a_new_consent_pushes_again(
+    crm: CrmStack,
+) -> None:
     lead = await crm.qualified_lead()
     record_id = await crm.in_crm("maria.rossi@example.org")
     withdrawn = await crm.stack.client("consent_ledger").post(
         f"/v1/subjects/{lead['subject_id']}/consents/crm_sync/withdraw", headers=crm.stack.auth()
     )
     assert withdrawn.status_code == 202
-    subjects = crm.stack.runtimes["crm_sync"].state["crm_store"].subjects
+    deleted = await crm.stack.wait_for_event(
+        "crm-events",
+        lambda e: e.type == "crm.record_deleted" and e.subject_id == lead["subject_id"],
+    )
+    assert (deleted.version, deleted.data["reason"]) == (2, "no_basis")
+    assert deleted.data["record_id"] == record_id
+    assert deleted.data["erasure_id"] is None
+    assert record_id in crm.hubspot.gdpr_deleted, "the connection's GDPR delete"
+    assert crm.hubspot.records == {}
 
-    async def known() -> bool | None:
-        document = await subjects.find_one({"_id": f"acme:{lead['subject_id']}"})
-        types = [f["type"] for f in (document or {}).get("facts", [])]
-        return True if "consent.withdrawn" in types else None
-
-    await eventually(known, what="crm-sync to learn the withdrawal")
     await crm.raise_score(lead["lead_id"])
-    outbox = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
-
-    async def skipped() -> Any:
-        return await outbox.find_one({"lead_id": lead["lead_id"], "state": "skipped"})
-
-    entry = await eventually(skipped, what="the update to be held back")
+    entry = await crm.outbox_entry(
+        lead["lead_id"], lambda e: e["state"] == "skipped", "the update to be held back"
+    )
     assert entry["reason"] == "consent withdrawn (R11)"
-    assert crm.hubspot.records[record_id]["leadtrail_score"] == "55", "no update after withdrawal"
+    assert crm.hubspot.records == {}, "no update after withdrawal"
+
+    granted = await crm.stack.client("consent_ledger").post(
+        f"/v1/subjects/{lead['subject_id']}/consents",
+        json={
+            "purpose": "crm_sync",
+            "channel": "phone",
+            "notice_version": "2026-10",
+            "given_at": "2026-11-05T10:00:00Z",
+        },
+        headers=crm.stack.auth(),
+    )
+    assert granted.status_code == 202
+    again = await crm.in_crm("maria.rossi@example.org")
+    assert again != record_id, "a new record"
+    assert crm.hubspot.records[again]["leadtrail_score"] == "75", "the lead as it is now"
+
+
+async def test_an_objection_to_crm_sync_deletes_the_record_a_restriction_keeps_it(
+    crm: CrmStack,
+) -> None:
+    lead = await crm.qualified_lead()
+    record_id = await crm.in_crm("maria.rossi@example.org")
+    subject, client = lead["subject_id"], crm.stack.client("consent_ledger")
+    restricted = await client.post(
+        f"/v1/subjects/{subject}/restriction",
+        json={"reason": "accuracy contested"},
+        headers=crm.stack.auth(),
+    )
+    assert restricted.status_code == 202, restricted.text
+    objected = await client.post(
+        f"/v1/subjects/{subject}/objections",
+        json={"purposes": ["crm_sync"]},
+        headers=crm.stack.auth(),
+    )
+    assert objected.status_code == 202, objected.text
+    deleted = await crm.stack.wait_for_event(
+        "crm-events", lambda e: e.type == "crm.record_deleted" and e.subject_id == subject
+    )
+    assert deleted.data["reason"] == "no_basis"
+    assert record_id in crm.hubspot.gdpr_deleted
+    objection = await crm.stack.wait_for_event(
+        "consent-events", lambda e: e.type == "objection.recorded" and e.subject_id == subject
+    )
+    assert deleted.causation_id == objection.id, "the restriction before it kept the record"
 
 
 async def test_a_record_deleted_in_the_crm_itself_is_created_again(crm: CrmStack) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contracts import EventEnvelope
+from contracts.events import privacy
 from ops.operator import OperatorError, place_hold, release_hold, set_policy
 from services.common.publisher import EventPublisher
 from services.retention_scheduler.app import SUBSCRIPTIONS
@@ -401,11 +402,23 @@ async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
     assert datetime.fromisoformat(overdue.data["deadline"]) == datetime.fromisoformat(
         accepted["deadline"]
     )
+    view = await request_view(lifecycle, accepted["request_id"], "overdue")
+    assert view["missing_receipts"] == ["archive"]
+    assert view["completed_at"] is None
+    assert {r["service"] for r in view["receipts"]} == set(), "no erasure.completed yet"
+
+
+async def request_view(lifecycle: Lifecycle, request_id: str, status: str) -> dict[str, Any]:
+    """``GET /v1/privacy-requests/{id}`` once the request reached ``status``."""
+    view: dict[str, Any] = await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/privacy-requests/{request_id}", until=lambda v: v["status"] == status
+    )
+    return view
 
 
 async def test_rectification_reaches_every_projection_with_receipts(lifecycle: Lifecycle) -> None:
     lead = await lifecycle.capture()
-    await lifecycle.request(
+    accepted = await lifecycle.request(
         "rectification",
         lead["lead_id"],
         corrections={"email": "Maria.Bianchi@Example.org", "last_name": "Bianchi"},
@@ -414,6 +427,9 @@ async def test_rectification_reaches_every_projection_with_receipts(lifecycle: L
         "erasure-events", lambda e: e.type == "rectification.completed"
     )
     assert {r["service"] for r in done.data["receipts"]} == {"lead-ingest", "crm-sync"}
+    view = await request_view(lifecycle, accepted["request_id"], "completed")
+    assert {r["service"] for r in view["receipts"]} == {"lead-ingest", "crm-sync"}
+    assert view["completed_at"] is not None
     view = await lifecycle.stack.get_json(
         "lead_ingest",
         f"/v1/leads/{lead['lead_id']}",
@@ -486,3 +502,150 @@ async def test_after_erasure_nothing_personal_is_left_anywhere(lifecycle: Lifecy
     } <= set(audit)
     after = await lifecycle.stack.get_json("lead_ingest", "/v1/aggregates")
     assert after == before, "anonymous aggregates survive (R19)"
+
+
+async def erased(lifecycle: Lifecycle) -> dict[str, Any]:
+    """A captured lead whose erasure completed, seen as erased by lead-ingest."""
+    lead = await lifecycle.capture()
+    await lifecycle.request("erasure", lead["lead_id"])
+    await completed(lifecycle, lead["subject_id"])
+    await lifecycle.stack.get_json(
+        "lead_ingest", f"/v1/leads/{lead['lead_id']}", until=lambda v: v["state"] == "erased"
+    )
+    return lead
+
+
+async def live_key(lifecycle: Lifecycle, subject_id: str) -> bool:
+    keys = lifecycle.stack.runtimes["erasure_propagator"].db["data_keys"]
+    pointer = await keys.find_one({"_id": f"current:acme/{subject_id}"})
+    return pointer is not None and not pointer.get("destroyed")
+
+
+async def test_an_erased_lead_takes_no_new_personal_data(lifecycle: Lifecycle) -> None:
+    lead = await erased(lifecycle)
+    subject, auth = lead["subject_id"], lifecycle.stack.auth()
+    writes = [
+        (
+            "lead_ingest",
+            f"/v1/leads/{lead['lead_id']}/interactions",
+            {"channel": "phone", "answers": {"home_address": "Via Roma 1, Milano"}},
+        ),
+        (
+            "lead_ingest",
+            f"/v1/leads/{lead['lead_id']}/score-reviews",
+            {"score": 90, "reviewer": "sales@acme", "reason": "met Maria at the fair"},
+        ),
+        (
+            "lead_ingest",
+            "/v1/privacy-requests",
+            {
+                "type": "rectification",
+                "subject": {"lead_id": lead["lead_id"]},
+                "verification": {"method": "tenant_attestation", "attested_by": "dpo@acme"},
+                "corrections": {"last_name": "Bianchi"},
+            },
+        ),
+        (
+            "consent_ledger",
+            f"/v1/subjects/{subject}/consents",
+            {
+                "purpose": "marketing_email",
+                "channel": "email",
+                "notice_version": "2026-11",
+                "given_at": "2026-11-02T09:00:00Z",
+                "ip": "203.0.113.7",
+            },
+        ),
+    ]
+    for service, path, body in writes:
+        response = await lifecycle.stack.client(service).post(path, json=body, headers=auth)
+        assert response.status_code == 410, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["type"].endswith("lead-erased")
+    assert not await live_key(lifecycle, subject), "no new key generation"
+    published = [
+        event.type
+        for topic in ("lead-events", "consent-events", "privacy-events")
+        for event in await lifecycle.stack.events(topic, settle_ms=500)
+        if event.subject_id == subject
+        and event.type
+        in ("lead.interaction_recorded", "lead.score_reviewed", "privacy.request.received")
+    ]
+    assert published == ["privacy.request.received"], "only the erasure request itself"
+
+
+async def test_a_rectification_that_slipped_past_an_erasure_is_not_applied(
+    lifecycle: Lifecycle,
+) -> None:
+    """Accepted just after the keys were destroyed, before lead-ingest knew: its corrections
+    came under a new key generation. erasure-propagator destroys that too, rectifies nothing."""
+    lead = await erased(lifecycle)
+    subject = lead["subject_id"]
+    publisher = lifecycle.stack.runtimes["lead_ingest"].publisher
+    received = await publisher.publish(
+        privacy.PrivacyRequestReceivedV1(
+            request_id="pr_late",
+            request_type="rectification",
+            relayed_by_tenant=True,
+            subject_known=True,
+            identified_by=["lead_id"],
+            deadline=lifecycle.clock.now() + timedelta(days=30),
+            verification="tenant_attestation",
+            rectify_fields=["last_name"],
+        ),
+        pii=privacy.PrivacyRequestContactV1(corrections={"last_name": "Bianchi"}),
+        tenant_id="acme",
+        subject_id=subject,
+        correlation_id="corr-late-rectification",
+    )
+    assert await live_key(lifecycle, subject), "the late request made a new generation"
+    await publisher.publish(
+        privacy.PrivacyRequestVerifiedV1(
+            request_id="pr_late", request_type="rectification", method="tenant_attestation"
+        ),
+        tenant_id="acme",
+        subject_id=subject,
+        correlation_id=received.correlation_id,
+    )
+
+    async def destroyed_again() -> bool | None:
+        return None if await live_key(lifecycle, subject) else True
+
+    await eventually(destroyed_again, what="the new generation destroyed")
+    assert await lifecycle.stack.runtimes["erasure_propagator"].cipher.decrypt(received) is None
+    rectified = [
+        e
+        for e in await lifecycle.stack.events("lead-events", settle_ms=500)
+        if e.type == "lead.rectified" and e.subject_id == subject
+    ]
+    assert rectified == []
+
+
+async def test_every_request_type_reaches_completed_with_its_receipts(
+    lifecycle: Lifecycle,
+) -> None:
+    lead = await lifecycle.capture()
+    restriction = await lifecycle.request("restriction", lead["lead_id"])
+    objection = await lifecycle.request("objection", lead["lead_id"], purposes=["profiling"])
+    for accepted in (restriction, objection):
+        view = await request_view(lifecycle, accepted["request_id"], "completed")
+        assert view["completed_at"] is not None
+    shown = await lifecycle.stack.get_json("lead_ingest", f"/v1/leads/{lead['lead_id']}")
+    assert shown["processing"]["restricted"], "still a consent fact, too"
+    assert shown["processing"]["objections"] == ["profiling"]
+    erasure = await lifecycle.request("erasure", lead["lead_id"])
+    done = await completed(lifecycle, lead["subject_id"])
+    view = await request_view(lifecycle, erasure["request_id"], "completed")
+    assert [(r["service"], r["actions"]) for r in view["receipts"]] == [
+        (r["service"], r["actions"]) for r in done.data["receipts"]
+    ]
+    for shown, receipt in zip(view["receipts"], done.data["receipts"], strict=True):
+        at = datetime.fromisoformat(shown["at"]) - datetime.fromisoformat(receipt["at"])
+        assert abs(at) < timedelta(milliseconds=1), "when each service confirmed"
+    assert {r["service"] for r in view["receipts"]} == {
+        "lead-ingest",
+        "consent-ledger",
+        "retention-scheduler",
+        "crm-sync",
+    }
+    assert view["missing_receipts"] == []
