@@ -127,7 +127,7 @@ def build_registry() -> EventRegistry:
             "A person overrode a score, with a reason.",
             pii=lead.ScoreReviewReasonV1,
             producers=INGEST,
-            consumers=("lead-ingest", "crm-sync"),
+            consumers=("lead-ingest", "retention-scheduler", "crm-sync"),
         ),
         _v1(
             "privacy.request.received",
@@ -171,7 +171,7 @@ def build_registry() -> EventRegistry:
             "The subject consented to a purpose; the event is the proof (R10).",
             pii=consent.ConsentProofV1,
             producers=CONSENT,
-            consumers=EVERYONE,
+            consumers=("lead-ingest", "consent-ledger", "retention-scheduler", "crm-sync"),
         ),
         _v1(
             "consent.withdrawn",
@@ -179,7 +179,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "Consent to a purpose was withdrawn (R11).",
             producers=CONSENT,
-            consumers=EVERYONE,
+            consumers=("lead-ingest", "consent-ledger", "retention-scheduler", "crm-sync"),
         ),
         _v1(
             "consent.no_basis_remaining",
@@ -187,7 +187,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "No purpose of the subject has a lawful basis left; erase (R12).",
             producers=CONSENT,
-            consumers=("erasure-propagator", "retention-scheduler"),
+            consumers=("lead-ingest", "consent-ledger", "erasure-propagator"),
         ),
         _v1(
             "restriction.placed",
@@ -195,7 +195,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "Processing of the subject is restricted to storage.",
             producers=CONSENT,
-            consumers=EVERYONE,
+            consumers=("lead-ingest", "consent-ledger", "crm-sync"),
         ),
         _v1(
             "restriction.lifted",
@@ -203,7 +203,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "The restriction of processing was lifted.",
             producers=CONSENT,
-            consumers=EVERYONE,
+            consumers=("lead-ingest", "consent-ledger", "crm-sync"),
         ),
         _v1(
             "objection.recorded",
@@ -211,7 +211,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "The subject objected to processing for some purposes.",
             producers=CONSENT,
-            consumers=EVERYONE,
+            consumers=("lead-ingest", "consent-ledger", "crm-sync"),
         ),
         _v1(
             "suppression.added",
@@ -219,7 +219,7 @@ def build_registry() -> EventRegistry:
             consent_topic,
             "The subject was put on the tenant's suppression list.",
             producers=CONSENT,
-            consumers=("lead-ingest", "crm-sync"),
+            consumers=("lead-ingest", "consent-ledger"),
         ),
         *_retention_and_erasure(),
         *_crm(),
@@ -301,7 +301,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             erasure_topic,
             "An erasure met a legal hold and waits for its release (R18).",
             producers=ERASURE,
-            consumers=ERASURE,
+            consumers=("lead-ingest",),
         ),
         _v1(
             "erasure.receipt",
@@ -309,7 +309,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             erasure_topic,
             "A service confirms what it erased.",
             producers=RECEIPT_SERVICES,
-            consumers=ERASURE,
+            consumers=("lead-ingest", "erasure-propagator"),
         ),
         _v1(
             "erasure.completed",
@@ -325,7 +325,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             erasure_topic,
             "An erasure missed its deadline.",
             producers=ERASURE,
-            consumers=("operator",),
+            consumers=("lead-ingest", "operator"),
         ),
         _v1(
             "lead.rectified",
@@ -334,7 +334,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             "Corrected personal data of the subject, to apply everywhere (R24).",
             pii=erasure.RectifiedContactV1,
             producers=ERASURE,
-            consumers=("lead-ingest", "crm-sync"),
+            consumers=("lead-ingest", "retention-scheduler", "crm-sync"),
         ),
         _v1(
             "rectification.receipt",
@@ -342,7 +342,7 @@ def _retention_and_erasure() -> list[EventDefinition]:
             erasure_topic,
             "A service confirms it applied a rectification.",
             producers=("lead-ingest", "crm-sync"),
-            consumers=ERASURE,
+            consumers=("lead-ingest", "erasure-propagator"),
         ),
         _v1(
             "rectification.completed",
