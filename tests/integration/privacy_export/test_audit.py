@@ -177,16 +177,19 @@ async def test_who_reviewed_and_who_attested_are_erased_with_the_subject(full: F
     package = await full.stack.cli("export", subject_id, "--tenant", "acme")
     assert json.loads(package.stdout)["sections"]["scores"][0]["review"]["reviewer"] == REVIEWER
 
-    request = await ingest.post(
-        "/v1/privacy-requests",
-        json={
-            "type": "erasure",
-            "subject": {"lead_id": lead_id},
-            "verification": {"method": "tenant_attestation", "attested_by": ATTESTER},
-        },
-        headers=full.stack.auth(),
-    )
-    assert request.status_code == 202, request.text
+    async def attested(kind: str) -> None:
+        request = await ingest.post(
+            "/v1/privacy-requests",
+            json={
+                "type": kind,
+                "subject": {"lead_id": lead_id},
+                "verification": {"method": "tenant_attestation", "attested_by": ATTESTER},
+            },
+            headers=full.stack.auth(),
+        )
+        assert request.status_code == 202, request.text
+
+    await attested("access")  # answered, nothing erased: the attester is readable
     verified = await full.stack.wait_for_event(
         "privacy-events", lambda e: e.type == "privacy.request.verified"
     )
@@ -205,6 +208,7 @@ async def test_who_reviewed_and_who_attested_are_erased_with_the_subject(full: F
     }
     assert first(before, "privacy.request.verified").personal == {"attested_by": ATTESTER}
 
+    await attested("erasure")
     await full.erased(subject_id)
 
     after = await full.stack.get_json("lead_ingest", path, until=lambda v: v["contact"] is None)
