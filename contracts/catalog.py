@@ -11,6 +11,15 @@ Versions beyond v1 and their upcasters:
   condition (``rule``), so a score stays explainable after the tenant's rules change (R8).
 * ``crm.record_deleted`` v2 (:func:`upcast_crm_record_deleted_v1_v2`): ``reason`` says why the
   record was deleted, an erasure or no basis left for ``crm_sync`` (R11, R12).
+* ``lead.score_reviewed`` v2 (:func:`upcast_lead_score_reviewed_v1_v2`) and
+  ``privacy.request.verified`` v2 (:func:`upcast_privacy_request_verified_v1_v2`): the
+  reviewer and the attester (a name or an e-mail) travel encrypted in ``pii``; in clear only a
+  keyed hash (``reviewer_hash``, ``attested_by_hash``).
+
+An upcaster cannot encrypt: a v1 event's clear value is carried to the new version as a
+``legacy_*`` field. Views show it like the encrypted value until the subject is erased, then
+drop it (the read models strip it, ``leadtrail audit`` hides ``legacy_*`` facts of an erased
+subject); on the log itself it stays as written (docs/architecture.md, "Personal data").
 """
 
 from __future__ import annotations
@@ -31,7 +40,14 @@ from contracts.topics import (
     RETENTION_EVENTS,
 )
 
-__all__ = ["build_registry", "upcast_crm_record_deleted_v1_v2", "upcast_lead_scored_v1_v2"]
+__all__ = [
+    "build_registry",
+    "upcast_crm_record_deleted_v1_v2",
+    "upcast_lead_score_reviewed_v1_v2",
+    "upcast_lead_scored_v1_v2",
+    "upcast_privacy_request_verified_v1_v2",
+    "upcast_score_review_pii_v1_v2",
+]
 
 INGEST = ("lead-ingest",)
 CONSENT = ("consent-ledger",)
@@ -129,6 +145,17 @@ def build_registry() -> EventRegistry:
             producers=INGEST,
             consumers=("lead-ingest", "retention-scheduler", "crm-sync"),
         ),
+        EventDefinition(
+            type="lead.score_reviewed",
+            version=2,
+            data=lead.LeadScoreReviewedV2,
+            pii=lead.ScoreReviewV2,
+            topic=lead_topic,
+            description="A person overrode a score, with a reason; who reviewed is encrypted "
+            "with the reason (a keyed hash of it in clear).",
+            producers=INGEST,
+            consumers=("lead-ingest", "retention-scheduler", "crm-sync"),
+        ),
         _v1(
             "privacy.request.received",
             privacy.PrivacyRequestReceivedV1,
@@ -143,6 +170,17 @@ def build_registry() -> EventRegistry:
             privacy.PrivacyRequestVerifiedV1,
             privacy_topic,
             "The requester's identity was verified; the request may be executed.",
+            producers=INGEST,
+            consumers=EVERYONE,
+        ),
+        EventDefinition(
+            type="privacy.request.verified",
+            version=2,
+            data=privacy.PrivacyRequestVerifiedV2,
+            pii=privacy.PrivacyRequestAttestationV2,
+            topic=privacy_topic,
+            description="The requester's identity was verified; the request may be executed. "
+            "Who attested it is encrypted (a keyed hash of it in clear).",
             producers=INGEST,
             consumers=EVERYONE,
         ),
@@ -227,6 +265,9 @@ def build_registry() -> EventRegistry:
         registry.register(definition)
     registry.upcaster("lead.scored", 1)(upcast_lead_scored_v1_v2)
     registry.upcaster("crm.record_deleted", 1)(upcast_crm_record_deleted_v1_v2)
+    registry.upcaster("lead.score_reviewed", 1)(upcast_lead_score_reviewed_v1_v2)
+    registry.pii_upcaster("lead.score_reviewed", 1)(upcast_score_review_pii_v1_v2)
+    registry.upcaster("privacy.request.verified", 1)(upcast_privacy_request_verified_v1_v2)
     return registry
 
 
@@ -245,6 +286,25 @@ def upcast_lead_scored_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
     The personal part (``ScoreInputsV1``) is the same in both versions: no pii upcaster.
     """
     return {**data, "matched": [{**match, "rule": None} for match in data["matched"]]}
+
+
+def upcast_lead_score_reviewed_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """``lead.score_reviewed`` v1 -> v2: the reviewer v1 recorded in clear becomes
+    ``legacy_reviewer`` (an upcaster cannot encrypt it); no keyed hash was recorded."""
+    rest = {name: value for name, value in data.items() if name != "reviewer"}
+    return {**rest, "reviewer_hash": None, "legacy_reviewer": data["reviewer"]}
+
+
+def upcast_score_review_pii_v1_v2(pii: dict[str, Any]) -> dict[str, Any]:
+    """The personal part of ``lead.score_reviewed`` v1 -> v2: v1 encrypted only the reason."""
+    return {**pii, "reviewer": None}
+
+
+def upcast_privacy_request_verified_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """``privacy.request.verified`` v1 -> v2: the attester v1 recorded in clear becomes
+    ``legacy_attested_by``; no keyed hash was recorded. v1 had no personal part."""
+    rest = {name: value for name, value in data.items() if name != "attested_by"}
+    return {**rest, "attested_by_hash": None, "legacy_attested_by": data.get("attested_by")}
 
 
 RETENTION = ("retention-scheduler",)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ __all__ = [
     "TimelineEntry",
     "audit_timeline",
     "causal_order",
+    "hide_legacy_after_erasure",
     "read_records",
     "render_table",
     "resolve_subject",
@@ -284,7 +285,29 @@ async def audit_timeline(
     if not records:
         raise AuditError(f"no events of subject {subject_id} for tenant {tenant_id}")
     index = {name: n for n, name in enumerate(physical)}
-    return causal_order([await _entry(record, cipher, index) for record in records])
+    entries = [await _entry(record, cipher, index) for record in records]
+    return causal_order(hide_legacy_after_erasure(entries))
+
+
+def hide_legacy_after_erasure(entries: Sequence[TimelineEntry]) -> list[TimelineEntry]:
+    """Drop the ``legacy_*`` facts of events up to the subject's latest ``erasure.requested``.
+
+    A ``legacy_*`` fact is personal data an old event version kept in clear (a reviewer, an
+    attester) and its upcaster could not encrypt (contracts/catalog.py): shown while the
+    subject exists, like the encrypted fields, and no longer once they were erased."""
+    erased = [entry.at for entry in entries if entry.type == "erasure.requested"]
+    if not erased:
+        return list(entries)
+    until = max(erased)
+    return [
+        replace(
+            entry,
+            facts={k: v for k, v in entry.facts.items() if not k.startswith("legacy_")},
+        )
+        if entry.at <= until
+        else entry
+        for entry in entries
+    ]
 
 
 def _compact(values: dict[str, Any], width: int = 160) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-__all__ = ["Channel", "Identifier", "LegalBasis", "Purpose", "ShortText"]
+__all__ = ["Channel", "Identifier", "LegalBasis", "OperatorHash", "Purpose", "ShortText"]
 
 Purpose = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,48}$")]
 """A processing purpose declared by the tenant, e.g. ``crm_sync`` or ``marketing_email``."""
@@ -23,3 +23,13 @@ Identifier = Literal["email", "phone"]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=500, strip_whitespace=True)]
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+OperatorHash = Annotated[
+    str,
+    Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="HMAC-SHA256 (hex) of an operator's name or e-mail under a secret key: "
+        "kept in clear for accountability, it names no one to a reader without the key",
+    ),
+]
+"""A tenant operator (reviewer, attester) as it may stay in clear: a keyed hash, not a name."""

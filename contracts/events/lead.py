@@ -6,7 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
-from contracts.events.common import Channel, Identifier, LegalBasis, Purpose, ShortText
+from contracts.events.common import (
+    Channel,
+    Identifier,
+    LegalBasis,
+    OperatorHash,
+    Purpose,
+    ShortText,
+)
 
 __all__ = [
     "AnswerValue",
@@ -20,11 +27,13 @@ __all__ = [
     "LeadInteractionRecordedV1",
     "LeadQualifiedV1",
     "LeadScoreReviewedV1",
+    "LeadScoreReviewedV2",
     "LeadScoredV1",
     "LeadScoredV2",
     "LeadSource",
     "ScoreInputsV1",
     "ScoreReviewReasonV1",
+    "ScoreReviewV2",
     "ScoredCriterion",
     "ScoredCriterionV2",
     "ThirdPartySource",
@@ -216,3 +225,34 @@ class ScoreReviewReasonV1(_Strict):
     """Why the score was changed; may mention the person, so it is encrypted."""
 
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class LeadScoreReviewedV2(_Strict):
+    """A person re-evaluated a score (R8, GDPR art. 22(3)). Who reviewed is personal data (a
+    name or an e-mail): since v2 it travels encrypted in ``pii`` (:class:`ScoreReviewV2`), so an
+    erasure of the subject shreds it with the rest; in clear only a keyed hash of it remains."""
+
+    lead_id: Annotated[str, Field(min_length=1, max_length=64)]
+    review_id: Annotated[str, Field(min_length=1, max_length=64)]
+    previous_score: int | None
+    new_score: int
+    reviewer_hash: OperatorHash | None = Field(
+        description="HMAC-SHA256 of the reviewer (trimmed, lower case) under lead-ingest's "
+        "blind-index key: which operator reviewed, without their name; null for a v1 event"
+    )
+    legacy_reviewer: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="only on a lead.score_reviewed v1 event read as v2: the reviewer v1 "
+        "recorded in clear (the log can't be rewritten); read models drop it on erasure. "
+        "A v2 producer never sets it",
+    )
+
+
+class ScoreReviewV2(_Strict):
+    """The personal part of a review: why the score was changed (it may mention the person)
+    and who changed it."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    reviewer: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="the tenant's operator who reviewed; null for a v1 event"
+    )

@@ -6,18 +6,20 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, JsonValue
 
-from contracts.events.common import Purpose
+from contracts.events.common import OperatorHash, Purpose
 
 __all__ = [
     "EXPORT_SECTIONS",
     "ExportPartContentV1",
     "ExportPartV1",
     "ExportSection",
+    "PrivacyRequestAttestationV2",
     "PrivacyRequestCompletedV1",
     "PrivacyRequestContactV1",
     "PrivacyRequestReceivedV1",
     "PrivacyRequestType",
     "PrivacyRequestVerifiedV1",
+    "PrivacyRequestVerifiedV2",
     "VerificationMethod",
 ]
 
@@ -66,6 +68,36 @@ class PrivacyRequestVerifiedV1(_Strict):
     method: VerificationMethod
     attested_by: Annotated[str, Field(max_length=200)] | None = Field(
         default=None, description="the tenant operator who vouched for the requester"
+    )
+
+
+class PrivacyRequestVerifiedV2(_Strict):
+    """The requester's identity was verified. Who vouched for the requester is personal data
+    (a name or an e-mail): since v2 it travels encrypted in ``pii``
+    (:class:`PrivacyRequestAttestationV2`, shredded by an erasure of the subject); in clear
+    only a keyed hash of it remains, so who attested an erasure can still be checked."""
+
+    request_id: Annotated[str, Field(min_length=1, max_length=64)]
+    request_type: PrivacyRequestType
+    method: VerificationMethod
+    attested_by_hash: OperatorHash | None = Field(
+        default=None,
+        description="tenant_attestation: HMAC-SHA256 of the attester (trimmed, lower case) "
+        "under lead-ingest's blind-index key; null for the token flow and for a v1 event",
+    )
+    legacy_attested_by: Annotated[str, Field(max_length=200)] | None = Field(
+        default=None,
+        description="only on a privacy.request.verified v1 event read as v2: the attester v1 "
+        "recorded in clear (the log can't be rewritten); hidden from views once the subject "
+        "is erased. A v2 producer never sets it",
+    )
+
+
+class PrivacyRequestAttestationV2(_Strict):
+    """The personal part of a verification by tenant attestation."""
+
+    attested_by: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="the tenant operator who vouched for the requester"
     )
 
 

@@ -8,16 +8,27 @@ stays in clear"):
 * a URL without user information, query string or fragment (a form's address, not a link with
   ``?email=...``);
 * identifiers by pattern (a notice version, a collection point): letters, digits and
-  ``. _ : / + -``, no ``@``, no spaces.
+  ``. _ : / + -``, no ``@``, no spaces;
+* a tenant operator (who reviewed a score, who attested a request): a keyed hash
+  (:func:`operator_hash`); the name itself travels encrypted.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Annotated
 
 from pydantic import Field
 
-__all__ = ["CLEAR_URL", "IDENTIFIER", "ClearUrl", "CollectionPoint", "NoticeVersion"]
+__all__ = [
+    "CLEAR_URL",
+    "IDENTIFIER",
+    "ClearUrl",
+    "CollectionPoint",
+    "NoticeVersion",
+    "operator_hash",
+]
 
 CLEAR_URL = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\s?#@]*)?$"
 """http(s), a host (no ``user@``), an optional port and path; no query, fragment or ``@``."""
@@ -50,3 +61,12 @@ CollectionPoint = Annotated[
         "without query string (stored in clear)",
     ),
 ]
+
+
+def operator_hash(secret: bytes, who: str) -> str:
+    """What stays in clear of a tenant operator named in an event (a reviewer, an attester):
+    HMAC-SHA256 (hex) of the name or e-mail, trimmed and lower-cased, under ``secret``
+    (lead-ingest's blind-index key). The same operator always gives the same hash, so who
+    reviewed or attested can be checked after the subject's erasure shredded the name; without
+    the key it can't be turned back into a guessed e-mail."""
+    return hmac.new(secret, who.strip().casefold().encode(), hashlib.sha256).hexdigest()

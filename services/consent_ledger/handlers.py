@@ -84,7 +84,7 @@ class ConsentHandlers:
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
         await self.projection.apply(envelope)
-        if not isinstance(data, privacy.PrivacyRequestVerifiedV1):
+        if not isinstance(data, privacy.PrivacyRequestVerifiedV2):
             return
         if data.request_type in EXPORT_REQUEST_TYPES:
             part = await export_part(

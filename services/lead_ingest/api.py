@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
+from services.common.clear_fields import operator_hash
 from services.common.consent_claims import check_consent
 from services.common.http import (
     ProblemError,
@@ -382,7 +383,10 @@ class IngestApi:
             review = {
                 "review_id": review["review_id"],
                 "previous_score": review["previous_score"],
-                "reviewer": review["reviewer"],
+                # encrypted with the reason since v2; a v1 event's in clear until erasure
+                "reviewer": None
+                if reason is None
+                else reason.get("reviewer", review.get("reviewer")),
                 "at": review["at"],
                 "reason": None if reason is None else reason.get("reason"),
             }
@@ -484,12 +488,15 @@ class IngestApi:
                 verification_token=token,
             )
         await self.publish(
-            privacy.PrivacyRequestVerifiedV1(
+            privacy.PrivacyRequestVerifiedV2(
                 request_id=request_id,
                 request_type=body.type,
                 method="tenant_attestation",
-                attested_by=body.verification.attested_by,
+                attested_by_hash=operator_hash(
+                    self.settings.blind_index_bytes(), body.verification.attested_by
+                ),
             ),
+            pii=privacy.PrivacyRequestAttestationV2(attested_by=body.verification.attested_by),
             tenant_id=who.id,
             subject_id=subject_id,
             correlation_id=correlation_id,
@@ -518,7 +525,7 @@ class IngestApi:
                 "The verification token is wrong, used or expired",
             )
         await self.publish(
-            privacy.PrivacyRequestVerifiedV1(
+            privacy.PrivacyRequestVerifiedV2(
                 request_id=request_id, request_type=record["request_type"], method="token"
             ),
             tenant_id=who.id,
@@ -640,14 +647,14 @@ def build_router(api: IngestApi) -> APIRouter:
             )
         review_id = new_id("rev")
         await api.publish(
-            lead.LeadScoreReviewedV1(
+            lead.LeadScoreReviewedV2(
                 lead_id=lead_id,
                 review_id=review_id,
                 previous_score=(document.get("score") or {}).get("value"),
                 new_score=body.score,
-                reviewer=body.reviewer,
+                reviewer_hash=operator_hash(api.settings.blind_index_bytes(), body.reviewer),
             ),
-            pii=lead.ScoreReviewReasonV1(reason=body.reason),
+            pii=lead.ScoreReviewV2(reason=body.reason, reviewer=body.reviewer),
             tenant_id=who.id,
             subject_id=document["subject_id"],
             correlation_id=current_correlation_id(),

@@ -49,7 +49,10 @@ async def _score(cipher: PiiCipher, lead: Mapping[str, Any]) -> Record | None:
         reviewed = {
             "review_id": review["review_id"],
             "previous_score": review["previous_score"],
-            "reviewer": review["reviewer"],
+            # encrypted with the reason since v2; a v1 event's in clear until erasure
+            "reviewer": ERASED
+            if reason is None
+            else reason.get("reviewer", review.get("reviewer")),
             "at": review["at"].isoformat(),
             "reason": ERASED if reason is None else reason.get("reason"),
         }

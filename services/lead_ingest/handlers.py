@@ -78,7 +78,7 @@ class LeadIngestHandlers:
         elif isinstance(data, lead.LeadScoredV2):
             if data.qualified:
                 await self.qualify(envelope, data.lead_id, data.score, data.threshold, "rules")
-        elif isinstance(data, lead.LeadScoreReviewedV1):
+        elif isinstance(data, lead.LeadScoreReviewedV2):
             rules = self.rules.for_tenant(envelope.tenant_id)
             if rules is not None and data.new_score >= rules.threshold:
                 await self.qualify(
@@ -137,7 +137,7 @@ class LeadIngestHandlers:
     async def on_privacy_event(self, envelope: EventEnvelope) -> None:
         data = self.runtime.registry.decode(envelope).data
         await self.projection.apply(envelope, data)
-        if isinstance(data, privacy.PrivacyRequestVerifiedV1):
+        if isinstance(data, privacy.PrivacyRequestVerifiedV2):
             if data.request_type in EXPORT_REQUEST_TYPES:
                 await self.exports.send_own_part(envelope)
         elif isinstance(data, privacy.ExportPartV1):

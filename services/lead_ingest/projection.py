@@ -97,7 +97,7 @@ class LeadProjection:
             changed = await self.interaction(envelope, data)
         elif isinstance(data, lead.LeadScoredV2):
             changed = await self.scored(envelope, data)
-        elif isinstance(data, lead.LeadScoreReviewedV1):
+        elif isinstance(data, lead.LeadScoreReviewedV2):
             changed = await self.reviewed(envelope, data)
         elif isinstance(data, lead.LeadQualifiedV1):
             changed = await self.qualified(envelope, data)
@@ -112,7 +112,7 @@ class LeadProjection:
             changed = await self.request_outcome(envelope, data)
         elif isinstance(data, privacy.PrivacyRequestReceivedV1):
             changed = await self.request_received(envelope, data)
-        elif isinstance(data, privacy.PrivacyRequestVerifiedV1):
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV2):
             changed = await self.request_verified(envelope, data)
         elif isinstance(data, privacy.PrivacyRequestCompletedV1):
             changed = await self.request_completed(envelope, data)
@@ -215,7 +215,18 @@ class LeadProjection:
             },
         )
 
-    async def reviewed(self, envelope: EventEnvelope, data: lead.LeadScoreReviewedV1) -> bool:
+    async def reviewed(self, envelope: EventEnvelope, data: lead.LeadScoreReviewedV2) -> bool:
+        # Since v2 the reviewer is sealed with the reason; only a v1 event (upcast) brings it in
+        # clear, kept as v1 code kept it (so a read model built before v2 equals its rebuild)
+        # until an erasure strips it.
+        review: dict[str, Any] = {
+            "review_id": data.review_id,
+            "previous_score": data.previous_score,
+        }
+        if data.legacy_reviewer is not None:
+            review["reviewer"] = data.legacy_reviewer
+        if data.reviewer_hash is not None:
+            review["reviewer_hash"] = data.reviewer_hash
         return await self.apply_personal(
             self.leads,
             data.lead_id,
@@ -226,9 +237,7 @@ class LeadProjection:
                     "score_band": score_band(data.new_score),
                     "score.source": "review",
                     "score.review": {
-                        "review_id": data.review_id,
-                        "previous_score": data.previous_score,
-                        "reviewer": data.reviewer,
+                        **review,
                         "reason": seal_of(envelope),
                         "at": envelope.occurred_at,
                     },
@@ -305,6 +314,8 @@ class LeadProjection:
             update["score.inputs"] = None
             if document["score"].get("review"):
                 update["score.review.reason"] = None
+                if "reviewer" in document["score"]["review"]:  # a v1 review's, in clear
+                    update["score.review.reviewer"] = None
         await self.leads.update_one(
             {"_id": document["_id"]}, {"$set": update, "$max": {"erased_at": at}}
         )
@@ -413,7 +424,7 @@ class LeadProjection:
         )
 
     async def request_verified(
-        self, envelope: EventEnvelope, data: privacy.PrivacyRequestVerifiedV1
+        self, envelope: EventEnvelope, data: privacy.PrivacyRequestVerifiedV2
     ) -> bool:
         return await apply_once(
             self.requests,

@@ -30,7 +30,7 @@ class RetentionHandlers:
         erasure receipt."""
         data = self.registry.decode(envelope).data
         forgotten = await self.store.apply(envelope, data)
-        if isinstance(data, privacy.PrivacyRequestVerifiedV1):
+        if isinstance(data, privacy.PrivacyRequestVerifiedV2):
             if data.request_type in EXPORT_REQUEST_TYPES:
                 part = await export_part(self.store, envelope.tenant_id, envelope.subject_id)
                 await send_export_part(self.publisher, envelope, part)

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,10 @@ from contracts.events.consent import (
     RestrictionPlacedV1,
     SuppressionAddedV1,
 )
+from contracts.events.erasure import ErasureRequestedV1, ErasureTrigger
+from contracts.events.lead import LeadScoreReviewedV1, ScoreReviewReasonV1
 from services.common.publisher import derived_event_id
+from tests.helpers import eventually
 from tests.integration.lead_ingest.conftest import Ingest, sample_lead
 
 pytestmark = pytest.mark.integration
@@ -254,6 +258,54 @@ async def test_a_person_can_override_a_score_with_a_reason(ingest: Ingest) -> No
     assert lead["score"]["source"] == "review"
     assert lead["score"]["value"] == 80
     assert lead["score"]["review"]["reason"] == "Confirmed budget on a call"
+
+
+async def test_a_v1_reviewer_in_clear_is_shown_until_the_erasure(ingest: Ingest) -> None:
+    """lead.score_reviewed v1 carried the reviewer in clear: its upcaster keeps it as
+    ``legacy_reviewer`` (it cannot encrypt it), shown like the encrypted one until the subject
+    is erased, then stripped from the read model (issue 16)."""
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
+    await ingest.lead(lead_id)
+    await ingest.consent_publisher.publish(  # as a producer before lead.score_reviewed v2
+        LeadScoreReviewedV1(
+            lead_id=lead_id,
+            review_id="rev_v1",
+            previous_score=None,
+            new_score=10,
+            reviewer="giulia.verdi@acme.example",
+        ),
+        pii=ScoreReviewReasonV1(reason="Spoke to her"),
+        tenant_id="acme",
+        subject_id=subject_id,
+        correlation_id="review-v1",
+    )
+    lead = await ingest.lead(lead_id, until=lambda lead: lead["score"])
+    assert lead["score"]["review"]["reviewer"] == "giulia.verdi@acme.example"
+    assert lead["score"]["review"]["reason"] == "Spoke to her"
+
+    await ingest.runtime.keyring.destroy("acme", subject_id)
+    now = datetime.now(UTC)
+    await ingest.consent_publisher.publish(
+        ErasureRequestedV1(
+            erasure_id="er_1",
+            trigger=ErasureTrigger(kind="privacy_request", event_id="e1", request_id="pr_1"),
+            deadline=now,
+            expected_receipts=["lead-ingest"],
+        ),
+        tenant_id="acme",
+        subject_id=subject_id,
+        correlation_id="erase-v1",
+    )
+
+    async def stripped() -> dict[str, Any] | None:
+        found = await ingest.runtime.db["leads"].find_one({"_id": lead_id})
+        return found if found is not None and found.get("erased_at") is not None else None
+
+    stored = await eventually(stripped, what="lead-ingest to handle the erasure")
+    assert "giulia" not in json.dumps(stored, default=str)
+    erased = await ingest.lead(lead_id)
+    assert erased["score"]["review"]["reviewer"] is None
 
 
 async def restrict(ingest: Ingest, lead_id: str, subject_id: str) -> None:

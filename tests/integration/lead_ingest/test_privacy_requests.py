@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from services.common.clear_fields import operator_hash
 from tests.helpers import eventually
 from tests.integration.lead_ingest.conftest import Ingest, sample_lead
 
@@ -46,7 +47,12 @@ async def test_an_attested_erasure_request_is_recorded_and_verified(ingest: Inge
     events = await ingest.all_events("privacy-events")
     assert [e.type for e in events] == ["privacy.request.received", "privacy.request.verified"]
     assert {e.subject_id for e in events} == {lead["subject_id"]}
-    assert events[1].data["attested_by"] == "dpo@acme.example"
+    verified = events[1]
+    assert verified.version == 2
+    assert "attested_by" not in verified.data, "the attester travels encrypted (issue 16)"
+    secret = ingest.settings.blind_index_bytes()
+    assert verified.data["attested_by_hash"] == operator_hash(secret, "dpo@acme.example")
+    assert await ingest.runtime.cipher.decrypt(verified) == {"attested_by": "dpo@acme.example"}
     assert "maria" not in events[0].model_dump_json().casefold()
 
 

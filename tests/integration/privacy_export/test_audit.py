@@ -141,3 +141,93 @@ async def test_unknown_subjects_leads_and_tenants_are_one_clear_error(full: Full
         lines: list[Any] = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(message), (args, lines[0])
+
+
+REVIEWER = "giulia.verdi@acme.example"
+ATTESTER = "paolo.neri@acme.example"
+
+
+async def store_text(full: Full) -> str:
+    """Every document of every collection of the cluster's database, as text."""
+    db = full.stack.runtimes["lead_ingest"].db
+    dumped = []
+    for name in await db.list_collection_names():
+        dumped += [document async for document in db[name].find({})]
+    return json.dumps(dumped, default=str)
+
+
+async def test_who_reviewed_and_who_attested_are_erased_with_the_subject(full: Full) -> None:
+    """The reviewer of a score and the attester of a request are names or e-mails: they travel
+    encrypted (lead.score_reviewed v2, privacy.request.verified v2), are shown while the
+    subject exists and by nobody once the subject was erased (issue 16)."""
+    lead = await full.qualified_lead(EMAIL)
+    lead_id, subject_id = lead["lead_id"], lead["subject_id"]
+    ingest = full.stack.client("lead_ingest")
+    review = await ingest.post(
+        f"/v1/leads/{lead_id}/score-reviews",
+        json={"score": 95, "reason": "Confirmed on a call", "reviewer": REVIEWER},
+        headers=full.stack.auth(),
+    )
+    assert review.status_code == 202, review.text
+    path = f"/v1/leads/{lead_id}"
+    shown = await full.stack.get_json(
+        "lead_ingest", path, until=lambda v: (v["score"] or {}).get("review")
+    )
+    assert shown["score"]["review"]["reviewer"] == REVIEWER
+    package = await full.stack.cli("export", subject_id, "--tenant", "acme")
+    assert json.loads(package.stdout)["sections"]["scores"][0]["review"]["reviewer"] == REVIEWER
+
+    async def attested(kind: str) -> None:
+        request = await ingest.post(
+            "/v1/privacy-requests",
+            json={
+                "type": kind,
+                "subject": {"lead_id": lead_id},
+                "verification": {"method": "tenant_attestation", "attested_by": ATTESTER},
+            },
+            headers=full.stack.auth(),
+        )
+        assert request.status_code == 202, request.text
+
+    await attested("access")  # answered, nothing erased: the attester is readable
+    verified = await full.stack.wait_for_event(
+        "privacy-events", lambda e: e.type == "privacy.request.verified"
+    )
+    reviewed = await full.stack.wait_for_event(
+        "lead-events", lambda e: e.type == "lead.score_reviewed"
+    )
+    for event in (verified, reviewed):
+        assert event.version == 2
+        assert event.pii is not None, "the operator travels encrypted"
+        assert "@acme.example" not in json.dumps(event.data), event.data
+    assert len(verified.data["attested_by_hash"]) == len(reviewed.data["reviewer_hash"]) == 64
+    _, before = await subject_timeline(full.operator_settings(), "acme", subject_id)
+    assert first(before, "lead.score_reviewed").personal == {
+        "reason": "Confirmed on a call",
+        "reviewer": REVIEWER,
+    }
+    assert first(before, "privacy.request.verified").personal == {"attested_by": ATTESTER}
+
+    await attested("erasure")
+    await full.erased(subject_id)
+
+    after = await full.stack.get_json("lead_ingest", path, until=lambda v: v["contact"] is None)
+    assert after["score"]["review"]["reviewer"] is None
+    assert after["score"]["value"] == 95, "non-personal facts survive"
+    package = await full.stack.cli("export", subject_id, "--tenant", "acme")
+    assert package.exit_code == 0, package.stderr
+    assert json.loads(package.stdout)["sections"]["scores"][0]["review"]["reviewer"] == "erased"
+    audit = await full.stack.cli("audit", subject_id, "--tenant", "acme", "--json")
+    assert audit.exit_code == 0, audit.stderr
+    table = await full.stack.cli("audit", subject_id, "--tenant", "acme")
+    everything = (
+        json.dumps(after)
+        + package.stdout
+        + audit.stdout
+        + table.stdout
+        + await store_text(full)
+        + "".join(e.model_dump_json() for e in await subject_events(full, subject_id))
+    )
+    assert REVIEWER not in everything
+    assert ATTESTER not in everything
+    assert "giulia" not in everything.casefold()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from services.common.clear_fields import operator_hash
 from services.consent_ledger.api import GrantIn
 from services.lead_ingest.schemas import LeadIn
 
@@ -68,3 +70,15 @@ def test_consent_ledger_holds_its_clear_fields_to_the_same_rules() -> None:
     ):
         with pytest.raises(ValidationError):
             GrantIn.model_validate({**grant, field: value})
+
+
+def test_an_operator_is_kept_in_clear_only_as_a_keyed_hash() -> None:
+    secret, other = b"k" * 32, b"o" * 32
+    digest = operator_hash(secret, "DPO@Acme.example ")
+    assert digest == operator_hash(secret, "dpo@acme.example"), "trimmed, case-insensitive"
+    assert len(digest) == 64
+    assert int(digest, 16) >= 0
+    assert "dpo" not in digest
+    assert digest != operator_hash(other, "dpo@acme.example"), "keyed: no key, no match"
+    assert digest != operator_hash(secret, "ops@acme.example")
+    assert digest != hashlib.sha256(b"dpo@acme.example").hexdigest(), "not a plain hash"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ops.audit import TimelineEntry, causal_order
+from ops.audit import TimelineEntry, causal_order, hide_legacy_after_erasure
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -56,3 +57,24 @@ def test_a_cause_outside_the_timeline_changes_nothing() -> None:
     a = entry("a", T0, (0, 0, 1), cause="elsewhere")
     b = entry("b", T0, (0, 0, 0))
     assert [e.event_id for e in causal_order([a, b])] == ["b", "a"]
+
+
+def test_legacy_clear_facts_are_hidden_up_to_the_erasure() -> None:
+    """A v1 event's reviewer/attester kept in clear (upcast to a ``legacy_*`` fact) is shown
+    until the subject is erased, like the encrypted fields, and not after."""
+    reviewed = replace(
+        entry("reviewed", T0, (0, 0, 1)),
+        facts={"new_score": 40, "legacy_reviewer": "ops@acme.example"},
+    )
+    erasure = replace(
+        entry("erasure", T0 + timedelta(seconds=1), (0, 0, 2)), type="erasure.requested"
+    )
+    later = replace(
+        entry("later", T0 + timedelta(seconds=2), (0, 0, 3)),
+        facts={"legacy_attested_by": "dpo@acme.example"},
+    )
+    assert hide_legacy_after_erasure([reviewed]) == [reviewed], "not erased: shown"
+    shown = hide_legacy_after_erasure([reviewed, erasure, later])
+    assert shown[0].facts == {"new_score": 40}
+    assert shown[1] == erasure
+    assert shown[2] == later, "a later event (a new capture after the erasure) is not hidden"
