@@ -1,4 +1,5 @@
 import java.net.InetSocketAddress;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -152,6 +153,7 @@ public final class LeadtrailMongoServer {
             if (command.equals("leadtrailStats")) {
                 return stats(database);
             }
+            long started = System.nanoTime();
             try {
                 if (command.equalsIgnoreCase("update") && isOrdered(query) && sizeOf(query, "updates") > 1) {
                     return orderedUpdate(channel, database, command, query);
@@ -167,8 +169,26 @@ public final class LeadtrailMongoServer {
                 if (!READS.contains(command.toLowerCase(Locale.ROOT))) {
                     commit();
                 }
+                logIfSlow(database, command, query, (System.nanoTime() - started) / 1_000_000);
             }
         }
+    }
+
+    /** Commands slower than this are logged (their shape only: field names, never values). */
+    private static final long SLOW_MS = Long.getLong("leadtrail.slowMs", 500);
+
+    private static void logIfSlow(String database, String command, Document query, long millis) {
+        if (millis < SLOW_MS) {
+            return;
+        }
+        Object filter = query.get("filter") != null ? query.get("filter") : query.get("q");
+        if (filter == null && query.get("updates") instanceof List<?> updates && !updates.isEmpty()
+            && updates.get(0) instanceof Document first) {
+            filter = first.get("q");
+        }
+        String shape = filter instanceof Document document ? document.keySet().toString() : "";
+        System.out.println("leadtrail-mongo: slow " + command + " on " + database + "."
+            + query.get(command) + " filter " + shape + ": " + millis + " ms");
     }
 
     /** Filters answered by reading a whole collection, per "database.collection". */
@@ -277,10 +297,59 @@ public final class LeadtrailMongoServer {
                 }
             }
             if (best == null) {
+                return dateRangeLookup(query);
+            }
+            List<List<Object>> combinations = combinations(best.fields(), query);
+            if (combinations == null) {
                 return null;
             }
+            Set<Object> positions = new java.util.LinkedHashSet<>();
+            for (List<Object> values : combinations) {
+                positions.addAll(best.positions(values));
+            }
+            return new ArrayList<>(positions);
+        }
+
+        /** Candidates from a secondary index whose fields but the last have equal values in the
+         * filter and whose last field has a date range ({@code $gt}, {@code $gte}, {@code $lt},
+         * {@code $lte}), or null when there is none. */
+        private List<Object> dateRangeLookup(Document query) {
+            for (Index<Object> index : getIndexes()) {
+                if (!(index instanceof SecondaryIndex secondary) || secondary.fields().size() < 2) {
+                    continue;
+                }
+                List<String> fields = secondary.fields();
+                List<String> prefix = fields.subList(0, fields.size() - 1);
+                if (!prefix.stream().allMatch(field -> equalValues(query.get(field)) != null)
+                    || !(query.get(fields.get(fields.size() - 1)) instanceof Document range)
+                    || range.isEmpty() || !RANGE.containsAll(range.keySet())
+                    || !range.values().stream().allMatch(LeadtrailMongoServer::isDate)) {
+                    continue;
+                }
+                List<List<Object>> combinations = combinations(prefix, query);
+                if (combinations == null) {
+                    return null;
+                }
+                Instant lower = later(instant(range.get("$gt")), instant(range.get("$gte")));
+                boolean lowerInclusive = lower == null || !lower.equals(instant(range.get("$gt")));
+                Instant upper = earlier(instant(range.get("$lt")), instant(range.get("$lte")));
+                boolean upperInclusive = upper == null || !upper.equals(instant(range.get("$lt")));
+                Set<Object> positions = new java.util.LinkedHashSet<>();
+                for (List<Object> values : combinations) {
+                    positions.addAll(secondary.positionsInDateRange(values, lower, lowerInclusive, upper,
+                        upperInclusive));
+                }
+                return new ArrayList<>(positions);
+            }
+            return null;
+        }
+
+        private static final Set<String> RANGE = Set.of("$gt", "$gte", "$lt", "$lte");
+
+        /** Every combination of the equal values the filter gives the fields, or null if too many. */
+        private static List<List<Object>> combinations(List<String> fields, Document query) {
             List<List<Object>> combinations = List.of(List.of());
-            for (String field : best.fields()) {
+            for (String field : fields) {
                 List<List<Object>> longer = new ArrayList<>();
                 for (List<Object> start : combinations) {
                     for (Object value : equalValues(query.get(field))) {
@@ -294,11 +363,7 @@ public final class LeadtrailMongoServer {
                     return null;
                 }
             }
-            Set<Object> positions = new java.util.LinkedHashSet<>();
-            for (List<Object> values : combinations) {
-                positions.addAll(best.positions(values));
-            }
-            return new ArrayList<>(positions);
+            return combinations;
         }
 
         private static final int MAX_COMBINATIONS = 1_000;
@@ -334,6 +399,23 @@ public final class LeadtrailMongoServer {
             }
             return true;
         }
+    }
+
+    private static boolean isDate(Object value) {
+        return value instanceof Instant || value instanceof java.util.Date;
+    }
+
+    private static Instant instant(Object value) {
+        return value instanceof java.util.Date date ? date.toInstant() : (Instant) value;
+    }
+
+    /** The later of two optional bounds (for lower bounds: both must hold). */
+    private static Instant later(Instant a, Instant b) {
+        return a == null ? b : b == null ? a : a.isAfter(b) ? a : b;
+    }
+
+    private static Instant earlier(Instant a, Instant b) {
+        return a == null ? b : b == null ? a : a.isBefore(b) ? a : b;
     }
 
     private LeadtrailMongoServer() {

@@ -1,4 +1,6 @@
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Date;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -22,7 +24,10 @@ import de.bwaldvogel.mongo.bson.Document;
  * is the document's index values followed by its position ({@code _id}), each part encoded with
  * its type and length so that no two different value lists share an encoding and the keys of
  * one value list are a contiguous range of the sorted map. A lookup by equal values is one range
- * read. Documents with array values get one entry per element, as in MongoDB (multikey).
+ * read. Dates are written as fixed-width numbers, so the keys of one prefix are also in date
+ * order: equal values on all fields but the last and a date range on the last one ({@code {state:
+ * "pending", due_at: {$lte: now}}}) is one range read too. Documents with array values get one
+ * entry per element, as in MongoDB (multikey).
  *
  * <p>The index never answers a query through the stock planner ({@link #canHandle} is false):
  * {@code LeadtrailMongoServer}'s collections look it up themselves and match the whole filter
@@ -56,6 +61,52 @@ final class SecondaryIndex extends Index<Object> {
             while (keys.hasNext()) {
                 String key = keys.next();
                 if (!key.startsWith(prefix)) {
+                    break;
+                }
+                found.add(entries.get(key));
+            }
+        }
+        return found;
+    }
+
+    /**
+     * The positions of the documents whose first fields equal {@code prefixValues} and whose last
+     * field is a date within the bounds (null: unbounded), in date order.
+     */
+    List<Object> positionsInDateRange(List<Object> prefixValues, Instant lower, boolean lowerInclusive,
+                                      Instant upper, boolean upperInclusive) {
+        List<String> fields = keys();
+        Document probe = new Document();
+        for (int i = 0; i < fields.size() - 1; i++) {
+            probe.put(fields.get(i), prefixValues.get(i));
+        }
+        probe.put(fields.get(fields.size() - 1), Instant.EPOCH); // replaced: only the prefix counts
+        List<Object> found = new ArrayList<>();
+        for (KeyValue normalized : getKeyValues(probe)) {
+            List<Object> values = new ArrayList<>();
+            normalized.forEach(values::add);
+            StringBuilder prefix = new StringBuilder();
+            for (Object value : values.subList(0, values.size() - 1)) {
+                prefix.append(part(value));
+            }
+            String datePrefix = prefix + typePart(Instant.class);
+            String start = lower == null ? datePrefix : prefix + part(lower);
+            String upperText = upper == null ? null : dateText(upper);
+            String lowerText = lower == null ? null : dateText(lower);
+            Iterator<String> keys = entries.keyIterator(start);
+            while (keys.hasNext()) {
+                String key = keys.next();
+                if (!key.startsWith(datePrefix)) {
+                    break;
+                }
+                // after the type part: "<length>:<text>", a fixed-width text
+                int colon = key.indexOf(':', datePrefix.length());
+                String text = key.substring(colon + 1, colon + 1 + DATE_WIDTH);
+                if (lowerText != null && !lowerInclusive && text.equals(lowerText)) {
+                    continue;
+                }
+                int vsUpper = upperText == null ? -1 : text.compareTo(upperText);
+                if (vsUpper > 0 || (vsUpper == 0 && !upperInclusive)) {
                     break;
                 }
                 found.add(entries.get(key));
@@ -156,12 +207,27 @@ final class SecondaryIndex extends Index<Object> {
         return encoded.toString();
     }
 
+    private static final int DATE_WIDTH = 20;
+
     private static String part(Object value) {
         if (Missing.isNullOrMissing(value)) {
             return "0:"; // null and a missing field are equal, as in MongoDB's equality match
         }
-        String type = value.getClass().getName();
-        String text = value.toString();
-        return type.length() + ":" + type + text.length() + ":" + text;
+        if (value instanceof Date date) {
+            value = date.toInstant();
+        }
+        String text = value instanceof Instant instant ? dateText(instant) : value.toString();
+        return typePart(value.getClass()) + text.length() + ":" + text;
+    }
+
+    private static String typePart(Class<?> type) {
+        String name = type.getName();
+        return name.length() + ":" + name;
+    }
+
+    /** Milliseconds since the epoch, sign-flipped and zero-padded: text order is time order. */
+    private static String dateText(Instant instant) {
+        String digits = Long.toUnsignedString(instant.toEpochMilli() ^ Long.MIN_VALUE);
+        return "0".repeat(DATE_WIDTH - digits.length()) + digits;
     }
 }

@@ -130,3 +130,65 @@ async def test_equal_numbers_of_different_types_match_as_in_mongodb(db: AsyncDat
 
     assert await ids(counters, {"value": 3}) == {"int", "float"}
     assert await ids(counters, {"value": "3"}) == set()
+
+
+@pytest.fixture
+async def schedules(db: AsyncDatabase[Doc]) -> AsyncCollection[Doc]:
+    collection = db["schedules"]
+    await collection.create_index([("state", ASCENDING), ("due", ASCENDING)])
+    await collection.insert_many(
+        [
+            {
+                "_id": f"d{i}",
+                "state": "pending" if i % 4 else "done",
+                "due": BASE + dt.timedelta(hours=i) if i % 10 else None,
+            }
+            for i in range(200)
+        ]
+    )
+    return collection
+
+
+def hours(predicate: Any) -> set[str]:
+    return {f"d{i}" for i in range(200) if i % 4 and i % 10 and predicate(i)}
+
+
+async def test_equal_values_and_a_date_range_on_the_last_field_read_the_index(
+    schedules: AsyncCollection[Doc],
+) -> None:
+    due = {"state": "pending", "due": {"$lte": BASE + dt.timedelta(hours=50)}}
+
+    assert await ids(schedules, due) == hours(lambda i: i <= 50)
+    assert not await scanned(schedules, due)
+    earliest = schedules.find({"state": "pending", "due": {"$gt": BASE}}).sort("due").limit(3)
+    assert [d["_id"] async for d in earliest] == ["d1", "d2", "d3"]
+
+
+@pytest.mark.parametrize(
+    ("bounds", "predicate"),
+    [
+        ({"$lt": 50}, lambda i: i < 50),
+        ({"$gte": 150}, lambda i: i >= 150),
+        ({"$gt": 150}, lambda i: i > 150),
+        ({"$gt": 20, "$lte": 60}, lambda i: 20 < i <= 60),
+        ({"$gte": 20, "$gt": 20, "$lt": 61, "$lte": 60}, lambda i: 20 < i <= 60),
+        ({"$gte": 1000}, lambda i: False),
+    ],
+)
+async def test_date_range_bounds_match_mongodb(
+    schedules: AsyncCollection[Doc], bounds: dict[str, int], predicate: Any
+) -> None:
+    dated = {op: BASE + dt.timedelta(hours=h) for op, h in bounds.items()}
+
+    assert await ids(schedules, {"state": "pending", "due": dated}) == hours(predicate)
+
+
+async def test_a_moved_date_leaves_the_range_it_was_in(schedules: AsyncCollection[Doc]) -> None:
+    await schedules.update_one({"_id": "d1"}, {"$set": {"due": BASE + dt.timedelta(days=30)}})
+    await schedules.update_one({"_id": "d2"}, {"$set": {"state": "done"}})
+
+    early = await ids(
+        schedules, {"state": "pending", "due": {"$lte": BASE + dt.timedelta(hours=3)}}
+    )
+
+    assert early == {"d3"}
