@@ -9,6 +9,9 @@ stays in clear"):
   ``?email=...``);
 * identifiers by pattern (a notice version, a collection point): letters, digits and
   ``. _ : / + -``, no ``@``, no spaces;
+* a third-party source's provider (a company) and its attestation's reference (a contract or
+  batch number): letters, digits, spaces and ``. , & ' ( ) _ / + # -``; no ``@``, so no
+  e-mail address; the attestation's statement: any text without ``@``;
 * a tenant operator (who reviewed a score, who attested a request): a keyed hash
   (:func:`operator_hash`); the name itself travels encrypted.
 """
@@ -24,9 +27,12 @@ from pydantic import Field
 __all__ = [
     "CLEAR_URL",
     "IDENTIFIER",
+    "PROVIDER_TEXT",
+    "TEXT_WITHOUT_AT",
     "ClearUrl",
     "CollectionPoint",
     "NoticeVersion",
+    "ProviderName",
     "operator_hash",
 ]
 
@@ -61,6 +67,22 @@ CollectionPoint = Annotated[
         "without query string (stored in clear)",
     ),
 ]
+
+PROVIDER_TEXT = r"^[A-Za-z0-9][A-Za-z0-9 .,&'()_/+#-]*$"
+"""A company's name or a contract number: no ``@`` (no e-mail), nothing but these characters."""
+
+ProviderName = Annotated[
+    str,
+    Field(
+        pattern=PROVIDER_TEXT,
+        min_length=1,
+        max_length=200,
+        description="the lead-generation company (B2B Leads Ltd), never a person: stored in "
+        "clear; letters, digits, spaces and . , & ' ( ) _ / + # -",
+    ),
+]
+TEXT_WITHOUT_AT = r"^[^@]*[^\s\x1c-\x1f@][^@]*$"
+"""Some text that is not blank and has no ``@`` (no e-mail address)."""
 
 
 def operator_hash(secret: bytes, who: str) -> str:

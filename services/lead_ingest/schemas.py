@@ -26,7 +26,14 @@ from contracts.events.lead import (
     WebFormSource,
 )
 from contracts.events.privacy import PrivacyRequestType
-from services.common.clear_fields import ClearUrl, CollectionPoint, NoticeVersion
+from services.common.clear_fields import (
+    PROVIDER_TEXT,
+    TEXT_WITHOUT_AT,
+    ClearUrl,
+    CollectionPoint,
+    NoticeVersion,
+    ProviderName,
+)
 
 __all__ = [
     "Accepted",
@@ -84,22 +91,35 @@ class WebFormSourceIn(WebFormSource):
         return WebFormSource.model_validate(self.model_dump())
 
 
-NOT_BLANK = r"[^\s\x1c-\x1f]"
-"""Somewhere a character that is not whitespace (text is stripped before its length is
-checked; \x1c-\x1f are whitespace to Python's str.strip, not to every regex engine)."""
-
-
 class AttestationIn(LawfulCollectionAttestation):
     """As in ``lead.captured``; the schema says the texts are not blank (they are stripped)."""
 
-    statement: Annotated[ShortText, Field(pattern=NOT_BLANK)]
-    reference: Annotated[ShortText, Field(pattern=NOT_BLANK)] | None = None
+    statement: Annotated[
+        ShortText,
+        Field(
+            pattern=TEXT_WITHOUT_AT,
+            description="the provider's statement of lawful collection, about its process, not "
+            "the person (no @): stored in clear",
+        ),
+    ]
+    reference: (
+        Annotated[
+            ShortText,
+            Field(
+                pattern=PROVIDER_TEXT,
+                description="the provider's contract or batch reference, never a person: stored "
+                "in clear; letters, digits, spaces and . , & ' ( ) _ / + # -",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ThirdPartySourceIn(ThirdPartySource):
     """As in ``lead.captured``, but ``kind`` must be sent: it picks the kind of source."""
 
     kind: Literal["third_party"]
+    provider: ProviderName
     attestation: AttestationIn
 
     def as_event(self) -> LeadSource:

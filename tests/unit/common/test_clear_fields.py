@@ -56,6 +56,40 @@ def test_personal_data_in_a_clear_field_is_refused(change: dict[str, str]) -> No
         LeadIn.model_validate(_lead(**change))
 
 
+def _third_party(**changes: str) -> dict[str, Any]:
+    attestation = {
+        "legal_basis": "legitimate_interest",
+        "statement": "Collected through our web forms with a privacy notice naming Acme",
+        "attested_at": "2026-11-01T10:00:00Z",
+        "reference": "contract B2B-2026-114",
+    }
+    source = {"kind": "third_party", "provider": "B2B Leads Ltd", "attestation": attestation}
+    for field, value in changes.items():
+        (source if field == "provider" else attestation)[field] = value
+    return {**_lead(), "source": source}
+
+
+def test_a_third_party_source_names_a_company_and_a_contract() -> None:
+    LeadIn.model_validate(_third_party())
+    LeadIn.model_validate(_third_party(provider="Smith & Co. (UK) Ltd", reference="PO #4411/B"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"provider": "maria.rossi@example.org"},
+        {"provider": " B2B Leads Ltd"},
+        {"reference": "sent by maria.rossi@example.org"},
+        {"reference": "+39 333 1234567"},
+        {"statement": "Maria gave her consent, write to maria.rossi@example.org"},
+        {"statement": "   "},
+    ],
+)
+def test_an_e_mail_in_a_third_party_source_is_refused(change: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        LeadIn.model_validate(_third_party(**change))
+
+
 def test_consent_ledger_holds_its_clear_fields_to_the_same_rules() -> None:
     grant = {
         "purpose": "crm_sync",
