@@ -267,6 +267,10 @@ public final class LeadtrailMongoServer {
         protected QueryResult queryDocuments(Document query, Document orderBy, int numberToSkip, int limit,
                                              int batchSize, Document fieldSelector) {
             if (query.size() < 2 || !isIdLookup(query.get("_id"))) {
+                QueryResult ranged = dateRangeQuery(query, orderBy, numberToSkip, limit, batchSize, fieldSelector);
+                if (ranged != null) {
+                    return ranged;
+                }
                 List<Object> positions = secondaryLookup(query);
                 if (positions != null) {
                     return matchDocumentsFromStream(positions.stream().map(this::getDocument)
@@ -288,16 +292,9 @@ public final class LeadtrailMongoServer {
         /** Candidate positions from the secondary index with the most fields that the filter gives
          * equal values for, or null when there is none. */
         private List<Object> secondaryLookup(Document query) {
-            SecondaryIndex best = null;
-            for (Index<Object> index : getIndexes()) {
-                if (index instanceof SecondaryIndex secondary
-                    && secondary.fields().stream().allMatch(field -> equalValues(query.get(field)) != null)
-                    && (best == null || secondary.fields().size() > best.fields().size())) {
-                    best = secondary;
-                }
-            }
+            SecondaryIndex best = secondaryLookupIndex(query);
             if (best == null) {
-                return dateRangeLookup(query);
+                return null;
             }
             List<List<Object>> combinations = combinations(best.fields(), query);
             if (combinations == null) {
@@ -310,18 +307,41 @@ public final class LeadtrailMongoServer {
             return new ArrayList<>(positions);
         }
 
-        /** Candidates from a secondary index whose fields but the last have equal values in the
-         * filter and whose last field has a date range ({@code $gt}, {@code $gte}, {@code $lt},
-         * {@code $lte}), or null when there is none. */
-        private List<Object> dateRangeLookup(Document query) {
+        /** The secondary index with the most fields that the filter gives equal values for. */
+        private SecondaryIndex secondaryLookupIndex(Document query) {
+            SecondaryIndex best = null;
+            for (Index<Object> index : getIndexes()) {
+                if (index instanceof SecondaryIndex secondary
+                    && secondary.fields().stream().allMatch(field -> equalValues(query.get(field)) != null)
+                    && (best == null || secondary.fields().size() > best.fields().size())) {
+                    best = secondary;
+                }
+            }
+            return best;
+        }
+
+        /**
+         * A filter that gives equal values for every field of a secondary index but the last and
+         * a date range ({@code $gt}, {@code $gte}, {@code $lt}, {@code $lte}) for the last, with no
+         * index answering the filter by equal values alone: the index's range, read in date
+         * order and matched against the whole filter. Sorted by that date (or not sorted) and
+         * with one set of equal values, only as many documents are read as the limit needs.
+         * Null when no index fits.
+         */
+        private QueryResult dateRangeQuery(Document query, Document orderBy, int numberToSkip, int limit,
+                                           int batchSize, Document fieldSelector) {
+            if (secondaryLookupIndex(query) != null) {
+                return null; // equal values on a whole index: the plain lookup
+            }
             for (Index<Object> index : getIndexes()) {
                 if (!(index instanceof SecondaryIndex secondary) || secondary.fields().size() < 2) {
                     continue;
                 }
                 List<String> fields = secondary.fields();
+                String last = fields.get(fields.size() - 1);
                 List<String> prefix = fields.subList(0, fields.size() - 1);
                 if (!prefix.stream().allMatch(field -> equalValues(query.get(field)) != null)
-                    || !(query.get(fields.get(fields.size() - 1)) instanceof Document range)
+                    || !(query.get(last) instanceof Document range)
                     || range.isEmpty() || !RANGE.containsAll(range.keySet())
                     || !range.values().stream().allMatch(LeadtrailMongoServer::isDate)) {
                     continue;
@@ -334,14 +354,23 @@ public final class LeadtrailMongoServer {
                 boolean lowerInclusive = lower == null || !lower.equals(instant(range.get("$gt")));
                 Instant upper = earlier(instant(range.get("$lt")), instant(range.get("$lte")));
                 boolean upperInclusive = upper == null || !upper.equals(instant(range.get("$lt")));
-                Set<Object> positions = new java.util.LinkedHashSet<>();
-                for (List<Object> values : combinations) {
-                    positions.addAll(secondary.positionsInDateRange(values, lower, lowerInclusive, upper,
-                        upperInclusive));
-                }
-                return new ArrayList<>(positions);
+                boolean inDateOrder = combinations.size() == 1 && (orderBy == null || orderBy.isEmpty()
+                    || (orderBy.size() == 1 && isAscending(orderBy.get(last))));
+                java.util.stream.Stream<Object> positions = combinations.stream()
+                    .flatMap(values -> java.util.stream.StreamSupport.stream(
+                        java.util.Spliterators.spliteratorUnknownSize(secondary.positionsInDateRange(values,
+                            lower, lowerInclusive, upper, upperInclusive), java.util.Spliterator.ORDERED),
+                        false));
+                java.util.stream.Stream<Document> documents = positions.map(this::getDocument)
+                    .filter(document -> document != null);
+                return matchDocumentsFromStream(documents, query, inDateOrder ? null : orderBy, numberToSkip,
+                    limit, batchSize, fieldSelector);
             }
             return null;
+        }
+
+        private static boolean isAscending(Object direction) {
+            return direction instanceof Number number && number.doubleValue() == 1.0;
         }
 
         private static final Set<String> RANGE = Set.of("$gt", "$gte", "$lt", "$lte");

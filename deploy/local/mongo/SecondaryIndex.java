@@ -71,48 +71,70 @@ final class SecondaryIndex extends Index<Object> {
 
     /**
      * The positions of the documents whose first fields equal {@code prefixValues} and whose last
-     * field is a date within the bounds (null: unbounded), in date order.
+     * field is a date within the bounds (null: unbounded), read lazily in date order: a caller
+     * that wants the first few in that order reads only those.
      */
-    List<Object> positionsInDateRange(List<Object> prefixValues, Instant lower, boolean lowerInclusive,
-                                      Instant upper, boolean upperInclusive) {
+    Iterator<Object> positionsInDateRange(List<Object> prefixValues, Instant lower, boolean lowerInclusive,
+                                          Instant upper, boolean upperInclusive) {
         List<String> fields = keys();
         Document probe = new Document();
         for (int i = 0; i < fields.size() - 1; i++) {
             probe.put(fields.get(i), prefixValues.get(i));
         }
-        probe.put(fields.get(fields.size() - 1), Instant.EPOCH); // replaced: only the prefix counts
-        List<Object> found = new ArrayList<>();
-        for (KeyValue normalized : getKeyValues(probe)) {
-            List<Object> values = new ArrayList<>();
-            normalized.forEach(values::add);
-            StringBuilder prefix = new StringBuilder();
-            for (Object value : values.subList(0, values.size() - 1)) {
-                prefix.append(part(value));
-            }
-            String datePrefix = prefix + typePart(Instant.class);
-            String start = lower == null ? datePrefix : prefix + part(lower);
-            String upperText = upper == null ? null : dateText(upper);
-            String lowerText = lower == null ? null : dateText(lower);
-            Iterator<String> keys = entries.keyIterator(start);
-            while (keys.hasNext()) {
-                String key = keys.next();
-                if (!key.startsWith(datePrefix)) {
-                    break;
-                }
-                // after the type part: "<length>:<text>", a fixed-width text
-                int colon = key.indexOf(':', datePrefix.length());
-                String text = key.substring(colon + 1, colon + 1 + DATE_WIDTH);
-                if (lowerText != null && !lowerInclusive && text.equals(lowerText)) {
-                    continue;
-                }
-                int vsUpper = upperText == null ? -1 : text.compareTo(upperText);
-                if (vsUpper > 0 || (vsUpper == 0 && !upperInclusive)) {
-                    break;
-                }
-                found.add(entries.get(key));
-            }
+        probe.put(fields.get(fields.size() - 1), Instant.EPOCH); // only the prefix counts
+        List<Object> normalized = new ArrayList<>();
+        getKeyValues(probe).iterator().next().forEach(normalized::add);
+        StringBuilder prefix = new StringBuilder();
+        for (Object value : normalized.subList(0, normalized.size() - 1)) {
+            prefix.append(part(value));
         }
-        return found;
+        String datePrefix = prefix + typePart(Instant.class);
+        String start = lower == null ? datePrefix : prefix + part(lower);
+        String lowerText = lower == null ? null : dateText(lower);
+        String upperText = upper == null ? null : dateText(upper);
+        Iterator<String> keys = entries.keyIterator(start);
+        return new Iterator<>() {
+            private Object next = advance();
+
+            private Object advance() {
+                while (keys.hasNext()) {
+                    String key = keys.next();
+                    if (!key.startsWith(datePrefix)) {
+                        return null;
+                    }
+                    // after the type part: "<length>:<text>", a fixed-width text
+                    int colon = key.indexOf(':', datePrefix.length());
+                    String text = key.substring(colon + 1, colon + 1 + DATE_WIDTH);
+                    if (lowerText != null && !lowerInclusive && text.equals(lowerText)) {
+                        continue;
+                    }
+                    int vsUpper = upperText == null ? -1 : text.compareTo(upperText);
+                    if (vsUpper > 0 || (vsUpper == 0 && !upperInclusive)) {
+                        return null;
+                    }
+                    Object position = entries.get(key);
+                    if (position != null) { // removed since the iterator passed it
+                        return position;
+                    }
+                }
+                return null;
+            }
+
+            @Override
+            public boolean hasNext() {
+                return next != null;
+            }
+
+            @Override
+            public Object next() {
+                if (next == null) {
+                    throw new java.util.NoSuchElementException();
+                }
+                Object current = next;
+                next = advance();
+                return current;
+            }
+        };
     }
 
     @Override

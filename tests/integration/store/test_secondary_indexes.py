@@ -162,6 +162,15 @@ async def test_equal_values_and_a_date_range_on_the_last_field_read_the_index(
     assert not await scanned(schedules, due)
     earliest = schedules.find({"state": "pending", "due": {"$gt": BASE}}).sort("due").limit(3)
     assert [d["_id"] async for d in earliest] == ["d1", "d2", "d3"]
+    latest = schedules.find({"state": "pending", "due": {"$gt": BASE}}).sort("due", -1).limit(2)
+    assert [d["_id"] async for d in latest] == ["d199", "d198"]
+    either = {"state": {"$in": ["pending", "done"]}, "due": {"$lte": BASE + dt.timedelta(hours=4)}}
+    assert [d["_id"] async for d in schedules.find(either).sort("due").limit(4)] == [
+        "d1",
+        "d2",
+        "d3",
+        "d4",
+    ]
 
 
 @pytest.mark.parametrize(
