@@ -141,6 +141,7 @@ class CrmSyncHandlers:
         deleting, so a purpose that keeps another basis (or a new consent meanwhile) keeps
         the record; an erasure's delete already queued is left alone."""
         tenant_id = cause.tenant_id
+        queued = False
         for lead_id in await self.store.lead_ids(tenant_id, cause.subject_id):
             for connection in self.connections.for_tenant(tenant_id).connections:
                 if await self.store.record_of(lead_id, connection.id) is None:
@@ -156,6 +157,9 @@ class CrmSyncHandlers:
                     cause=cause,
                     now=self.runtime.clock.now(),
                 )
+                queued = True
+        if queued:
+            self.dispatcher.wakeup.notify()  # else it waits up to the dispatch interval
 
     async def on_erasure_event(self, envelope: EventEnvelope) -> None:
         if envelope.type != "erasure.requested":
