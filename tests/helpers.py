@@ -13,6 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import OperationFailure
 
 from services.common.clock import FakeClock
 
@@ -88,3 +89,28 @@ class FakeTime:
         if self.horizon is not None and self.clock.now() >= self.horizon:
             self.done.set()
             await asyncio.Event().wait()  # parked until the test cancels the loop
+
+
+async def collection_scans(db: Any) -> dict[str, int] | None:
+    """How many filters the local store has answered by reading a whole collection, per
+    collection of ``db`` (its ``{leadtrailStats: 1}`` command; system collections left out).
+    None on a store without that command (MongoDB: ask ``explain`` instead)."""
+    try:
+        stats = await db.command("leadtrailStats")
+    except OperationFailure:
+        return None
+    return {
+        name: int(count) for name, count in stats["scans"].items() if not name.startswith("system.")
+    }
+
+
+def new_scans(before: dict[str, int] | None, after: dict[str, int] | None) -> dict[str, int]:
+    """The scans counted between two :func:`collection_scans` readings (none if the store
+    does not count them)."""
+    if before is None or after is None:
+        return {}
+    return {
+        name: count - before.get(name, 0)
+        for name, count in after.items()
+        if count != before.get(name, 0)
+    }

@@ -24,7 +24,7 @@ documents end the same in either order.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pymongo import ASCENDING
@@ -39,6 +39,9 @@ __all__ = ["CrmStore", "outbox_id"]
 
 def outbox_id(lead_id: str, connection_id: str) -> str:
     return f"{lead_id}:{connection_id}"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class CrmStore:
@@ -256,8 +259,12 @@ class CrmStore:
 
     async def next_attempt(self) -> datetime | None:
         """When the earliest pending entry is due (None: nothing pending). One read."""
+        # Every pending entry has a date; the bound lets an index on (state, next_attempt_at)
+        # answer this on any store (the local one reads an index by a range on its last field).
         document = await self.outbox.find_one(
-            {"state": "pending"}, {"next_attempt_at": 1}, sort=[("next_attempt_at", ASCENDING)]
+            {"state": "pending", "next_attempt_at": {"$gte": EPOCH}},
+            {"next_attempt_at": 1},
+            sort=[("next_attempt_at", ASCENDING)],
         )
         return None if document is None else document["next_attempt_at"]
 

@@ -76,6 +76,7 @@ def build_spec(settings: IngestSettings) -> ServiceSpec:
 
     async def on_startup(runtime: Runtime) -> None:
         await api_for(runtime).projection.ensure_indexes()
+        await api_for(runtime).linker.ensure_indexes()
 
     def router(runtime: Runtime) -> APIRouter:
         return build_router(api_for(runtime))

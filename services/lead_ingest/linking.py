@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
@@ -50,6 +50,12 @@ class SubjectLinker:
     def __init__(self, collection: AsyncCollection[Document], index: BlindIndex) -> None:
         self._collection = collection
         self._index = index
+
+    async def ensure_indexes(self) -> None:
+        """An erasure deletes a subject's entries by ``(tenant_id, subject_id)``: without this
+        index that delete reads every entry of every tenant (at 100,000 leads, one full scan of
+        about 90,000 entries per erasure)."""
+        await self._collection.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
 
     def _id(self, tenant_id: str, kind: Kind, normalised: str) -> str:
         return f"{tenant_id}:{kind}:{self._index.token(tenant_id, kind, normalised)}"
