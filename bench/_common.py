@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -145,3 +146,33 @@ async def kafka_round_trip(bootstrap: str, samples: int = 200) -> dict[str, floa
         await admin.delete_topics([topic])
         await admin.close()
     return summary(latencies, sum(latencies))
+
+
+async def consumer_lag(env: dict[str, str]) -> int:
+    """Events the services' consumer groups have not committed yet, over all groups."""
+    bootstrap = env["LEADTRAIL_KAFKA_BOOTSTRAP"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        lag = 0
+        for group, _ in await admin.list_consumer_groups():
+            committed = await admin.list_consumer_group_offsets(group)
+            if not committed:
+                continue
+            ends = await consumer.end_offsets(list(committed))
+            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
+        return lag
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def settle(env: dict[str, str], patience: float = 900.0) -> float:
+    """Wait until no consumer group lags (the previous benchmark's work is done)."""
+    started = time.monotonic()
+    while (lag := await consumer_lag(env)) and time.monotonic() - started < patience:
+        print(f"  waiting for the services to catch up: {lag} events behind", flush=True)
+        await asyncio.sleep(5)
+    return time.monotonic() - started

@@ -88,8 +88,8 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
         "benchmarks one after the other with the consumer groups caught up in between, and every",
         "figure beside its baseline measured in the same run on the same broker. Ratios are the",
         "figures to compare across machines; absolute numbers depend on the machine and its load.",
-        "How the figures change with the size of the store: [SIZE.md](SIZE.md)",
-        "(`python -m bench.size`).",
+        "How the figures change with the size of the store: "
+        "[Size independence](#size-independence) (`python -m bench.size`).",
     ]
     if quick:
         lines += ["", "**Quick run** (`--quick`): small sizes, for trying the harness only."]

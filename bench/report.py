@@ -15,19 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 
 from bench import crm_sync, e2e_latency, erasure, ingest, replay
-from bench._common import ROOT, save, stack_env
+from bench._common import ROOT, save, settle, stack_env
 from bench.render import render
+from bench.size import kept_section, splice
 from ops.stack import stack_down, stack_up
 from services.common.logging import configure_logging
 
@@ -49,36 +47,6 @@ class Sizes:
 
 FULL = Sizes(20, 2, 10, 20, 200, 50, 100_000)
 QUICK = Sizes(5, 1, 5, 5, 30, 10, 2_000)
-
-
-async def consumer_lag(env: dict[str, str]) -> int:
-    """Events the services' consumer groups have not committed yet, over all groups."""
-    bootstrap = env["LEADTRAIL_KAFKA_BOOTSTRAP"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        lag = 0
-        for group, _ in await admin.list_consumer_groups():
-            committed = await admin.list_consumer_group_offsets(group)
-            if not committed:
-                continue
-            ends = await consumer.end_offsets(list(committed))
-            lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items())
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-async def settle(env: dict[str, str], patience: float = 900.0) -> float:
-    """Wait until no consumer group lags (the previous benchmark's work is done)."""
-    started = time.monotonic()
-    while (lag := await consumer_lag(env)) and time.monotonic() - started < patience:
-        console.print(f"  waiting for the services to catch up: {lag} events behind")
-        await asyncio.sleep(5)
-    return time.monotonic() - started
 
 
 async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
@@ -132,7 +100,12 @@ def main() -> None:
         results = asyncio.run(run_all(env, QUICK if args.quick else FULL))
     finally:
         stack_down(RUN_ROOT)
-    args.output.write_text(render(results, quick=args.quick))
+    report = render(results, quick=args.quick)
+    # The size run (python -m bench.size) is separate and slow: keep its section.
+    previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    if section := kept_section(previous):
+        report = splice(report, section)
+    args.output.write_text(report, encoding="utf-8")
     console.print(f"wrote {args.output}")
 
 

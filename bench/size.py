@@ -11,8 +11,9 @@ growing in the same proportion. So each collection is as large as it would be af
 real leads, with documents of the real shapes and sizes, in a fraction of the time the API
 would take to create them. The second run then measures what a large store costs: anything
 that scans a collection instead of going by ``_id`` shows as a lower rate. Target: at least 80%
-of the empty-store rate. Writes ``bench/results/size.json`` and the report ``bench/SIZE.md``
-(``--render`` writes the report again from the saved results without running anything).
+of the empty-store rate. Writes ``bench/results/size.json`` and the section "Size
+independence" of ``bench/README.md`` (``--render`` writes the section again from the saved
+results without running anything; ``make bench`` keeps the section when it rewrites the rest).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench import erasure, ingest
-from bench._common import RESULTS, ROOT, machine, save, stack_env
+from bench._common import RESULTS, ROOT, machine, save, settle, stack_env
 from ops.stack import stack_down, stack_up
 from services.common.logging import configure_logging
 
 console = Console()
 RUN_ROOT = ROOT / ".run" / "bench-size"
-REPORT = ROOT / "bench" / "SIZE.md"
+REPORT = ROOT / "bench" / "README.md"
+BEGIN, END = "<!-- bench.size: begin -->", "<!-- bench.size: end -->"
 CHUNK = 2_000
 TARGET = 0.80
 
@@ -73,8 +75,13 @@ async def fill(env: dict[str, str], leads: int) -> dict[str, int]:
 
 
 async def measure(env: dict[str, str], seconds: float, subjects: int) -> dict[str, Any]:
+    # Each benchmark starts on services that have caught up (as in `make bench`): the ingest
+    # run leaves a backlog, and an erasure queued behind it would time the backlog instead.
+    await settle(env)
+    measured_ingest = await ingest.run(env, clients=32, seconds=seconds)
+    await settle(env)
     result = {
-        "ingest": await ingest.run(env, clients=32, seconds=seconds),
+        "ingest": measured_ingest,
         "erasure": await erasure.run(env, subjects=subjects, rate=5, patience=900),
     }
     ingest.show(result["ingest"])
@@ -116,7 +123,7 @@ def _verdict(ratio: float) -> str:
 
 
 def render(result: dict[str, Any]) -> str:
-    """``bench/SIZE.md`` from one run's results."""
+    """The "Size independence" section of bench/README.md from one run's results."""
     empty, full = result["empty"], result["full"]
     rows = [
         (
@@ -149,14 +156,18 @@ def render(result: dict[str, Any]) -> str:
         ),
     ]
     lines = [
-        "# Size independence",
+        BEGIN,
+        "## Size independence",
         "",
         "Produced by `python -m bench.size` (see its docstring): the ingest and erasure benchmarks",
         "on one fresh local stack, first with an empty store, then after the store was filled to",
         f"{result['leads']:,} leads by copying the documents the first run wrote (each collection",
         "in proportion). A figure that depends on how much is already stored shows as a ratio",
         f"below 1. Target: at least {TARGET:.0%} of the empty-store figure. Ratios from one run;",
-        "absolute numbers depend on the machine and its load at the time.",
+        "absolute numbers depend on the machine and its load at the time. The full-store run",
+        "comes second, on warmed-up JVMs and services: the bare producer's row shows how far the",
+        "machine's own pace moved between the two. Each benchmark starts once every consumer",
+        "group has caught up.",
         "",
         "| figure | empty store | full store | ratio | target |",
         "|---|---:|---:|---:|---|",
@@ -168,18 +179,32 @@ def render(result: dict[str, Any]) -> str:
         "|---|---:|",
         *(f"| {name} | {count:,} |" for name, count in sorted(result["collections"].items())),
         "",
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in result["machine"].items()),
-        "",
+        "Measured on: "
+        + ", ".join(f"{key} {value}" for key, value in result["machine"].items() if value),
+        END,
     ]
     return "\n".join(lines)
 
 
+def splice(report: str, section: str) -> str:
+    """``report`` with its size section replaced by ``section`` (appended if it has none)."""
+    if BEGIN in report and END in report:
+        before, _, rest = report.partition(BEGIN)
+        _, _, after = rest.partition(END)
+        return before + section + after
+    return report.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def kept_section(report: str) -> str | None:
+    """The size section of an existing report, for ``make bench`` to carry over."""
+    if BEGIN not in report or END not in report:
+        return None
+    return BEGIN + report.partition(BEGIN)[2].partition(END)[0] + END
+
+
 def write_report(result: dict[str, Any], path: Path = REPORT) -> Path:
-    path.write_text(render(result), encoding="utf-8")
+    existing = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark report\n"
+    path.write_text(splice(existing, render(result)), encoding="utf-8")
     return path
 
 
@@ -188,7 +213,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000, help="leads in the full store")
     parser.add_argument("--quick", action="store_true", help="short phases, to try the harness")
     parser.add_argument(
-        "--render", action="store_true", help="only write bench/SIZE.md from the saved results"
+        "--render", action="store_true", help="only write the report from the saved results"
     )
     args = parser.parse_args()
     if args.render:

@@ -1,10 +1,10 @@
-"""bench/SIZE.md judges the full store against the empty one from the same run's numbers."""
+"""bench/README.md's size section judges the full store against the empty one from one run."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.size import render
+from bench.size import kept_section, render, splice
 
 RTT = {"p50_ms": 1.0, "p99_ms": 5.0}
 
@@ -45,3 +45,16 @@ def test_a_store_that_slows_with_size_is_not_met() -> None:
     assert row(report, "ingest").endswith("**not met** |")
     assert "0.25 (empty / full)" in row(report, "erasure p50")
     assert row(report, "erasure p50").endswith("**not met** |")
+
+
+def test_the_section_replaces_its_old_self_and_survives_a_new_report() -> None:
+    old = render(run(empty_rate=100, full_rate=50, empty_p50=1000, full_p50=4000))
+    new = render(run(empty_rate=100, full_rate=90, empty_p50=1000, full_p50=1100))
+    report = splice("# Benchmark report\n\n## Targets\n", old)
+
+    updated = splice(report, new)
+
+    assert updated.startswith("# Benchmark report\n\n## Targets\n")
+    assert kept_section(updated) == new
+    assert updated.count("## Size independence") == 1
+    assert kept_section("# Benchmark report\n") is None
