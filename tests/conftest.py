@@ -12,9 +12,16 @@ reason is printed in the terminal summary.
 
 from __future__ import annotations
 
+import asyncio
+import io
+import signal
+import threading
 from collections.abc import Iterator
+from types import FrameType
+from typing import Any
 
 import pytest
+import pytest_timeout
 
 from ops.infra.testing import InfraSession, ServerControl, Service, restart_unsupported_reason
 
@@ -53,6 +60,45 @@ def pytest_terminal_summary(
 ) -> None:
     for note in config.stash.get(_deselect_notes, []):
         terminalreporter.write_line(note, yellow=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
+    """pytest-timeout's signal method, which first prints where every asyncio task waits.
+
+    The default dump shows only threads, and a hung async test's one thread is the event loop
+    waiting in ``select``: the task that waits forever, and on what, is the part worth seeing.
+    """
+    if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_timeout(signum: int, frame: FrameType | None) -> None:
+        __tracebackhide__ = True
+        item.config.get_terminal_writer().write(_asyncio_tasks())
+        pytest_timeout.timeout_sigalrm(item, settings)
+
+    def cancel() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+    item.cancel_timeout = cancel  # type: ignore[attr-defined]
+    signal.signal(signal.SIGALRM, on_timeout)
+    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+    return True
+
+
+def _asyncio_tasks() -> str:
+    """Every pending task of the running event loop, with where it waits."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return "(no running event loop)\n"
+    out = io.StringIO()
+    tasks = asyncio.all_tasks(loop)
+    out.write(f"\n==== {len(tasks)} asyncio tasks pending at the timeout ====\n")
+    for task in tasks:
+        task.print_stack(limit=12, file=out)
+    return out.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -35,5 +35,5 @@ def make_broker(settings: CommonSettings, *, client_id: str) -> KafkaBroker:
         linger_ms=0,
         logger=get_logger("faststream"),
         log_level=logging.DEBUG,  # per-message "Received"/"Processed" lines only at debug
-        graceful_timeout=15.0,
+        graceful_timeout=settings.shutdown_grace_s,  # records being handled may finish
     )

@@ -37,6 +37,7 @@ from services.common.observability import RequestObservability, metrics_router
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 from services.common.store import CommandCounter, Document, database, make_mongo_client
+from services.common.wakeup import Wakeup
 
 __all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app", "describe_clock"]
 
@@ -62,6 +63,14 @@ class Runtime:
     metrics: ServiceMetrics
     state: dict[str, Any] = field(default_factory=dict)
     health: DependencyHealth = field(default_factory=DependencyHealth)
+    wakeups: list[Wakeup] = field(default_factory=list)
+    """Every background loop's :class:`Wakeup`: stopped first when the service stops."""
+
+    def wakeup(self, max_sleep_s: float) -> Wakeup:
+        """A :class:`Wakeup` on the service's clock, stopped with the service."""
+        wakeup = Wakeup(self.clock, max_sleep_s)
+        self.wakeups.append(wakeup)
+        return wakeup
 
     @classmethod
     def build(cls, service: str, settings: CommonSettings, clock: Clock | None = None) -> Runtime:
@@ -109,7 +118,9 @@ class ServiceSpec:
     """Runs after MongoDB answers and before subscribers start: create indexes, load caches."""
     routers: Sequence[Callable[[Runtime], APIRouter]] = ()
     background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
-    """Long-running tasks (tickers), cancelled at shutdown."""
+    """Long-running loops (:func:`~services.common.wakeup.run_when_due` on a
+    :meth:`Runtime.wakeup`): at shutdown their wakeups stop them, cancelled only if they
+    overrun ``shutdown_grace_s``."""
     title: str = ""
     max_body_bytes: int = 64 * 1024
 
@@ -153,6 +164,47 @@ def health_router(runtime: Runtime) -> APIRouter:
         return JSONResponse(body, status_code=200 if ready else 503, headers=headers)
 
     return router
+
+
+CANCELLED_TASK_GRACE_S = 5.0
+"""How long a cancelled background task may take to unwind before shutdown goes on without it."""
+
+
+async def stop_background(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
+    """Stop the background loops: their rounds in progress finish (within
+    ``shutdown_grace_s``), then the stragglers are cancelled. Never waits without a deadline:
+    a task that still has not ended is logged and left behind."""
+    log = get_logger(runtime.service)
+    for wakeup in runtime.wakeups:
+        wakeup.stop()
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=runtime.settings.shutdown_grace_s)
+    for task in late:
+        task.cancel()
+    if late:
+        _, stuck = await asyncio.wait(late, timeout=CANCELLED_TASK_GRACE_S)
+        log.warning(
+            "background work overran the shutdown grace period and was cancelled",
+            tasks=sorted(task.get_name() for task in late),
+            not_ended=sorted(task.get_name() for task in stuck),
+        )
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", task=task.get_name(), exc_info=task.exception())
+
+
+async def stop_kafka(runtime: Runtime) -> None:
+    """Stop the subscribers (records being handled get ``shutdown_grace_s`` to finish, see
+    :func:`~services.common.broker.make_broker`) and the producer, within twice that."""
+    try:
+        async with asyncio.timeout(2 * runtime.settings.shutdown_grace_s):
+            await runtime.broker.stop()
+    except TimeoutError:
+        get_logger(runtime.service).error(
+            "Kafka clients did not close in time; stopping without them",
+            within_s=2 * runtime.settings.shutdown_grace_s,
+        )
 
 
 def describe_clock(clock: Clock) -> dict[str, Any] | bool:
@@ -201,17 +253,15 @@ def create_app(
         if spec.on_startup is not None:
             await spec.on_startup(runtime)
         await runtime.broker.start()
-        tasks = [asyncio.create_task(job(runtime)) for job in spec.background]
+        tasks = [asyncio.create_task(job(runtime), name=job.__name__) for job in spec.background]
         app.state.started = True
         log.info("service ready", kafka=settings.kafka_bootstrap, mongo_db=settings.mongo_db)
         try:
             yield
         finally:
             app.state.started = False
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await runtime.broker.stop()
+            await stop_background(runtime, tasks)
+            await stop_kafka(runtime)
             await runtime.mongo.close()
             log.info("service stopped")
 

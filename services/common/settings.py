@@ -62,6 +62,14 @@ class CommonSettings(BaseSettings):
         le=3600,
         description="the Retry-After a 503 names when the store or Kafka does not answer",
     )
+    shutdown_grace_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=300,
+        description="on SIGTERM, how long records being handled and background rounds in "
+        "progress may take to finish before they are cancelled; the Kafka clients then get "
+        "as long again to close",
+    )
     topic_prefix: str = Field(default="leadtrail.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")

@@ -12,6 +12,12 @@ of this process heard of, is picked up within that time.
 Time is the service's :class:`~services.common.clock.Clock` (so a test clock moves due times)
 and waiting is an injectable ``waiter``, so a test can run a loop through hours of fake time
 and count what it sent to the store.
+
+A stopping service calls :meth:`Wakeup.stop`: the round in progress finishes (its store writes
+and publishes are not cut off halfway), a sleep ends at once, and the loop returns. Stopping
+does not rely on cancelling the task: on Python 3.11 a cancellation that races a completing
+``asyncio.wait_for`` (inside the drivers too) can be lost, and a loop that lost one slept on
+until its cap, holding up the whole shutdown.
 """
 
 from __future__ import annotations
@@ -53,6 +59,17 @@ class Wakeup:
         self._waiter = waiter
         self._changed = asyncio.Event()
         self._announced: datetime | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """The service is stopping: a sleep ends now and :func:`run_when_due` returns after
+        the round in progress."""
+        self._stopped = True
+        self._changed.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     def notify(self, at: datetime | None = None) -> None:
         """Work is due at ``at`` (None: now). Cheap and synchronous: handlers call it after
@@ -75,9 +92,10 @@ class Wakeup:
         self._announced = None
 
     async def sleep(self, next_due: datetime | None) -> None:
-        """Sleep until ``next_due`` (None: nothing due), an announced time or the cap."""
+        """Sleep until ``next_due`` (None: nothing due), an announced time, the cap or
+        :meth:`stop`."""
         cap = self.clock.now() + timedelta(seconds=self.max_sleep_s)
-        while True:
+        while not self._stopped:
             now = self.clock.now()
             target = min(t for t in (next_due, self._announced, cap) if t is not None)
             if target <= now:
@@ -89,12 +107,12 @@ class Wakeup:
 async def run_when_due(
     what: str, work: Callable[[], Awaitable[datetime | None]], wakeup: Wakeup
 ) -> None:
-    """Run ``work`` whenever it is due, forever (until cancelled).
+    """Run ``work`` whenever it is due, until ``wakeup`` is stopped (or the task cancelled).
 
     ``work`` does what is due and returns when it next has something due: a time (now or
     earlier: run again at once, say after a full batch) or None (nothing known). A failure is
     logged and retried within :data:`RETRY_AFTER_FAILURE_S` (or the cap, if shorter)."""
-    while True:
+    while not wakeup.stopped:
         wakeup.begin()
         try:
             next_due = await work()

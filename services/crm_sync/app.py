@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter
 
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consent import CONSENT_EVENT_TYPES
 from services.common.consumer import Subscription, subscribe_all
-from services.common.logging import get_logger
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
@@ -25,7 +22,6 @@ __all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "crm-sync"
 SETTINGS_CLASS = CrmSettings
-log = get_logger(__name__)
 SUBSCRIPTIONS: tuple[Subscription[CrmSyncHandlers], ...] = (
     Subscription(
         "crm-sync.leads",
@@ -78,13 +74,15 @@ def build_spec(settings: CrmSettings) -> ServiceSpec:
             await dispatcher.aclose()
 
     async def watch_recipients(runtime: Runtime) -> None:
+        """Announces CRM connections added, changed or removed in the tenants' configuration,
+        every ``recipients_check_interval_s``."""
         store: CrmStore = runtime.state["crm_store"]
-        while True:
-            try:
-                await announce_changes(runtime, store, connections)
-            except Exception:
-                log.exception("recipient check failed")
-            await asyncio.sleep(settings.recipients_check_interval_s)
+
+        async def check() -> None:
+            await announce_changes(runtime, store, connections)
+
+        wakeup = runtime.wakeup(settings.recipients_check_interval_s)
+        await run_when_due("recipient check", check, wakeup)
 
     def router(runtime: Runtime) -> APIRouter:
         return build_router(runtime, connections, TenantDirectory(settings.config_dir))

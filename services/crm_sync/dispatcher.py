@@ -35,7 +35,6 @@ from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
 from services.common.store import Document, update_if
-from services.common.wakeup import Wakeup
 from services.crm_sync.adapters.base import CrmAdapter, CrmError, build_adapter
 from services.crm_sync.adapters.config import SecretUnavailableError
 from services.crm_sync.breaker import CircuitBreaker
@@ -68,7 +67,7 @@ class Dispatcher:
         self.breaker = CircuitBreaker(settings.breaker_threshold, settings.breaker_open_s)
         self.metrics = CrmMetrics(runtime.metrics, self.breaker)
         self._adapters: dict[tuple[str, str, str], CrmAdapter] = {}
-        self.wakeup = Wakeup(runtime.clock, settings.dispatch_interval_s)
+        self.wakeup = runtime.wakeup(settings.dispatch_interval_s)
         """Handlers call ``wakeup.notify()`` after queueing work."""
 
     async def aclose(self) -> None:

@@ -27,7 +27,6 @@ from services.common.logging import get_logger
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
-from services.common.wakeup import Wakeup
 from services.erasure_propagator.export import export_part
 from services.erasure_propagator.metrics import ErasureMetrics
 from services.erasure_propagator.settings import ErasureSettings
@@ -44,7 +43,7 @@ class Orchestrator:
         self.store = store
         self.settings = settings
         self.metrics = ErasureMetrics(runtime.metrics, store, runtime.clock)
-        self.wakeup = Wakeup(runtime.clock, settings.overdue_check_interval_s)
+        self.wakeup = runtime.wakeup(settings.overdue_check_interval_s)
         """Told each requested erasure's deadline: the deadline check runs then."""
 
     async def publish(

@@ -12,7 +12,7 @@ from contracts.topics import (
 from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
-from services.common.wakeup import Wakeup, run_when_due
+from services.common.wakeup import run_when_due
 from services.retention_scheduler.handlers import CONSENT_CHANGES, RetentionHandlers
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
 from services.retention_scheduler.settings import RetentionSettings
@@ -49,7 +49,7 @@ SUBSCRIPTIONS: tuple[Subscription[RetentionHandlers], ...] = (
 
 def build_spec(settings: RetentionSettings) -> ServiceSpec:
     def register(runtime: Runtime) -> None:
-        wakeup = Wakeup(runtime.clock, settings.tick_interval_s)
+        wakeup = runtime.wakeup(settings.tick_interval_s)
         store = RetentionStore(runtime.db, on_scheduled=wakeup.notify)
         runtime.state.update(retention_store=store, retention_wakeup=wakeup)
         runtime.state["scheduler"] = Scheduler(

@@ -121,3 +121,32 @@ async def test_a_failing_round_is_retried_soon_not_at_the_cap() -> None:
 def test_the_cap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_sleep_s"):
         Wakeup(FakeClock(START), 0)
+
+
+async def test_stop_lets_the_round_in_progress_finish_then_the_loop_returns() -> None:
+    """A stopping service does not cut a round off halfway (its writes and publishes finish),
+    and a loop asleep for an hour ends at once."""
+    wakeup = Wakeup(FakeClock(START), 3600)
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[int] = []
+
+    async def work() -> datetime | None:
+        started.set()
+        await release.wait()
+        finished.append(len(finished))
+        return None
+
+    loop = asyncio.create_task(run_when_due("unit work", work, wakeup))
+    await asyncio.wait_for(started.wait(), 5)
+    wakeup.stop()
+    release.set()
+    await asyncio.wait_for(loop, 5)
+    assert finished == [0], "the round finished, and no other began"
+
+    asleep = Wakeup(FakeClock(START), 3600)
+    sleeping = asyncio.create_task(asleep.sleep(None))
+    await asyncio.sleep(0)
+    asleep.stop()
+    await asyncio.wait_for(sleeping, 5)
+    await asyncio.wait_for(run_when_due("never runs", work, asleep), 5)
+    assert finished == [0]
