@@ -20,13 +20,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## Create the virtualenv and install Leadtrail with its dev tools
 
 up: $(STAMP) ## Start Kafka, the store, the topics and all five services (DETACH=1: in the background)
-	$(BIN)/leadtrail stack up $(if $(DETACH),--detach,)
+	$(BIN)/python -m devstack up $(if $(DETACH),--detach,)
 
 down: $(STAMP) ## Stop a stack started by `make up DETACH=1`
-	$(BIN)/leadtrail stack down
+	$(BIN)/python -m devstack down
 
 status: $(STAMP) ## Show what the local stack is running
-	$(BIN)/leadtrail stack status
+	$(BIN)/python -m devstack status
 
 test: lint types arch pytest ## Lint, types, architecture check and the whole test suite
 
@@ -34,7 +34,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-types: $(STAMP) ## mypy --strict on services, contracts, ops and tests
+types: $(STAMP) ## mypy --strict on services, contracts, ops, devstack, tests and bench
 	$(BIN)/mypy
 
 arch: $(STAMP) ## import-linter: services stay independent of each other

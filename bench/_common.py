@@ -19,8 +19,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from ops.infra.kafka import KAFKA_VERSION
-from ops.infra.mongo_server import MONGO_JAVA_SERVER_VERSION
+from devstack.kafka import KAFKA_VERSION
+from devstack.mongo_server import MONGO_JAVA_SERVER_VERSION
 from services.common.tenants import TenantDirectory
 
 ROOT = Path(__file__).resolve().parent.parent

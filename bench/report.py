@@ -26,7 +26,7 @@ from bench import crm_sync, e2e_latency, erasure, ingest, replay
 from bench._common import ROOT, save, settle, stack_env
 from bench.render import render
 from bench.size import kept_section, splice
-from ops.stack import stack_down, stack_up
+from devstack.stack import stack_down, stack_up
 from services.common.logging import configure_logging
 
 console = Console()

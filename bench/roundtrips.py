@@ -48,7 +48,7 @@ from bench._common import ROOT, machine, save, stack_env
 from bench.crm_sync import configure
 from bench.e2e_latency import ANSWER, lead_body, wait_for_crm
 from bench.erasure import completions
-from ops.stack import SERVICES, stack_down, stack_up
+from devstack.stack import SERVICES, stack_down, stack_up
 from services.common.logging import configure_logging
 from tests.crm_fakes.hubspot import HubSpotFake
 

@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 from bench import erasure, ingest
 from bench._common import RESULTS, ROOT, machine, save, settle, stack_env
-from ops.stack import stack_down, stack_up
+from devstack.stack import stack_down, stack_up
 from services.common.logging import configure_logging
 
 console = Console()

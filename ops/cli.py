@@ -38,23 +38,20 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="leadtrail",
-    help="Operate a Leadtrail cluster: contracts, topics, the local stack.",
+    help="Operate a Leadtrail cluster: tenants, retention and holds, dead letters, replay, "
+    "audit, export, contracts and topics.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 contracts_app = typer.Typer(help="Event contracts: JSON Schemas and AsyncAPI documents.")
 topics_app = typer.Typer(help="Kafka topics of the cluster.")
-stack_app = typer.Typer(
-    help="The local stack: Kafka, the MongoDB-wire store and the five services."
-)
 tenants_app = typer.Typer(help="Tenants and their API keys (stored as hashes only).")
 retention_app = typer.Typer(help="Retention policies per tenant and data category (R15, R16).")
 holds_app = typer.Typer(help="Legal holds: suspend expiry and erasure (R18).")
 dlq_app = typer.Typer(help="The dead-letter topic: what failed, and sending it again.")
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(topics_app, name="topics")
-app.add_typer(stack_app, name="stack")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(retention_app, name="retention")
 app.add_typer(holds_app, name="holds")
@@ -134,64 +131,6 @@ def topics_create(
     for name in created:
         typer.echo(f"created {name}")
     typer.echo(f"{len(ALL_TOPICS)} topics present ({len(created)} new)")
-
-
-@stack_app.command("up")
-def stack_up(
-    detach: bool = typer.Option(False, "--detach", help="start and return (stop: stack down)"),
-    timeout: float = typer.Option(90.0, help="seconds each part may take to become ready"),
-) -> None:
-    """Start Kafka, the store, the topics and all five services; Ctrl-C stops everything.
-
-    Prints one line per endpoint and writes .run/stack.env for the other tools.
-
-    Examples: leadtrail stack up | leadtrail stack up --detach && leadtrail stack down
-    """
-    from ops import stack
-    from ops.infra.errors import InfraError
-    from ops.infra.paths import default_run_root
-
-    run_root = default_run_root()
-    typer.echo("starting Kafka, the store and the services (the first run downloads jars) ...")
-    try:
-        processes = stack.stack_up(run_root, timeout=timeout)
-    except InfraError as error:
-        raise fail(str(error)) from None
-    for process in processes:
-        typer.echo(f"{process.label}: {process.url}")
-    env = dict(line.split("=", 1) for line in (run_root / "stack.env").read_text().splitlines())
-    typer.echo(f"kafka: {env['LEADTRAIL_KAFKA_BOOTSTRAP']}")
-    typer.echo(f"mongodb: {env['LEADTRAIL_MONGO_URL']}")
-    typer.echo(f"logs: {run_root / 'logs'}; settings for tools: {run_root / 'stack.env'}")
-    if detach:
-        typer.echo("running in the background; stop with: make down")
-        return
-    typer.echo("press Ctrl-C to stop")
-    raise typer.Exit(stack.watch(run_root, processes))
-
-
-@stack_app.command("down")
-def stack_down() -> None:
-    """Stop the services, then Kafka and the store (data stays in .run/ for the next up).
-
-    Example: leadtrail stack down
-    """
-    from ops import stack
-
-    stack.stack_down()
-    typer.echo("stopped")
-
-
-@stack_app.command("status")
-def stack_status() -> None:
-    """Show which services of the local stack run, and where.
-
-    Example: leadtrail stack status
-    """
-    from ops import stack
-
-    for name, state in stack.stack_status():
-        typer.echo(f"{name:20} {state}")
 
 
 @tenants_app.command("add")

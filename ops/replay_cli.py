@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,6 +144,14 @@ def replay_command(  # noqa: PLR0917 (one parameter per option of the command)
 
       leadtrail replay --service crm-sync --from 2026-11-29T08:00:00Z --into rebuilt
     """
+    if importlib.util.find_spec("mongomock") is None:
+        typer.secho(
+            "error: replay folds events into an in-memory store (mongomock), an optional "
+            "dependency: pip install 'leadtrail[replay]'",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(2)
     try:
         asyncio.run(
             _run(

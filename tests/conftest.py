@@ -1,4 +1,4 @@
-"""Session-wide Kafka and MongoDB-wire fixtures; the policy lives in :mod:`ops.infra.testing`.
+"""Session-wide Kafka and MongoDB-wire fixtures; the policy lives in :mod:`tests.infra`.
 
 ``kafka_bootstrap`` and ``mongo_url`` come from ``LEADTRAIL_KAFKA_BOOTSTRAP`` /
 ``LEADTRAIL_MONGO_URL`` if set, else from Testcontainers if a Docker engine answers, else from
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import pytest_timeout
 
-from ops.infra.testing import InfraSession, ServerControl, Service, restart_unsupported_reason
+from tests.infra import InfraSession, ServerControl, Service, restart_unsupported_reason
 
 _CONTROL_FIXTURES: dict[Service, str] = {"kafka": "kafka_control", "mongo": "mongo_control"}
 _deselect_notes = pytest.StashKey[list[str]]()

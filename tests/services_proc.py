@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from ops.infra.process import free_port, log_tail
+from devstack.process import free_port, log_tail
 from tests.helpers import eventually
 
 __all__ = ["ServiceProcess"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Manage the local Kafka without Docker: start | stop | status | restart [--kill] [--timeout S].
 #   deploy/local/kafka.sh start      # prints LEADTRAIL_KAFKA_BOOTSTRAP=127.0.0.1:PORT
-# State, data and kafka.log live in ${LEADTRAIL_KAFKA_RUN_DIR:-<repo>/.run/kafka}; see ops/infra/kafka.py.
+# State, data and kafka.log live in ${LEADTRAIL_KAFKA_RUN_DIR:-<repo>/.run/kafka}; see devstack/kafka.py.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,4 +15,4 @@ fi
 command="$1"
 shift
 cd "$root"
-exec "$python" -m ops.infra kafka "$command" --run-dir "$run_dir" "$@"
+exec "$python" -m devstack servers kafka "$command" --run-dir "$run_dir" "$@"

@@ -3,7 +3,7 @@
 #   start | stop | status | restart [--kill] [--timeout S]
 #   deploy/local/mongo.sh start      # prints LEADTRAIL_MONGO_URL=mongodb://127.0.0.1:PORT/
 # State, data and mongo.log live in ${LEADTRAIL_MONGO_RUN_DIR:-<repo>/.run/mongo};
-# see ops/infra/mongo_server.py.
+# see devstack/mongo_server.py.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -17,4 +17,4 @@ fi
 command="$1"
 shift
 cd "$root"
-exec "$python" -m ops.infra mongo "$command" --run-dir "$run_dir" "$@"
+exec "$python" -m devstack servers mongo "$command" --run-dir "$run_dir" "$@"

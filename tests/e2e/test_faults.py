@@ -18,10 +18,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.dead_letter import DeadLetterV1
-from ops.infra.testing import ServerControl
 from tests.e2e.stack import SERVICES, E2EStack, consumer_groups
 from tests.e2e.workload import ALL_RECEIPTS, Workload
 from tests.helpers import eventually
+from tests.infra import ServerControl
 from tests.integration.crm_sync.test_crm_push import QUALIFYING
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]  # a busy 2-core machine is slow

@@ -29,10 +29,10 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.infra.testing import ServerControl
 from tests.e2e.stack import SERVICES, E2EStack
 from tests.e2e.workload import Workload
 from tests.helpers import eventually
+from tests.infra import ServerControl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from contracts import ALL_TOPICS
-from ops.infra.testing import ServerControl
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
+from tests.infra import ServerControl
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ops.infra.testing import ServerControl
+from tests.infra import ServerControl
 
 pytestmark = pytest.mark.integration
 

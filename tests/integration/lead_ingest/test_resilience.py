@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.infra.testing import ServerControl
 from services.common.tenants import TenantDirectory
 from tests.helpers import eventually
+from tests.infra import ServerControl
 from tests.integration.lead_ingest.conftest import (
     Ingest,
     ingest_settings,

@@ -30,7 +30,7 @@ from schemathesis import checks
 from schemathesis.generation.case import Case
 
 from contracts import ALL_TOPICS
-from ops.infra.process import free_port, log_tail
+from devstack.process import free_port, log_tail
 from ops.openapi import OPENAPI_DIR
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics

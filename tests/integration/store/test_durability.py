@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient, UpdateOne
 from pymongo.errors import PyMongoError
 
-from ops.infra.testing import ServerControl
+from tests.infra import ServerControl
 
 pytestmark = pytest.mark.integration
 

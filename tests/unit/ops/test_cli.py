@@ -129,7 +129,7 @@ def test_without_a_stack_publishing_commands_say_so(config: Path) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for group in ("tenants", "retention", "holds", "contracts", "topics", "stack"):
+    for group in ("tenants", "retention", "holds", "contracts", "topics", "dlq"):
         result = runner.invoke(app, [group, "--help"])
         assert result.exit_code == 0
     for command in (

@@ -3,6 +3,7 @@ and the pieces of the replay that need no infrastructure."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,3 +112,17 @@ def test_differences_name_collection_id_field_and_both_values() -> None:
         "leads  b  (document): live='present'  rebuilt=<missing>",
         "leads  c  (document): live=<missing>  rebuilt='present'",
     ]
+
+
+def test_without_the_replay_extra_replay_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mongomock" else real_find_spec(name, *a),
+    )
+    result = runner.invoke(app, ["replay", "--service", "crm-sync", *CONNECTION])
+    assert result.exit_code == 2
+    assert "pip install 'leadtrail[replay]'" in result.stderr

@@ -2,7 +2,7 @@
 
 Servers are started *detached*: a short-lived launcher process starts the server in a new
 session (so it has its own process group) and exits, so the server is never a child of the
-caller. That keeps ``python -m ops.infra kafka start`` free to exit, and keeps pytest free of
+caller. That keeps ``python -m devstack servers kafka start`` free to exit, and keeps pytest free of
 ``subprocess.Popen`` objects for still-running children (which warn when garbage-collected)
 and of zombies to reap.
 
@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from ops.infra.errors import InfraError
+from devstack.errors import InfraError
 
 LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40

@@ -31,10 +31,10 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from ops.infra import process
-from ops.infra.errors import InfraError
-from ops.infra.kafka import java_executable
-from ops.infra.paths import cache_root, repo_root
+from devstack import process
+from devstack.errors import InfraError
+from devstack.kafka import java_executable
+from devstack.paths import cache_root, repo_root
 
 MONGO_JAVA_SERVER_VERSION = "1.47.0"
 _MAIN_CLASS = "LeadtrailMongoServer"
@@ -217,7 +217,7 @@ def running_mongo(run_dir: Path) -> MongoServer | None:
 def start_mongo(run_dir: Path, *, timeout: float = 60.0) -> MongoServer:
     """Start (or adopt) the store of ``run_dir`` and wait until it answers ``ping``.
 
-    Idempotent like :func:`ops.infra.kafka.start_kafka`; data and port survive restarts.
+    Idempotent like :func:`devstack.kafka.start_kafka`; data and port survive restarts.
     Raises :class:`InfraError` (with the log tail) if it is not healthy within ``timeout``.
     """
     run_dir = run_dir.resolve()

@@ -20,8 +20,8 @@ def cache_root() -> Path:
 
 
 def repo_root() -> Path:
-    """The checkout this package runs from (``ops/infra/`` is two levels below it)."""
-    return Path(__file__).resolve().parents[2]
+    """The checkout this package runs from (``devstack/`` sits at its top)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def default_run_root() -> Path:

@@ -1,4 +1,4 @@
-"""``python -m ops.infra``: start, stop and check the local Kafka and MongoDB-wire store.
+"""``python -m devstack servers``: start, stop and check the local Kafka and MongoDB-wire store.
 
 Only connection settings go to stdout (``LEADTRAIL_KAFKA_BOOTSTRAP=...``), so the output of
 ``start``/``up``/``status`` can be fed to ``eval`` or appended to an env file; progress and
@@ -20,9 +20,9 @@ from typing import Annotated
 
 import typer
 
-from ops.infra import kafka, mongo_server
-from ops.infra.errors import InfraError
-from ops.infra.paths import KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV, default_run_root
+from devstack import kafka, mongo_server
+from devstack.errors import InfraError
+from devstack.paths import KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV, default_run_root
 
 EXIT_NOT_RUNNING = 3
 
@@ -232,8 +232,3 @@ def install() -> None:
         _say(f"store classpath: {mongo_server.server_classpath()}")
     except InfraError as exc:
         raise _fail(str(exc)) from None
-
-
-def main() -> None:
-    """Entry point of ``python -m ops.infra``."""
-    app(prog_name="python -m ops.infra")

@@ -25,11 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ops.infra.errors import InfraError
-from ops.infra.kafka import start_kafka, stop_kafka
-from ops.infra.mongo_server import start_mongo, stop_mongo
-from ops.infra.paths import default_run_root
-from ops.infra.process import (
+from devstack.errors import InfraError
+from devstack.kafka import start_kafka, stop_kafka
+from devstack.mongo_server import start_mongo, stop_mongo
+from devstack.paths import default_run_root
+from devstack.process import (
     free_port,
     log_tail,
     read_pid,

@@ -29,9 +29,9 @@ from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from ops.infra import process
-from ops.infra.errors import InfraError
-from ops.infra.paths import cache_root, repo_root
+from devstack import process
+from devstack.errors import InfraError
+from devstack.paths import cache_root, repo_root
 
 KAFKA_VERSION = "4.1.1"
 _MAIN_JAR = f"kafka_2.13-{KAFKA_VERSION}.jar"
@@ -219,7 +219,7 @@ def _server_properties(run_dir: Path, state: _State) -> str:
 
 _LOG4J2_XML = """\
 <?xml version="1.0" encoding="UTF-8"?>
-<!-- Written by ops/infra/kafka.py: everything to stdout, which goes to kafka.log. -->
+<!-- Written by devstack/kafka.py: everything to stdout, which goes to kafka.log. -->
 <Configuration status="WARN">
   <Appenders>
     <Console name="STDOUT" target="SYSTEM_OUT">

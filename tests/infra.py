@@ -6,8 +6,8 @@ For each of the two, in order of preference:
    they are; nothing is started or stopped.
 2. **docker** - a Docker engine answers: Testcontainers' ``KafkaContainer`` (KRaft) and
    ``MongoDbContainer``.
-3. **local** - the local Kafka and mongo-java-server processes of :mod:`ops.infra.kafka` and
-   :mod:`ops.infra.mongo_server`, in a run directory of the caller's choosing.
+3. **local** - the local Kafka and mongo-java-server processes of :mod:`devstack.kafka` and
+   :mod:`devstack.mongo_server`, in a run directory of the caller's choosing.
 
 ``LEADTRAIL_INFRA=local|docker`` skips the Docker probe and forces one of the last two. Only
 local servers can be stopped and restarted in place (same address, same data), which fault
@@ -37,9 +37,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-from ops.infra import kafka, mongo_server, process
-from ops.infra.errors import InfraError
-from ops.infra.paths import INFRA_MODE_ENV, KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV
+from devstack import kafka, mongo_server, process
+from devstack.errors import InfraError
+from devstack.paths import INFRA_MODE_ENV, KAFKA_BOOTSTRAP_ENV, MONGO_URL_ENV
 
 Service = Literal["kafka", "mongo"]
 SERVICE_ENV: Mapping[Service, str] = {"kafka": KAFKA_BOOTSTRAP_ENV, "mongo": MONGO_URL_ENV}
@@ -214,7 +214,7 @@ class _Container(Protocol):
 
 
 def wait_for(probe: Callable[[float], str | None], *, what: str, timeout: float) -> None:
-    """Poll ``probe`` (as in :func:`ops.infra.process.wait_until_healthy`) for a server
+    """Poll ``probe`` (as in :func:`devstack.process.wait_until_healthy`) for a server
     this process did not start."""
     deadline = time.monotonic() + timeout
     while (problem := probe(min(5.0, max(deadline - time.monotonic(), 0.5)))) is not None:
