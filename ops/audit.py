@@ -13,14 +13,12 @@ that has no such lead, through the ``lead.captured`` events themselves.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -28,7 +26,7 @@ from rich.table import Table
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope, UnknownEventError
 from contracts.topics import DEAD_LETTERS, LEAD_EVENTS, TopicSpec
 from ops.export import open_database
-from services.common.broker import KAFKA_REQUEST_TIMEOUT_MS
+from ops.kafka_log import KafkaLogError, open_log
 from services.common.crypto import DecryptionError, PiiCipher
 from services.common.settings import CommonSettings
 from services.lead_ingest.projection import LeadProjection
@@ -109,47 +107,22 @@ async def read_records(
 ) -> list[Record]:
     """Every event on these topics, up to their end offsets now, whose Kafka key is ``key``
     (any key when None) and for which ``wanted`` holds; other records are not even decoded."""
-    # Without a group id, a subscription is assigned every partition of its topics.
-    consumer = AIOKafkaConsumer(
-        *physical_topics,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
-    )
-    await consumer.start()
     found: list[Record] = []
     try:
-        existing = await consumer.topics()
-        missing = [topic for topic in physical_topics if topic not in existing]
-        if missing:
-            raise AuditError(f"no topic {missing[0]} (is LEADTRAIL_TOPIC_PREFIX right?)")
-        partitions = await _assigned(consumer, physical_topics)
-        starts = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-        total = sum(ends[tp] - starts[tp] for tp in partitions)
-        done = 0
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-        for tp in remaining:
-            consumer.seek(tp, starts[tp])
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
+        async with open_log(bootstrap, physical_topics) as log:
+            starts, ends = await log.bounds()
+            total = sum(ends[tp] - starts[tp] for tp in log.partitions)
+            done = 0
+            async for tp, records in log.batches(starts, ends):
                 for record in records:
-                    if record.offset >= ends[tp]:
-                        break
                     done += 1
                     envelope = _matching(record, key, wanted)
                     if envelope is not None:
                         found.append(Record(tp.topic, tp.partition, record.offset, envelope))
-            for tp in list(remaining):
-                # Past the end (also when the last offsets hold no record, e.g. markers).
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-            if progress is not None:
-                progress(done, total)
-    finally:
-        await consumer.stop()
+                if progress is not None:
+                    progress(done, total)
+    except KafkaLogError as error:
+        raise AuditError(str(error)) from None
     return found
 
 
@@ -163,15 +136,6 @@ def _matching(
     except ValidationError:
         return None  # not an event (the consumers dead-lettered it)
     return envelope if wanted(envelope) else None
-
-
-async def _assigned(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    for _ in range(200):
-        assigned = consumer.assignment()
-        if {tp.topic for tp in assigned} >= set(topics):
-            return sorted(assigned, key=lambda tp: (tp.topic, tp.partition))
-        await asyncio.sleep(0.05)
-    raise AuditError(f"Kafka assigned no partitions of {', '.join(topics)} within 10 s")
 
 
 async def resolve_subject(

@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from contracts.schemagen import SCHEMA_DIR, render_schemas, write_schemas
+from ops.kafka_log import KafkaLogError
 from ops.replay_cli import replay_command
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
@@ -491,7 +492,7 @@ def dlq_redrive(letter_id: str = typer.Argument(..., help="id from 'leadtrail dl
     typer.echo(f"redriven to {letter.source_topic}: {what}")
 
 
-_UNREACHABLE = (KafkaError, PyMongoError, OSError)
+_UNREACHABLE = (KafkaError, KafkaLogError, PyMongoError, OSError)
 
 
 def _known_tenant(tenant: str, config_dir: Path) -> None:

@@ -10,17 +10,16 @@ reads to hide handled letters (``--all`` shows them, marked).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 
 from contracts.dead_letter import DeadLetterV1
 from contracts.topics import DEAD_LETTERS
-from services.common.broker import KAFKA_REQUEST_TIMEOUT_MS
+from ops.kafka_log import open_log
 from services.common.store import Document
 
 __all__ = [
@@ -42,38 +41,13 @@ class DeadLetterNotFoundError(LookupError):
 
 
 async def read_dead_letters(bootstrap: str, prefix: str) -> AsyncIterator[DeadLetterV1]:
-    """Every dead letter currently on the topic, oldest first per partition."""
-    topic = f"{prefix}{DEAD_LETTERS.name}"
-    # Without a group id, a subscription is assigned every partition of the topic.
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
-    )
-    await consumer.start()
-    try:
-        for _ in range(100):
-            if consumer.assignment():
-                break
-            await asyncio.sleep(0.05)
-        assigned = sorted(consumer.assignment(), key=lambda tp: tp.partition)
-        if not assigned:
-            return
-        ends = await consumer.end_offsets(assigned)
-        remaining = {tp for tp in assigned if ends[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=2000)
-            if not batch:
-                break
-            for tp, records in batch.items():
-                for record in records:
-                    yield DeadLetterV1.model_validate_json(record.value)
-                    if record.offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    """Every dead letter currently on the topic, oldest first per partition; raises
+    :class:`~ops.kafka_log.KafkaLogError` when Kafka does not answer or the topic is missing."""
+    async with open_log(bootstrap, [f"{prefix}{DEAD_LETTERS.name}"]) as log:
+        starts, ends = await log.bounds()
+        async for _, records in log.batches(starts, ends):
+            for record in records:
+                yield DeadLetterV1.model_validate_json(record.value)
 
 
 async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:

@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+
+from ops.kafka_log import MissingTopicError, describe_partitions
 
 __all__ = [
     "OffsetRange",
@@ -85,21 +86,14 @@ def _ms(moment: datetime) -> int:
 
 async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
     """Every partition of these topics (physical names); ReplayInputError if one is missing."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
     try:
-        described = await admin.describe_topics(list(topics))
-    finally:
-        await admin.close()
-    partitions: list[TopicPartition] = []
-    for topic in described:
-        if topic["error_code"] != 0 or not topic["partitions"]:
-            raise ReplayInputError(f"topic {topic['topic']} does not exist (wrong --topic-prefix?)")
-        partitions.extend(
-            TopicPartition(topic["topic"], p["partition"])
-            for p in sorted(topic["partitions"], key=lambda p: p["partition"])
-        )
-    return partitions
+        return await describe_partitions(bootstrap, list(topics))
+    except MissingTopicError as error:
+        several = len(error.topics) > 1
+        raise ReplayInputError(
+            f"topic{'s' if several else ''} {', '.join(error.topics)} "
+            f"{'do' if several else 'does'} not exist (wrong --topic-prefix?)"
+        ) from None
 
 
 async def plan_offsets(

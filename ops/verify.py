@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import typer
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
@@ -31,6 +29,7 @@ from contracts import REGISTRY
 from contracts.envelope import EventEnvelope, Integrity
 from contracts.registry import UnknownEventError
 from contracts.topics import ALL_TOPICS, DEAD_LETTERS
+from ops.kafka_log import KafkaLogError, open_log
 from services.common.integrity import mac_of
 from services.common.settings import integrity_key_bytes
 from services.common.tenants import TenantDirectory
@@ -435,50 +434,18 @@ async def read_log(
 ) -> AsyncIterator[LogRecord]:
     """Every record of ``topics`` (physical name -> logical name) from the beginning up to the
     end offsets they have when reading starts."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=15_000
-    )
     try:
-        await consumer.start()
-    except (KafkaError, OSError) as error:
-        await consumer.stop()
-        raise VerifyError(f"Kafka at {bootstrap} is unreachable ({error})") from None
-    try:
-        existing = await consumer.topics()
-        missing = sorted(name for name in topics if name not in existing)
-        if missing:
-            raise VerifyError(
-                f"no topic {', '.join(missing)} on {bootstrap} (create: leadtrail topics create)"
-            )
-        # Without a group id, a subscription is assigned every partition of its topics.
-        consumer.subscribe(list(topics))
-        for _ in range(600):
-            if {tp.topic for tp in consumer.assignment()} == set(topics):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise VerifyError(f"Kafka at {bootstrap} did not assign the partitions within 30 s")
-        partitions = sorted(consumer.assignment())
-        begins = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
-        on_total(sum(ends[tp] - begins[tp] for tp in partitions))
-        for tp in partitions:
-            consumer.seek(tp, begins[tp])
-        remaining = {tp for tp in partitions if ends[tp] > begins[tp]}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000)
-            for tp, records in batch.items():
-                wanted = [r for r in records if r.offset < ends[tp]]
-                on_batch(len(wanted))
-                for r in wanted:
+        async with open_log(bootstrap, list(topics)) as log:
+            starts, ends = await log.bounds()
+            on_total(sum(ends[tp] - starts[tp] for tp in log.partitions))
+            async for tp, records in log.batches(starts, ends):
+                on_batch(len(records))
+                for r in records:
                     yield LogRecord(
                         topics[tp.topic], tp.partition, r.offset, r.key, r.value, r.headers
                     )
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    except KafkaLogError as error:
+        raise VerifyError(str(error)) from None
 
 
 def _resolve_topics(names: Sequence[str], prefix: str) -> dict[str, str]:

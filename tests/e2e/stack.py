@@ -137,7 +137,7 @@ class E2EStack:
         scratch.replace(self.clock_file)
 
     async def events(self, topic: str) -> list[EventEnvelope]:
-        return await self.cluster.events(topic, settle_ms=500)
+        return await self.cluster.events(topic)
 
     async def dead_letters(self) -> list[DeadLetterV1]:
         return [letter async for letter in read_dead_letters(self.bootstrap, self.prefix)]

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 from typer.testing import CliRunner, Result
 
 from contracts import ALL_TOPICS, EventEnvelope
 from ops.cli import app as cli_app
+from ops.kafka_log import open_log
 from services.common.clock import Clock
 from services.common.runtime import Runtime, create_app
 from services.common.settings import CommonSettings
@@ -33,37 +33,21 @@ __all__ = ["Cluster", "cluster", "read_topic"]
 
 
 async def read_topic(
-    bootstrap: str, topic: str, fetch_ms: int = 1500, *, skip_invalid: bool = False
+    bootstrap: str, topic: str, *, skip_invalid: bool = False
 ) -> list[EventEnvelope]:
-    """All events on ``topic`` up to the end offsets it has now. A record that is no valid
-    envelope fails the read, unless ``skip_invalid`` (a test put poison there on purpose)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
-    )
-    await consumer.start()
+    """All events on ``topic`` up to the end offsets it has now (the operator tools' reader,
+    :mod:`ops.kafka_log`). A record that is no valid envelope fails the read, unless
+    ``skip_invalid`` (a test put poison there on purpose)."""
     found: list[EventEnvelope] = []
-    try:
-
-        async def assigned() -> set[Any] | None:
-            return consumer.assignment() or None
-
-        async with asyncio.timeout(60):
-            partitions = await eventually(assigned, what=f"partitions of {topic}")
-            ends = await consumer.end_offsets(list(partitions))
-            remaining = {tp for tp, end in ends.items() if end > 0}
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=fetch_ms)
-                for tp, records in batch.items():
-                    for record in records:
-                        try:
-                            found.append(EventEnvelope.model_validate_json(record.value))
-                        except ValidationError:
-                            if not skip_invalid:
-                                raise
-                    if records and records[-1].offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    async with open_log(bootstrap, [topic]) as log:
+        starts, ends = await log.bounds()
+        async for _, records in log.batches(starts, ends):
+            for record in records:
+                try:
+                    found.append(EventEnvelope.model_validate_json(record.value))
+                except ValidationError:
+                    if not skip_invalid:
+                        raise
     return found
 
 
@@ -124,21 +108,18 @@ class Cluster:
     def topic(self, name: str) -> str:
         return f"{self.base['topic_prefix']}{name}"
 
-    async def events(self, topic: str, settle_ms: int = 1500) -> list[EventEnvelope]:
-        """Every event on a topic up to its current end offsets (``settle_ms`` bounds the wait
-        for each fetch; reading stops at the end offsets, not at a quiet moment)."""
+    async def events(self, topic: str) -> list[EventEnvelope]:
+        """Every event on a topic up to its current end offsets (reading stops at the end
+        offsets, not at a quiet moment)."""
         return await read_topic(
-            self.base["kafka_bootstrap"],
-            self.topic(topic),
-            settle_ms,
-            skip_invalid=self.skip_invalid,
+            self.base["kafka_bootstrap"], self.topic(topic), skip_invalid=self.skip_invalid
         )
 
     async def wait_for_event(
         self, topic: str, predicate: Any, *, within: float = 30.0
     ) -> EventEnvelope:
         async def probe() -> EventEnvelope | None:
-            for event in await self.events(topic, settle_ms=300):
+            for event in await self.events(topic):
                 if predicate(event):
                     return event
             return None

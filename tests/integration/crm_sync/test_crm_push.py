@@ -380,7 +380,7 @@ async def test_erasure_deletes_in_the_crm_before_the_receipt(crm: CrmStack) -> N
         headers=crm.stack.auth(),
     )
     await crm.stack.wait_for_event("erasure-events", lambda e: e.type == "erasure.requested")
-    events = await crm.stack.events("erasure-events", settle_ms=1000)
+    events = await crm.stack.events("erasure-events")
     crm_receipts = [
         e for e in events if e.type == "erasure.receipt" and e.data["service"] == "crm-sync"
     ]

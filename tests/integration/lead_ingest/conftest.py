@@ -108,11 +108,9 @@ class Ingest:
             await consumer.stop()
         return found
 
-    async def all_events(self, topic: str, settle_ms: int = 1500) -> list[EventEnvelope]:
+    async def all_events(self, topic: str) -> list[EventEnvelope]:
         """Every event currently on a topic (up to its end offsets)."""
-        return await read_topic(
-            self.settings.kafka_bootstrap, self.settings.topic(topic), settle_ms
-        )
+        return await read_topic(self.settings.kafka_bootstrap, self.settings.topic(topic))
 
 
 def sample_lead(email: str = "maria.rossi@example.org", **overrides: Any) -> dict[str, Any]:

@@ -221,7 +221,7 @@ async def test_answers_python_would_bend_are_refused(ingest: Ingest, answers: st
     problem = response.json()
     assert problem["type"] == "urn:leadtrail:problem:validation-error"
     assert problem["errors"][0]["code"] == "json_invalid"
-    events = await ingest.all_events("lead-events", settle_ms=300)
+    events = await ingest.all_events("lead-events")
     assert [e.type for e in events] == ["lead.captured"], "no interaction was recorded"
 
 
@@ -435,7 +435,7 @@ async def test_oversized_bodies_are_refused(ingest: Ingest) -> None:
     assert "content-length" not in streamed.request.headers
     assert streamed.status_code == 413, streamed.text  # issue 16 item 11: was 400
     assert streamed.json() | {"instance": None} == response.json() | {"instance": None}
-    assert await ingest.all_events("lead-events", settle_ms=300) == []
+    assert await ingest.all_events("lead-events") == []
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,11 @@ async def test_unknown_topics_and_offsets_past_the_end_are_clear_errors(
     base = ["replay", "--service", "lead-ingest", "--bootstrap", kafka_bootstrap]
     base += ["--mongo-url", "mongodb://127.0.0.1:1/", "--no-progress"]
     cases = {
-        "topic it-nowhere.lead-events does not exist": ["--topic-prefix", "it-nowhere."],
+        "topics it-nowhere.consent-events, it-nowhere.erasure-events, "
+        "it-nowhere.lead-events, it-nowhere.privacy-events do not exist": [
+            "--topic-prefix",
+            "it-nowhere.",
+        ],
         "--from offset 5 is past the end of every partition (the largest end offset is 0)": [
             "--topic-prefix",
             prefix,

@@ -483,7 +483,7 @@ async def test_after_erasure_nothing_personal_is_left_anywhere(lifecycle: Lifecy
         "crm-sync",
         "dead-letters",
     ):
-        for event in await lifecycle.stack.events(topic, settle_ms=500):
+        for event in await lifecycle.stack.events(topic):
             raw = event.model_dump_json()
             for secret in secrets_of_maria:
                 assert secret not in raw, f"{secret!r} in clear on {topic}"
@@ -566,7 +566,7 @@ async def test_an_erased_lead_takes_no_new_personal_data(lifecycle: Lifecycle) -
     published = [
         event.type
         for topic in ("lead-events", "consent-events", "privacy-events")
-        for event in await lifecycle.stack.events(topic, settle_ms=500)
+        for event in await lifecycle.stack.events(topic)
         if event.subject_id == subject
         and event.type
         in ("lead.interaction_recorded", "lead.score_reviewed", "privacy.request.received")
@@ -615,7 +615,7 @@ async def test_a_rectification_that_slipped_past_an_erasure_is_not_applied(
     assert await lifecycle.stack.runtimes["erasure_propagator"].cipher.decrypt(received) is None
     rectified = [
         e
-        for e in await lifecycle.stack.events("lead-events", settle_ms=500)
+        for e in await lifecycle.stack.events("lead-events")
         if e.type == "lead.rectified" and e.subject_id == subject
     ]
     assert rectified == []
