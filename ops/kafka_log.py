@@ -3,10 +3,9 @@ one Kafka log reader behind ``leadtrail verify``, ``audit`` and ``dlq``.
 
 The partitions come from one metadata request (:func:`describe_partitions`, which replay uses
 too) and are assigned to the consumer directly: no consumer group, no rebalance, and so no
-waiting for an assignment in a loop of sleeps. Every
-Kafka request has a deadline (:data:`~services.common.broker.KAFKA_REQUEST_TIMEOUT_MS`), and a
-partition that stops handing out records before its end offset raises after ``stall_s``
-instead of waiting forever.
+waiting for an assignment in a loop of sleeps. Every Kafka request has a deadline
+(:data:`~services.common.broker.KAFKA_REQUEST_TIMEOUT_MS`), and a partition that stops handing
+out records before its end offset raises after ``stall_s`` instead of waiting forever.
 """
 
 from __future__ import annotations
