@@ -108,21 +108,17 @@ async def describe_partitions(bootstrap: str, topics: Sequence[str]) -> list[Top
 async def open_log(bootstrap: str, topics: Sequence[str]) -> AsyncIterator[LogReader]:
     """A reader assigned every partition of ``topics`` (physical names); raises
     :class:`KafkaLogError` when Kafka does not answer or a topic does not exist."""
-    try:
-        partitions = await describe_partitions(bootstrap, topics)
-    except (KafkaError, OSError) as error:
-        raise KafkaLogError(f"Kafka at {bootstrap} is unreachable ({error})") from None
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
     )
     try:
-        await consumer.start()
-    except (KafkaError, OSError) as error:
-        await consumer.stop()
-        raise KafkaLogError(f"Kafka at {bootstrap} is unreachable ({error})") from None
-    try:
+        try:
+            partitions = await describe_partitions(bootstrap, topics)
+            await consumer.start()
+        except (KafkaError, OSError) as error:
+            raise KafkaLogError(f"Kafka at {bootstrap} is unreachable ({error})") from None
         consumer.assign(partitions)
         yield LogReader(consumer, partitions)
     finally:

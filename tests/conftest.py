@@ -15,13 +15,11 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
-import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import FrameType
 from typing import Any
 
 import pytest
-import pytest_timeout
 
 from tests.infra import InfraSession, ServerControl, Service, restart_unsupported_reason
 
@@ -62,29 +60,27 @@ def pytest_terminal_summary(
         terminalreporter.write_line(note, yellow=True)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> bool | None:
-    """pytest-timeout's signal method, which first prints where every asyncio task waits.
+@pytest.hookimpl(wrapper=True)
+def pytest_timeout_set_timer(
+    item: pytest.Item, settings: Any
+) -> Generator[None, bool | None, bool | None]:
+    """Around pytest-timeout's signal method: at a timeout, first print where every asyncio
+    task waits, then let its handler fail the test.
 
     The default dump shows only threads, and a hung async test's one thread is the event loop
     waiting in ``select``: the task that waits forever, and on what, is the part worth seeing.
     """
-    if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
-        return None
+    installed = yield
+    handler = signal.getsignal(signal.SIGALRM)
+    if settings.method == "signal" and callable(handler):
 
-    def on_timeout(signum: int, frame: FrameType | None) -> None:
-        __tracebackhide__ = True
-        item.config.get_terminal_writer().write(_asyncio_tasks())
-        pytest_timeout.timeout_sigalrm(item, settings)
+        def on_timeout(signum: int, frame: FrameType | None) -> None:
+            __tracebackhide__ = True
+            item.config.get_terminal_writer().write(_asyncio_tasks())
+            handler(signum, frame)
 
-    def cancel() -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL)
-
-    item.cancel_timeout = cancel  # type: ignore[attr-defined]
-    signal.signal(signal.SIGALRM, on_timeout)
-    signal.setitimer(signal.ITIMER_REAL, settings.timeout)
-    return True
+        signal.signal(signal.SIGALRM, on_timeout)
+    return installed
 
 
 def _asyncio_tasks() -> str:
