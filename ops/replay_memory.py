@@ -26,8 +26,11 @@ from typing import Any, cast
 
 import mongomock
 from mongomock import filtering
+from pymongo import DeleteOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult
 
 from services.common.store import Document
 
@@ -47,13 +50,15 @@ class _IdLookupCollection(_MongomockCollection):  # type: ignore[misc]
 
     def _iter_documents(self, filter: Any) -> Iterator[Document]:
         key = filter.get("_id") if isinstance(filter, dict) else None
-        if isinstance(key, str | int):
-            store = self._store
-            if key not in store:
-                return iter(())
-            document: Document = store[key]
-            return iter((document,) if _filter_applies(filter, document) else ())
-        return cast("Iterator[Document]", super()._iter_documents(filter))
+        if isinstance(key, dict) and set(key) == {"$in"}:
+            keys: Iterable[Any] = key["$in"]  # the batch pipeline's load
+        elif isinstance(key, str | int):
+            keys = (key,)
+        else:
+            return cast("Iterator[Document]", super()._iter_documents(filter))
+        store = self._store
+        found = (store[k] for k in dict.fromkeys(keys) if isinstance(k, str | int) and k in store)
+        return iter([document for document in found if _filter_applies(filter, document)])
 
 
 class _Cursor:
@@ -131,6 +136,32 @@ class MemoryCollection:
         return cast(
             "Document | None", self._collection.find_one_and_update(filter, update, *args, **kwargs)
         )
+
+    async def bulk_write(self, requests: Iterable[Any], ordered: bool = True) -> BulkWriteResult:
+        """The batch pipeline's writes (``ReplaceOne`` and ``DeleteOne``), one after the other
+        as an ordered bulk write would; the first duplicate key stops it, as there."""
+        counts: dict[str, Any] = {"nMatched": 0, "nModified": 0, "nUpserted": 0, "nRemoved": 0}
+        counts["upserted"] = upserted = []
+        for index, request in enumerate(requests):
+            filter: Document = request._filter
+            if isinstance(request, ReplaceOne):
+                try:
+                    result = self._collection.replace_one(
+                        filter, request._doc, upsert=bool(request._upsert)
+                    )
+                except mongomock.DuplicateKeyError as error:
+                    failed = {"index": index, "code": 11000, "errmsg": str(error)}
+                    raise BulkWriteError({"writeErrors": [failed]}) from error
+                counts["nMatched"] += result.matched_count
+                counts["nModified"] += result.modified_count
+                if result.upserted_id is not None:
+                    counts["nUpserted"] += 1
+                    upserted.append({"index": index, "_id": result.upserted_id})
+            elif isinstance(request, DeleteOne):
+                counts["nRemoved"] += self._collection.delete_one(filter).deleted_count
+            else:
+                raise NotImplementedError(f"{type(request).__name__} in an in-memory bulk write")
+        return BulkWriteResult(counts, acknowledged=True)
 
     async def delete_one(self, filter: Document, **kwargs: Any) -> Any:
         return self._collection.delete_one(filter, **kwargs)

@@ -71,20 +71,13 @@ class ReadModelSpec:
 def _lead_ingest(db: Collections) -> Projector:
     projection = LeadProjection(db)
 
-    async def apply(envelope: EventEnvelope) -> None:
-        await projection.apply(envelope, REGISTRY.decode(envelope).data)
-
-    return Projector(projection.ensure_indexes, apply)
+    return Projector(projection.ensure_indexes, projection.apply)  # decodes, as live
 
 
 def _consent_ledger(db: Collections) -> Projector:
     projection = ConsentProjection(db)
 
-    async def apply(envelope: EventEnvelope) -> None:
-        REGISTRY.decode(envelope)  # validates, as the live handlers do
-        await projection.apply(envelope)
-
-    return Projector(projection.ensure_indexes, apply)
+    return Projector(projection.ensure_indexes, projection.apply)  # decodes, as live
 
 
 def _retention_scheduler(db: Collections) -> Projector:

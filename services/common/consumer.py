@@ -1,34 +1,45 @@
-"""Consuming events reliably: at-least-once, committed only after handling, poison to DLQ.
+"""Consuming events reliably, in batches: at-least-once, committed only after handling,
+poison to DLQ.
 
-A subscription registered with :func:`subscribe_events` gets, for every Kafka record:
+A subscription registered with :func:`subscribe_events` consumes batches: whatever the consumer
+has fetched, up to ``consumer_batch_max_records`` records (it waits at most
+``consumer_batch_wait_ms`` when nothing is there). Per batch:
 
-1. records whose ``type`` header names an unwanted type are acknowledged without decoding
+1. records whose ``type`` header names an unwanted type are skipped without decoding
    (records without the header are decoded: they may be poison, which must not vanish);
 2. bytes that are not a valid :class:`~contracts.envelope.EventEnvelope` go straight to the
-   dead-letter topic (retrying cannot fix them) and the partition moves on;
-3. the handler runs with ``service``, ``tenant_id``, ``correlation_id``, ``causation_id``,
-   ``event_id`` and ``event_type`` bound to every log line it writes, and one ``event handled``
-   line (info) records each success, so a lead's correlation id shows in every service's log;
-4. success commits the offset; a failure rewinds to the same record and retries with
-   exponential backoff, up to ``handler_max_attempts``; then the record goes to the dead-letter
-   topic with the error and the partition moves on. Nothing is dropped silently and nothing is
-   committed before it was handled.
+   dead-letter topic (retrying cannot fix them);
+3. the rest go to the handler: a *batch handler* gets them all at once, in offset order per
+   partition (the batch pipeline, :mod:`services.common.pipeline`, loads what they touch with one
+   read per collection and writes with one ``bulk_write`` per collection), and the events they
+   cause are acknowledged by Kafka together
+   (:func:`~services.common.publisher.acknowledged_together`);
+   a *record handler* gets them one at a time, under the subject's lock. Every record handled
+   writes one ``event handled`` line (info) with ``service``, ``tenant_id``,
+   ``correlation_id``, ``causation_id``, ``event_id`` and ``event_type``, so a lead's
+   correlation id shows in every service's log;
+4. then the offsets of the whole batch are committed, once. A batch handler that fails is
+   isolated: the batch is handled again record by record, so the records that are fine commit
+   and only the failing one is retried with exponential backoff, up to
+   ``handler_max_attempts``, then sent to the dead-letter topic with the error, alone. Nothing
+   is dropped silently and nothing is committed before it was handled.
 5. a failure that only says the store or Kafka did not answer
-   (:func:`~services.common.availability.is_unavailable`) is no fault of the record: it uses up
-   no attempt and is never dead-lettered. The consumer stays on that record, retrying with
-   backoff capped at ``unavailable_backoff_max_s``, reports itself stalled (``/readyz``) and
-   resumes by itself when the dependency answers again.
+   (:func:`~services.common.availability.is_unavailable`) is no fault of a record: it uses up
+   no attempt and is never dead-lettered. The consumer rewinds to the start of the batch,
+   reports itself stalled (``/readyz``), retries with backoff capped at
+   ``unavailable_backoff_max_s`` and resumes by itself when the dependency answers again.
 
 A record sent again by ``leadtrail dlq redrive`` carries the dead letter's id (``redriven_from``)
-and the service that gave up on it (``redrive_service``): every other service acknowledges it
-without handling it (they handled the original), and the handler of that service can read the
+and the service that gave up on it (``redrive_service``): every other service skips it (they
+handled the original), and that service handles it alone, where the handler can read the
 redrive's headers with :func:`redrive_headers` (crm-sync pushes to the one connection that failed).
 
-Every handler attempt is counted by outcome (``ok``, ``retry``, ``dead_letter``) and timed,
-and the subscription's consumer reports its lag (:mod:`services.common.metrics`).
+Every record handled is counted by outcome (``ok``, ``retry``, ``dead_letter``) and timed, every
+offset commit is counted, and the subscription's consumer reports its lag
+(:mod:`services.common.metrics`).
 
 Handlers must be idempotent (DESIGN principle 5): a crash after the effect and before the commit
-redelivers the record.
+redelivers the batch.
 """
 
 from __future__ import annotations
@@ -36,10 +47,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -57,12 +68,14 @@ from services.common.clock import Clock
 from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
+from services.common.publisher import acknowledged_together
 from services.common.settings import CommonSettings
 
 if TYPE_CHECKING:
     from services.common.runtime import Runtime
 
 __all__ = [
+    "BatchHandler",
     "EventHandler",
     "Subscription",
     "redrive_headers",
@@ -72,6 +85,7 @@ __all__ = [
 ]
 
 EventHandler = Callable[[EventEnvelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[EventEnvelope]], Awaitable[None]]
 HandlersT = TypeVar("HandlersT")
 log = get_logger(__name__)
 _REDRIVE: ContextVar[Mapping[str, str] | None] = ContextVar("leadtrail_redrive", default=None)
@@ -97,7 +111,8 @@ def redriven(headers: Mapping[str, str]) -> Iterator[None]:
 @dataclass(frozen=True)
 class Subscription(Generic[HandlersT]):
     """One consumer group of a service: the topics it reads, the event types it handles, and
-    the method of the service's handlers object that handles them.
+    the method of the service's handlers object that handles them: ``handle`` one record at a
+    time, or ``handle_batch`` a whole batch (exactly one of the two).
 
     Each service declares its subscriptions once, as the ``SUBSCRIPTIONS`` table of its
     ``app.py``: the service registers exactly that table (:func:`subscribe_all`), and
@@ -106,9 +121,14 @@ class Subscription(Generic[HandlersT]):
 
     group_id: str
     topics: tuple[TopicSpec, ...]
-    handle: Callable[[HandlersT, EventEnvelope], Awaitable[None]]
+    handle: Callable[[HandlersT, EventEnvelope], Awaitable[None]] | None = None
     event_types: frozenset[str] | None = None
     """None: every type the registry routes to these topics."""
+    handle_batch: Callable[[HandlersT, Sequence[EventEnvelope]], Awaitable[None]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handle is None) == (self.handle_batch is None):
+            raise TypeError(f"{self.group_id}: give exactly one of handle and handle_batch")
 
     def wanted(self, registry: EventRegistry, topic: str | None = None) -> frozenset[str]:
         """The event types handled, on one logical ``topic`` or on all of the subscription's."""
@@ -133,7 +153,10 @@ def subscribe_all(
             service=service,
             group_id=subscription.group_id,
             topics=[topic.name for topic in subscription.topics],
-            handler=partial(subscription.handle, handlers),
+            handler=None if subscription.handle is None else partial(subscription.handle, handlers),
+            batch_handler=None
+            if subscription.handle_batch is None
+            else partial(subscription.handle_batch, handlers),
             clock=runtime.clock,
             metrics=runtime.metrics,
             event_types=sorted(subscription.wanted(runtime.registry)),
@@ -152,13 +175,17 @@ def subscribe_events(
     service: str,
     group_id: str,
     topics: Collection[str],
-    handler: EventHandler,
     clock: Clock,
     metrics: ServiceMetrics,
+    handler: EventHandler | None = None,
+    batch_handler: BatchHandler | None = None,
     event_types: Collection[str] | None = None,
     health: DependencyHealth | None = None,
 ) -> None:
-    """Register ``handler`` for events of ``event_types`` (all when None) on logical ``topics``."""
+    """Register ``handler`` (one record at a time) or ``batch_handler`` (whole batches) for
+    events of ``event_types`` (all when None) on logical ``topics``."""
+    if (handler is None) == (batch_handler is None):
+        raise TypeError("give exactly one of handler and batch_handler")
     wanted = frozenset(event_types) if event_types is not None else None
     subscription = _Subscription(
         broker=broker,
@@ -166,6 +193,7 @@ def subscribe_events(
         service=service,
         group_id=group_id,
         handler=handler,
+        batch_handler=batch_handler,
         clock=clock,
         metrics=metrics,
         wanted=wanted,
@@ -177,6 +205,9 @@ def subscribe_events(
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
+        batch=True,
+        max_records=settings.consumer_batch_max_records,
+        batch_timeout_ms=settings.consumer_batch_wait_ms,
         title=f"{service}/{group_id}",
         description=f"{service} consumes {', '.join(sorted(wanted or ['all events']))}",
     )
@@ -188,9 +219,36 @@ def subscribe_events(
             await subscription.handle(message)
         except Exception:
             # Even dead-lettering failed (Kafka unreachable?): rewind, never commit past it.
-            log.exception("could not handle or dead-letter a record; rewinding")
+            log.exception("could not handle or dead-letter a batch; rewinding")
             await message.nack()
             raise
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One record of a batch that goes to the handler."""
+
+    record: Any
+    envelope: EventEnvelope
+    topic: str
+    """logical topic name (the metrics label)"""
+    headers: dict[str, str]
+    redrive: bool
+
+    def context(self, service: str) -> Any:
+        envelope = self.envelope
+        return message_context(
+            service=service,
+            tenant_id=envelope.tenant_id,
+            correlation_id=envelope.correlation_id,
+            causation_id=envelope.causation_id,
+            event_id=envelope.id,
+            event_type=envelope.type,
+        )
+
+
+class _RewoundError(Exception):
+    """The batch was rewound (a dependency does not answer): commit nothing."""
 
 
 @dataclass
@@ -199,80 +257,139 @@ class _Subscription:
     settings: CommonSettings
     service: str
     group_id: str
-    handler: EventHandler
+    handler: EventHandler | None
+    batch_handler: BatchHandler | None
     clock: Clock
     metrics: ServiceMetrics
     wanted: frozenset[str] | None
     logical: dict[str, str]
     """physical topic name -> logical name (the metrics label)"""
     health: DependencyHealth
-    attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
     unavailable_streak: int = 0
 
     async def handle(self, message: Any) -> None:
-        record: Any = message.raw_message
+        raw = message.raw_message  # a tuple of records (a list in FastStream's test broker)
+        records = tuple(raw) if isinstance(raw, tuple | list) else (raw,)
+        items: list[_Item] = []
+        for record in records:
+            item = await self.admit(record)
+            if item is not None:
+                items.append(item)
+        try:
+            batch = [item for item in items if not item.redrive]
+            if batch and self.batch_handler is not None:
+                await self.run_batch(message, batch)
+            else:
+                await self.run_alone(message, batch)
+            await self.run_alone(message, [item for item in items if item.redrive])
+        except _RewoundError:
+            return
+        await self.commit(message)
+
+    async def admit(self, record: Any) -> _Item | None:
+        """The record as an item to handle, or None when it is not for this subscription
+        (skipped) or is not an event envelope (dead-lettered)."""
         headers = _headers(record)
         header_type = headers.get("type")
         wanted = self.wanted
         if wanted is not None and header_type is not None and header_type not in wanted:
-            await self.commit(message)  # routed by header: not for us, no need to decode
-            return
+            return None  # routed by header: not for us, no need to decode
         redrive = "redriven_from" in headers
         if redrive and headers.get("redrive_service", self.service) != self.service:
-            await message.ack()  # another service's dead letter, sent again for it alone
-            return
+            return None  # another service's dead letter, sent again for it alone
         topic = self.logical.get(record.topic) or self.metrics.topic(record.topic)
         try:
             envelope = EventEnvelope.model_validate_json(record.value or b"")
         except ValidationError as error:
             await self.dead_letter(record, topic, error, 1, "invalid_envelope")
             self.metrics.handled_without_handler(topic, "dead_letter")
-            await self.commit(message)
-            return
+            return None
         if wanted is not None and envelope.type not in wanted:
-            await self.commit(message)  # a header lied about the type; the body is the truth
-            return
-        with (
-            message_context(
-                service=self.service,
-                tenant_id=envelope.tenant_id,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                event_id=envelope.id,
-                event_type=envelope.type,
-            ),
-            redriven(headers) if redrive else nullcontext(),
-        ):
-            await self.run_handler(message, record, envelope, topic)
+            return None  # a header lied about the type; the body is the truth
+        return _Item(record, envelope, topic, headers, redrive)
 
     async def commit(self, message: Any) -> None:
-        """Acknowledge the record: the consumer commits its offset (one Kafka round trip),
+        """Acknowledge the batch: the consumer commits its offsets (one Kafka round trip),
         counted per group."""
         await message.ack()
         self.metrics.offset_committed(self.group_id)
 
-    async def run_handler(
-        self, message: Any, record: Any, envelope: EventEnvelope, topic: str
-    ) -> None:
-        """Success commits; failure rewinds for a retry with backoff, or, out of attempts,
-        dead-letters the record and moves on."""
-        position = (record.topic, record.partition, record.offset)
-        event_type = self.metrics.event_type(envelope.type)
+    async def run_batch(self, message: Any, items: list[_Item]) -> None:
+        """The whole batch through the batch handler; on a failure that is not the store's or
+        Kafka's, again record by record so that only the failing record is retried."""
+        assert self.batch_handler is not None  # noqa: S101 (checked by the caller)
         started = time.perf_counter()
         try:
+            with message_context(service=self.service):
+                async with acknowledged_together():
+                    await self.batch_handler([item.envelope for item in items])
+        except Exception as error:
+            if is_unavailable(error):
+                await self.rewind(message, error, items[0], time.perf_counter() - started)
+            log.warning(
+                "batch failed; handling its records one by one",
+                error_type=type(error).__name__,
+                error=str(error)[:500],
+                records=len(items),
+            )
+            await self.run_alone(message, items)
+            return
+        share = (time.perf_counter() - started) / len(items)
+        for item in items:
+            self.succeeded(item, share)
+
+    async def run_alone(self, message: Any, items: list[_Item]) -> None:
+        """Each record on its own, in order: retried with backoff, dead-lettered when it keeps
+        failing; the batch is rewound (:class:`_RewoundError`) when a dependency does not answer."""
+        for item in items:
+            tries = 0
+            while True:
+                started = time.perf_counter()
+                try:
+                    await self.attempt(item)
+                except Exception as error:
+                    spent = time.perf_counter() - started
+                    if is_unavailable(error):
+                        await self.rewind(message, error, item, spent)
+                    tries += 1
+                    if not await self.failed(item, error, tries, spent):
+                        break
+                    continue
+                self.succeeded(item, time.perf_counter() - started)
+                break
+
+    async def attempt(self, item: _Item) -> None:
+        """Handle one record: through the batch handler as a batch of one, or the record
+        handler under the subject's lock."""
+        with item.context(self.service), redriven(item.headers) if item.redrive else nullcontext():
+            if self.batch_handler is not None:
+                async with acknowledged_together():
+                    await self.batch_handler([item.envelope])
+                return
+            assert self.handler is not None  # noqa: S101 (one of the two is set)
+            envelope = item.envelope
             async with SUBJECT_LOCKS.hold(envelope.tenant_id, envelope.subject_id):
                 await self.handler(envelope)
-        except Exception as error:
-            spent = time.perf_counter() - started
-            if is_unavailable(error):
-                await self.wait_for_dependency(message, error, topic, event_type, spent)
-                return
+
+    def succeeded(self, item: _Item, spent: float) -> None:
+        self.metrics.handled(item.topic, self.metrics.event_type(item.envelope.type), "ok", spent)
+        with item.context(self.service):
+            log.info("event handled", topic=item.topic, duration_ms=round(spent * 1000, 3))
+        if self.unavailable_streak:
+            log.info("dependency answers again; consumer resumed", failures=self.unavailable_streak)
             self.unavailable_streak = 0
             self.health.resume(self.group_id)
-            tries = self.attempts.get(position, 0) + 1
+
+    async def failed(self, item: _Item, error: Exception, tries: int, spent: float) -> bool:
+        """After a failed attempt: True to try the record again (after a backoff), False when
+        it went to the dead letters."""
+        event_type = self.metrics.event_type(item.envelope.type)
+        if self.unavailable_streak:
+            self.unavailable_streak = 0
+            self.health.resume(self.group_id)
+        with item.context(self.service):
             if tries < self.settings.handler_max_attempts:
-                self.metrics.handled(topic, event_type, "retry", spent)
-                self.attempts[position] = tries
+                self.metrics.handled(item.topic, event_type, "retry", spent)
                 log.warning(
                     "handler failed, will retry",
                     error_type=type(error).__name__,
@@ -280,40 +397,30 @@ class _Subscription:
                     attempt=tries,
                 )
                 await asyncio.sleep(self.settings.handler_retry_backoff_s * 2 ** (tries - 1))
-                await message.nack()
-                return
-            self.attempts.pop(position, None)
-            await self.dead_letter(record, topic, error, tries, "handler_failed")
-            self.metrics.handled(topic, event_type, "dead_letter", spent)
-            await self.commit(message)
-            return
-        spent = time.perf_counter() - started
-        self.metrics.handled(topic, event_type, "ok", spent)
-        log.info("event handled", topic=topic, duration_ms=round(spent * 1000, 3))
-        self.attempts.pop(position, None)
-        if self.unavailable_streak:
-            log.info("dependency answers again; consumer resumed", failures=self.unavailable_streak)
-            self.unavailable_streak = 0
-            self.health.resume(self.group_id)
-        await self.commit(message)
+                return True
+            await self.dead_letter(item.record, item.topic, error, tries, "handler_failed")
+            self.metrics.handled(item.topic, event_type, "dead_letter", spent)
+            return False
 
-    async def wait_for_dependency(
-        self, message: Any, error: Exception, topic: str, event_type: str, spent: float
-    ) -> None:
-        """Stay on this record (rewind, commit nothing) until the store or Kafka answers."""
+    async def rewind(self, message: Any, error: Exception, item: _Item, spent: float) -> None:
+        """The store or Kafka does not answer: report the consumer stalled, wait, and rewind
+        to the start of the batch (commit nothing). Always raises :class:`_RewoundError`."""
         self.unavailable_streak += 1
         reason = f"{type(error).__name__}: {str(error)[:200]}"
         self.health.stall(self.group_id, reason)
-        self.metrics.handled(topic, event_type, "retry", spent)
-        log.warning(
-            "a dependency does not answer; consumer paused on this record",
-            error_type=type(error).__name__,
-            error=str(error)[:500],
-            failures=self.unavailable_streak,
-        )
+        event_type = self.metrics.event_type(item.envelope.type)
+        self.metrics.handled(item.topic, event_type, "retry", spent)
+        with item.context(self.service):
+            log.warning(
+                "a dependency does not answer; consumer paused on this batch",
+                error_type=type(error).__name__,
+                error=str(error)[:500],
+                failures=self.unavailable_streak,
+            )
         backoff = self.settings.handler_retry_backoff_s * 2 ** min(self.unavailable_streak, 10)
         await asyncio.sleep(min(backoff, self.settings.unavailable_backoff_max_s))
         await message.nack()
+        raise _RewoundError from error
 
     async def dead_letter(
         self, record: Any, topic: str, error: BaseException, tries: int, reason: str

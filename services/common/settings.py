@@ -109,6 +109,19 @@ class CommonSettings(BaseSettings):
         default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
     )
     handler_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    consumer_batch_max_records: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="most records a consumer handles as one batch (one offset commit each)",
+    )
+    consumer_batch_wait_ms: int = Field(
+        default=10,
+        ge=1,
+        le=5_000,
+        description="how long an idle consumer waits for records before it polls again: records "
+        "already fetched are handled at once, so this bounds added latency, not throughput",
+    )
     unavailable_backoff_max_s: float = Field(
         default=5.0,
         ge=0,

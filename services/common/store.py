@@ -10,6 +10,7 @@ redelivery and restarts harmless. Every operation has a deadline (``timeoutMS``,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pymongo import AsyncMongoClient, monitoring
@@ -27,6 +28,7 @@ __all__ = [
     "Document",
     "Suffixed",
     "apply_once",
+    "aware",
     "find_owned",
     "make_mongo_client",
     "update_if",
@@ -120,6 +122,12 @@ def database(
     client: AsyncMongoClient[Document], settings: CommonSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_db]
+
+
+def aware(moment: datetime) -> datetime:
+    """A date read back from a store, as an aware UTC date (the in-memory store of
+    ``leadtrail replay`` hands them back naive), so that dates compare."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 async def apply_once(

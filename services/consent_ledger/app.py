@@ -23,22 +23,24 @@ SUBSCRIPTIONS: tuple[Subscription[ConsentHandlers], ...] = (
     Subscription(
         "consent-ledger.leads",
         (LEAD_EVENTS,),
-        ConsentHandlers.on_lead_event,
-        frozenset({"lead.captured"}),
+        event_types=frozenset({"lead.captured"}),
+        handle_batch=ConsentHandlers.on_events,
     ),
     Subscription(
         "consent-ledger.privacy",
         (PRIVACY_EVENTS,),
-        ConsentHandlers.on_privacy_event,
-        frozenset({"privacy.request.received", "privacy.request.verified"}),
+        event_types=frozenset({"privacy.request.received", "privacy.request.verified"}),
+        handle_batch=ConsentHandlers.on_events,
     ),
     Subscription(
         "consent-ledger.erasure",
         (ERASURE_EVENTS,),
-        ConsentHandlers.on_erasure_event,
-        frozenset({"erasure.requested"}),
+        event_types=frozenset({"erasure.requested"}),
+        handle_batch=ConsentHandlers.on_events,
     ),
-    Subscription("consent-ledger.ledger", (CONSENT_EVENTS,), ConsentHandlers.on_consent_event),
+    Subscription(
+        "consent-ledger.ledger", (CONSENT_EVENTS,), handle_batch=ConsentHandlers.on_events
+    ),
 )
 
 

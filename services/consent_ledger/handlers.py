@@ -1,18 +1,22 @@
-"""consent-ledger's event handlers.
+"""consent-ledger's event handler: a batch is folded into the read model
+(:mod:`.domain`, through the batch pipeline), then each event is reacted to, in order:
 
 * ``lead.captured`` with consent claims -> one ``consent.granted`` per purpose, with the proof;
 * verified privacy requests: access/portability -> its ``privacy.export_part``; restriction ->
   ``restriction.placed``; objection -> ``objection.recorded`` (and ``suppression.added`` for
   purposes that suppress, R13);
-* its own events -> the read model, and after a withdrawal the R12 check: when no purpose keeps a
-  lawful basis, ``consent.no_basis_remaining`` tells erasure-propagator to erase.
+* ``consent.withdrawn``: the R12 check: when no purpose keeps a lawful basis,
+  ``consent.no_basis_remaining`` tells erasure-propagator to erase;
+* ``erasure.requested``: the subject's key leaves the cache, and a receipt says what was done.
 
 Events derived from another event get an id derived from it (``publish_caused``), so a
-redelivery republishes the same id. Each handler applies the event to the read model first
-(:meth:`ConsentProjection.apply`, all that ``leadtrail replay`` runs), then reacts.
+redelivery republishes the same id; reactions run for a redelivered event too (the crash may
+have come between the write and the publish).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 
@@ -21,9 +25,11 @@ from contracts.events import consent, lead, privacy
 from services.common.consent import has_remaining_basis
 from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
+from services.common.pipeline import Applied
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt
 from services.common.runtime import Runtime
+from services.consent_ledger.domain import proofs_held, subject_ref
 from services.consent_ledger.export import export_part
 from services.consent_ledger.projection import ConsentProjection
 
@@ -46,12 +52,24 @@ class ConsentHandlers:
     ) -> None:
         await self.runtime.publisher.publish_caused(cause, data, what=what, pii=pii)
 
-    async def on_lead_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type != "lead.captured":
-            return
-        data = self.runtime.registry.decode(envelope).data
-        assert isinstance(data, lead.LeadCapturedV1)  # noqa: S101 (filtered by type above)
-        await self.projection.apply(envelope)
+    async def on_events(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold the batch into the read model, then react to each event in order."""
+        events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
+        for applied in await self.projection.folder.fold(events):
+            await self.react(applied)
+
+    async def react(self, applied: Applied) -> None:
+        envelope, data = applied.event.envelope, applied.event.data
+        if isinstance(data, lead.LeadCapturedV1):
+            await self.grant_claimed(envelope, data)
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV2):
+            await self.act_on_verified(envelope, data)
+        elif isinstance(data, consent.ConsentWithdrawnV1):
+            await self.check_remaining_basis(applied)
+        elif envelope.type == "erasure.requested":
+            await self.erased(applied)
+
+    async def grant_claimed(self, envelope: EventEnvelope, data: lead.LeadCapturedV1) -> None:
         if data.consent is None:
             return
         contact = await self.runtime.cipher.decrypt(envelope)
@@ -81,11 +99,9 @@ class ConsentHandlers:
                 proof,
             )
 
-    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
-        data = self.runtime.registry.decode(envelope).data
-        await self.projection.apply(envelope)
-        if not isinstance(data, privacy.PrivacyRequestVerifiedV2):
-            return
+    async def act_on_verified(
+        self, envelope: EventEnvelope, data: privacy.PrivacyRequestVerifiedV2
+    ) -> None:
         if data.request_type in EXPORT_REQUEST_TYPES:
             part = await export_part(
                 self.projection,
@@ -123,14 +139,9 @@ class ConsentHandlers:
                     ),
                 )
 
-    async def on_consent_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
-            return
-        self.runtime.registry.decode(envelope)  # validates, and fails loudly on unknown versions
-        await self.projection.apply(envelope)
-        if envelope.type != "consent.withdrawn":
-            return
-        document = await self.projection.subject(envelope.tenant_id, envelope.subject_id)
+    async def check_remaining_basis(self, applied: Applied) -> None:
+        envelope = applied.event.envelope
+        document = applied.doc(subject_ref(envelope.tenant_id, envelope.subject_id))
         bases = self.purposes.for_tenant(envelope.tenant_id).bases()
         if has_remaining_basis(self.projection.state(document), bases):
             return
@@ -143,12 +154,10 @@ class ConsentHandlers:
             ),
         )
 
-    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type != "erasure.requested":
-            return
+    async def erased(self, applied: Applied) -> None:
+        envelope = applied.event.envelope
         self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
-        self.runtime.registry.decode(envelope)
-        dropped = await self.projection.apply(envelope)
+        dropped = proofs_held(applied.before[subject_ref(envelope.tenant_id, envelope.subject_id)])
         await send_erasure_receipt(
             self.runtime.publisher,
             envelope,

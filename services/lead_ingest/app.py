@@ -24,11 +24,14 @@ __all__ = ["SERVICE_NAME", "SETTINGS_CLASS", "SUBSCRIPTIONS", "build_spec"]
 
 SERVICE_NAME = "lead-ingest"
 SETTINGS_CLASS = IngestSettings
-SUBSCRIPTIONS: tuple[Subscription[LeadIngestHandlers], ...] = (
-    Subscription("lead-ingest.leads", (LEAD_EVENTS,), LeadIngestHandlers.on_lead_event),
-    Subscription("lead-ingest.subjects", (CONSENT_EVENTS,), LeadIngestHandlers.on_consent_event),
-    Subscription("lead-ingest.privacy", (PRIVACY_EVENTS,), LeadIngestHandlers.on_privacy_event),
-    Subscription("lead-ingest.erasure", (ERASURE_EVENTS,), LeadIngestHandlers.on_erasure_event),
+SUBSCRIPTIONS: tuple[Subscription[LeadIngestHandlers], ...] = tuple(
+    Subscription(group_id, (topic,), handle_batch=LeadIngestHandlers.on_events)
+    for group_id, topic in (
+        ("lead-ingest.leads", LEAD_EVENTS),
+        ("lead-ingest.subjects", CONSENT_EVENTS),
+        ("lead-ingest.privacy", PRIVACY_EVENTS),
+        ("lead-ingest.erasure", ERASURE_EVENTS),
+    )
 )
 
 

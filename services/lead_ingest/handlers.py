@@ -1,7 +1,7 @@
-"""lead-ingest's event handlers: keep the read models, score and qualify leads.
-
-Each handler first applies the event to the read models (:meth:`LeadProjection.apply`, all a
-replay runs), then reacts: scores, qualifies, links identifiers, sends receipts.
+"""lead-ingest's event handler: a batch is folded into the read models (:mod:`.domain`,
+through the batch pipeline), then each event is reacted to, in order: interactions are scored,
+qualifying scores qualify the lead, rectifications link the corrected identifiers, erasures
+unlink the subject, receipts are sent, exports assembled.
 
 Derived events (``lead.scored``, ``lead.qualified``) get a name-based id (UUIDv5) computed from
 the event that caused them, so a redelivered cause republishes the *same* event id and every
@@ -10,19 +10,27 @@ consumer deduplicates it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from contracts import EventEnvelope
-from contracts.events import consent, lead, privacy
-from services.common.consent import ConsentFact, ConsentState, LegalBasis, decide, fold
+from contracts.events import consent, erasure, lead, privacy
 from services.common.export import EXPORT_REQUEST_TYPES
 from services.common.logging import get_logger
+from services.common.pipeline import Applied
 from services.common.publisher import derived_event_id
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
 from services.common.runtime import Runtime
 from services.common.store import Document
+from services.lead_ingest.domain import (
+    LEADS,
+    RESCORING_CONSENT,
+    consent_state,
+    lead_ref,
+    scoring_blocked,
+    subject_ref,
+)
 from services.lead_ingest.exports import ExportAssembler
 from services.lead_ingest.linking import Kind, SubjectLinker
 from services.lead_ingest.normalise import email_link_form
@@ -36,17 +44,15 @@ log = get_logger(__name__)
 SERVICE = "lead-ingest"
 
 
-def consent_state(subject: Document) -> ConsentState:
-    return fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
-
-
-def scoring_blocked(subject: Document, bases: Mapping[str, LegalBasis]) -> str | None:
-    """Why the subject may not be scored (profiled) now, or None (R13, R14, R28).
-
-    The same shared decision every service uses, for the ``profiling`` purpose.
-    """
-    decision = decide(consent_state(subject), "profiling", bases)
-    return None if decision.allowed else decision.reason
+def _leads(applied: Applied, tenant_id: str) -> list[tuple[Document | None, Document]]:
+    """The tenant's leads an event touched: (before, after) each."""
+    return [
+        (applied.before[ref], document)
+        for ref, document in applied.after.items()
+        if ref.collection == LEADS
+        and document is not None
+        and document.get("tenant_id") == tenant_id
+    ]
 
 
 class LeadIngestHandlers:
@@ -70,22 +76,65 @@ class LeadIngestHandlers:
     def blocked(self, tenant_id: str, subject: Document) -> str | None:
         return scoring_blocked(subject, self.purposes.for_tenant(tenant_id).bases())
 
-    async def on_lead_event(self, envelope: EventEnvelope) -> None:
-        data = self.runtime.registry.decode(envelope).data
-        changed = await self.projection.apply(envelope, data)
+    async def on_events(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold the batch into the read models, then react to each event in order."""
+        events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
+        for event in events:
+            if event.envelope.type == "erasure.requested":
+                self.runtime.keyring.forget_cached(
+                    event.envelope.tenant_id, event.envelope.subject_id
+                )
+        for applied in await self.projection.folder.fold(events):
+            await self.react(applied)
+
+    async def react(self, applied: Applied) -> None:
+        envelope, data = applied.event.envelope, applied.event.data
+        subject = applied.after.get(subject_ref(envelope.tenant_id, envelope.subject_id)) or {}
         if isinstance(data, lead.LeadInteractionRecordedV1):
-            await self.rescore(envelope, data.lead_id, trigger="interaction")
+            document = applied.doc(lead_ref(data.lead_id))
+            await self.rescore(envelope, document, subject, trigger="interaction")
         elif isinstance(data, lead.LeadScoredV2):
             if data.qualified:
-                await self.qualify(envelope, data.lead_id, data.score, data.threshold, "rules")
+                document = applied.doc(lead_ref(data.lead_id))
+                await self.qualify(
+                    envelope,
+                    document,
+                    subject,
+                    points=data.score,
+                    threshold=data.threshold,
+                    by="rules",
+                )
         elif isinstance(data, lead.LeadScoreReviewedV2):
             rules = self.rules.for_tenant(envelope.tenant_id)
             if rules is not None and data.new_score >= rules.threshold:
+                document = applied.doc(lead_ref(data.lead_id))
                 await self.qualify(
-                    envelope, data.lead_id, data.new_score, rules.threshold, "review"
+                    envelope,
+                    document,
+                    subject,
+                    points=data.new_score,
+                    threshold=rules.threshold,
+                    by="review",
                 )
-        elif envelope.type == "lead.rectified":
-            await self.on_rectified(envelope, changed)
+        elif isinstance(data, erasure.LeadRectifiedV1):
+            leads = _leads(applied, envelope.tenant_id)
+            await self.on_rectified(envelope, sum(1 for old, new in leads if old is not new))
+        elif isinstance(data, erasure.ErasureRequestedV1):
+            await self.on_erased(envelope, len(_leads(applied, envelope.tenant_id)))
+        elif isinstance(data, RESCORING_CONSENT):
+            # Processing may have become allowed again: score what was held back.
+            trigger: Literal["restriction_lifted", "rescore"] = (
+                "restriction_lifted" if isinstance(data, consent.RestrictionLiftedV1) else "rescore"
+            )
+            for _, document in _leads(applied, envelope.tenant_id):
+                await self.rescore(envelope, document, subject, trigger=trigger)
+        elif isinstance(data, privacy.PrivacyRequestVerifiedV2):
+            if data.request_type in EXPORT_REQUEST_TYPES:
+                await self.exports.send_own_part(envelope)
+        elif isinstance(data, privacy.ExportPartV1):
+            # Assembling needs the subject's key and the other services' parts: a reaction,
+            # not a read model a replay rebuilds (docs/replay.md).
+            await self.exports.add_part(envelope, data)
 
     async def on_rectified(self, envelope: EventEnvelope, changed: int) -> None:
         corrections = await self.runtime.cipher.decrypt(envelope) or {}
@@ -102,14 +151,7 @@ class LeadIngestHandlers:
             [f"lead records updated: {changed}", f"identifiers linked: {len(identifiers)}"],
         )
 
-    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type == "erasure.requested":
-            self.runtime.keyring.forget_cached(envelope.tenant_id, envelope.subject_id)
-        data = self.runtime.registry.decode(envelope).data
-        changed = await self.projection.apply(envelope, data)  # completions: request status
-        if envelope.type != "erasure.requested":
-            return
-        anonymised = changed
+    async def on_erased(self, envelope: EventEnvelope, anonymised: int) -> None:
         unlinked = await self.linker.forget(envelope.tenant_id, envelope.subject_id)
         await send_erasure_receipt(
             self.runtime.publisher,
@@ -120,30 +162,6 @@ class LeadIngestHandlers:
                 f"lead records anonymised (non-personal facts kept for aggregates): {anonymised}",
             ],
         )
-
-    async def on_consent_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type not in self.runtime.registry.types_on_topic("consent-events"):
-            return
-        data = self.runtime.registry.decode(envelope).data
-        await self.projection.apply(envelope, data)
-        if isinstance(data, consent.RestrictionLiftedV1 | consent.ConsentGrantedV1):
-            # Processing may have become allowed again: score what was held back.
-            trigger: Literal["restriction_lifted", "rescore"] = (
-                "restriction_lifted" if isinstance(data, consent.RestrictionLiftedV1) else "rescore"
-            )
-            for document in await self.projection.leads_of(envelope.tenant_id, envelope.subject_id):
-                await self.rescore(envelope, str(document["_id"]), trigger=trigger)
-
-    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
-        data = self.runtime.registry.decode(envelope).data
-        await self.projection.apply(envelope, data)
-        if isinstance(data, privacy.PrivacyRequestVerifiedV2):
-            if data.request_type in EXPORT_REQUEST_TYPES:
-                await self.exports.send_own_part(envelope)
-        elif isinstance(data, privacy.ExportPartV1):
-            # Assembling needs the subject's key and the other services' parts: a reaction,
-            # not a read model a replay rebuilds (docs/replay.md).
-            await self.exports.add_part(envelope, data)
 
     async def answers(self, document: Document) -> dict[str, Answer] | None:
         """The lead's latest answer per question, or None when its key was destroyed."""
@@ -164,16 +182,19 @@ class LeadIngestHandlers:
     async def rescore(
         self,
         cause: EventEnvelope,
-        lead_id: str,
+        document: Document | None,
+        subject: Document,
         *,
         trigger: Literal["interaction", "restriction_lifted", "rescore"],
     ) -> None:
-        document = await self.projection.get(cause.tenant_id, lead_id)
-        if document is None or not document.get("interactions"):
+        """Score the lead ``document`` (as the batch left it) again, unless that is paused."""
+        if document is None or document.get("tenant_id") != cause.tenant_id:
+            return  # not captured yet, or not this tenant's
+        lead_id = str(document["_id"])
+        if not document.get("interactions"):
             return  # nothing answered yet: nothing to score
         if document.get("erased_at") is not None:
             return  # erased: nothing may be derived from the person any more
-        subject = await self.projection.subject(cause.tenant_id, document["subject_id"])
         blocked = self.blocked(cause.tenant_id, subject)
         if blocked:
             log.info("scoring paused", lead_id=lead_id, reason=blocked)
@@ -220,23 +241,29 @@ class LeadIngestHandlers:
     async def qualify(
         self,
         cause: EventEnvelope,
-        lead_id: str,
+        document: Document | None,
+        subject: Document,
+        *,
         points: int,
         threshold: int,
         by: Literal["rules", "review"],
     ) -> None:
-        subject = await self.projection.subject(cause.tenant_id, cause.subject_id)
+        """Publish the lead's one ``lead.qualified``, reserved for this cause first."""
+        if document is None:
+            return  # a score of a lead never captured here: nothing to qualify
+        lead_id = str(document["_id"])
         event_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
+        holder = document.get("qualification_event_id")
+        if holder is not None and holder != event_id:
+            return  # already qualified by an earlier cause
         # Paused now: nothing to qualify, unless this very cause claimed the qualification
         # before and the process died before publishing it. That claim is finished, not left
         # to block every later qualification of the lead.
-        if (
-            self.blocked(cause.tenant_id, subject)
-            and await self.projection.qualification_holder(lead_id) != event_id
-        ):
-            return
-        if not await self.projection.claim_qualification(lead_id, event_id):
-            return  # already qualified by an earlier cause
+        if holder is None:
+            if self.blocked(cause.tenant_id, subject):
+                return
+            if not await self.projection.claim_qualification(lead_id, event_id):
+                return  # claimed meanwhile by another cause
         await self.runtime.publisher.publish(
             lead.LeadQualifiedV1(lead_id=lead_id, score=points, threshold=threshold, by=by),
             tenant_id=cause.tenant_id,

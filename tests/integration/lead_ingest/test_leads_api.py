@@ -380,7 +380,11 @@ async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restri
     assert await api.projection.claim_qualification(lead_id, qualified_id)  # then: SIGKILL
     await restrict(ingest, lead_id, subject_id)
 
-    await api.handlers.qualify(cause, lead_id, 55, 50, "rules")  # the redelivered cause
+    document = await api.projection.get("acme", lead_id)
+    subject = await api.projection.subject("acme", subject_id)
+    await api.handlers.qualify(  # the redelivered cause, with the lead as the batch read it
+        cause, document, subject, points=55, threshold=50, by="rules"
+    )
 
     events = await ingest.all_events("lead-events")
     assert [e.id for e in events if e.type == "lead.qualified"] == [qualified_id]
