@@ -23,7 +23,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -108,38 +108,54 @@ def _key_id(tenant_id: str, subject_id: str, generation: int) -> str:
 
 
 class _KeyCache:
-    """A short-lived in-process cache of unwrapped keys.
+    """An in-process cache of unwrapped keys, and of the current key of each subject.
 
-    A destroyed key may stay usable in *another* process for at most ``ttl`` seconds; services
-    also call :meth:`forget` when they see ``erasure.requested``. Within a process, a key read
-    before its destruction can't be put back afterwards: :meth:`forget` leaves a tombstone that
-    refuses keys read before it.
+    A key destroyed by another process stays usable here until this process handles the
+    subject's ``erasure.requested`` (every service that decrypts calls :meth:`forget` then),
+    and at most ``ttl`` seconds whatever happens. Within a process, a key read before its
+    destruction can't be put back afterwards: :meth:`forget` leaves a tombstone that refuses
+    keys read before it.
     """
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[float, DataKey]] = {}
+        self._current: dict[str, tuple[float, DataKey]] = {}
         self._tombstones: dict[str, float] = {}
 
     @staticmethod
     def _prefix(tenant_id: str, subject_id: str) -> str:
         return f"{tenant_id}/{subject_id}/"
 
-    def get(self, key_id: str) -> DataKey | None:
-        entry = self._entries.get(key_id)
+    @staticmethod
+    def _fresh(entries: dict[str, tuple[float, DataKey]], name: str) -> DataKey | None:
+        entry = entries.get(name)
         if entry is None or entry[0] < time.monotonic():
-            self._entries.pop(key_id, None)
+            entries.pop(name, None)
             return None
         return entry[1]
 
-    def put(self, key: DataKey, read_at: float) -> None:
-        """Cache ``key``, read from the store at ``read_at`` (``time.monotonic()``)."""
-        forgotten = self._tombstones.get(self._prefix(key.tenant_id, key.subject_id))
+    def get(self, key_id: str) -> DataKey | None:
+        return self._fresh(self._entries, key_id)
+
+    def current(self, tenant_id: str, subject_id: str) -> DataKey | None:
+        """The subject's live key, as this process last read or created it."""
+        return self._fresh(self._current, self._prefix(tenant_id, subject_id))
+
+    def put(self, key: DataKey, read_at: float, *, current: bool = False) -> None:
+        """Cache ``key``, read from the store at ``read_at`` (``time.monotonic()``);
+        ``current``: the subject's pointer named it."""
+        prefix = self._prefix(key.tenant_id, key.subject_id)
+        forgotten = self._tombstones.get(prefix)
         if self._ttl <= 0 or (forgotten is not None and forgotten >= read_at):
             return
         if len(self._entries) > 10_000:
             self._entries.clear()
-        self._entries[key.key_id] = (time.monotonic() + self._ttl, key)
+            self._current.clear()
+        expires = time.monotonic() + self._ttl
+        self._entries[key.key_id] = (expires, key)
+        if current:
+            self._current[prefix] = (expires, key)
 
     def forget(self, tenant_id: str, subject_id: str) -> None:
         prefix = self._prefix(tenant_id, subject_id)
@@ -148,6 +164,7 @@ class _KeyCache:
             horizon = now - max(self._ttl, 60.0)
             self._tombstones = {p: t for p, t in self._tombstones.items() if t > horizon}
         self._tombstones[prefix] = now
+        self._current.pop(prefix, None)
         for key_id in [k for k in self._entries if k.startswith(prefix)]:
             del self._entries[key_id]
 
@@ -189,6 +206,9 @@ class MongoDataKeyring:
         return f"current:{tenant_id}/{subject_id}"
 
     async def get_or_create(self, tenant_id: str, subject_id: str) -> DataKey:
+        cached = self._cache.current(tenant_id, subject_id)
+        if cached is not None:
+            return cached
         pointer_id = self._pointer_id(tenant_id, subject_id)
         for attempt in range(50):
             read_at = time.monotonic()
@@ -196,6 +216,7 @@ class MongoDataKeyring:
             if pointer is not None and not pointer.get("destroyed"):
                 key = await self.get(_key_id(tenant_id, subject_id, int(pointer["generation"])))
                 if key is not None:
+                    self._cache.put(key, read_at, current=True)
                     return key
             generation = 1 if pointer is None else int(pointer["generation"]) + 1
             key_id = _key_id(tenant_id, subject_id, generation)
@@ -224,12 +245,12 @@ class MongoDataKeyring:
                 key = self._unwrap(existing, read_at)
             else:
                 key = DataKey(key_id, tenant_id, subject_id, material)
-                self._cache.put(key, read_at)
             await self._collection.update_one(
                 {"_id": pointer_id},
                 {"$set": {"generation": generation, "destroyed": False}},
                 upsert=True,
             )
+            self._cache.put(key, read_at, current=True)
             return key
         raise RuntimeError(f"could not create a data key for {tenant_id}/{subject_id}")
 
@@ -261,6 +282,38 @@ class MongoDataKeyring:
         # Again, now that the store says destroyed: a read that raced the updates can't cache.
         self._cache.forget(tenant_id, subject_id)
         return destroyed
+
+    async def prefetch(
+        self, key_ids: Iterable[str], subjects: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Read the keys ``key_ids`` and the current keys of ``subjects`` (tenant, subject)
+        that are not cached yet, in one round trip (two when a current key is not among
+        ``key_ids``), so that a batch's events decrypt and encrypt without another read."""
+        read_at = time.monotonic()
+        wanted = {k for k in key_ids if self._cache.get(k) is None}
+        pointers = {
+            self._pointer_id(tenant_id, subject_id): (tenant_id, subject_id)
+            for tenant_id, subject_id in subjects
+            if self._cache.current(tenant_id, subject_id) is None
+        }
+        if not wanted and not pointers:
+            return
+        found = await self._collection.find({"_id": {"$in": [*wanted, *pointers]}}).to_list()
+        keys = {str(d["_id"]): d for d in found if str(d["_id"]) not in pointers}
+        current: dict[str, tuple[str, str]] = {}
+        for document in found:
+            subject = pointers.get(str(document["_id"]))
+            if subject is not None and not document.get("destroyed"):
+                current[_key_id(*subject, int(document["generation"]))] = subject
+        missing = [key_id for key_id in current if key_id not in keys]
+        if missing:
+            more = await self._collection.find({"_id": {"$in": missing}}).to_list()
+            keys.update((str(d["_id"]), d) for d in more)
+        for key_id, document in keys.items():
+            if document.get("destroyed_at") is None and document.get("wrapped"):
+                key = self._unwrap(document, read_at)
+                if key_id in current:
+                    self._cache.put(key, read_at, current=True)
 
     async def is_destroyed(self, key_id: str) -> bool:
         document = await self._collection.find_one({"_id": key_id}, {"destroyed_at": 1})

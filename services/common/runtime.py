@@ -82,7 +82,10 @@ class Runtime:
         )
         db = database(mongo, settings)
         keyring = MongoDataKeyring(
-            db[KEYRING_COLLECTION], KeyWrapper(settings.kek_bytes(), settings.kek_id), clock=clock
+            db[KEYRING_COLLECTION],
+            KeyWrapper(settings.kek_bytes(), settings.kek_id),
+            clock=clock,
+            cache_ttl=settings.data_key_cache_s,
         )
         cipher = PiiCipher(keyring)
         publisher = MeasuredPublisher(

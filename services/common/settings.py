@@ -109,6 +109,13 @@ class CommonSettings(BaseSettings):
         default=5, ge=1, le=100, description="attempts before a message goes to dead letters"
     )
     handler_retry_backoff_s: float = Field(default=0.2, ge=0, le=60)
+    data_key_cache_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="how long a process keeps a subject's unwrapped data key; a service drops "
+        "it as soon as it handles the subject's erasure.requested, this bounds the rest",
+    )
     consumer_batch_max_records: int = Field(
         default=500,
         ge=1,

@@ -55,7 +55,14 @@ class ConsentHandlers:
     async def on_events(self, envelopes: Sequence[EventEnvelope]) -> None:
         """Fold the batch into the read model, then react to each event in order."""
         events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
-        for applied in await self.projection.folder.fold(events):
+        applied_events = await self.projection.folder.fold(events)
+        # The keys the grants decrypt the proof with and encrypt it under: one read.
+        captures = [e.envelope for e in events if isinstance(e.data, lead.LeadCapturedV1)]
+        await self.runtime.keyring.prefetch(
+            [c.pii.key_id for c in captures if c.pii is not None],
+            [(c.tenant_id, c.subject_id) for c in captures],
+        )
+        for applied in applied_events:
             await self.react(applied)
 
     async def react(self, applied: Applied) -> None:

@@ -84,7 +84,14 @@ class LeadIngestHandlers:
                 self.runtime.keyring.forget_cached(
                     event.envelope.tenant_id, event.envelope.subject_id
                 )
-        for applied in await self.projection.folder.fold(events):
+        applied_events = await self.projection.folder.fold(events)
+        # The keys scoring decrypts answers with and encrypts its inputs under: one read.
+        scored = [e.envelope for e in events if isinstance(e.data, lead.LeadInteractionRecordedV1)]
+        await self.runtime.keyring.prefetch(
+            [s.pii.key_id for s in scored if s.pii is not None],
+            [(s.tenant_id, s.subject_id) for s in scored],
+        )
+        for applied in applied_events:
             await self.react(applied)
 
     async def react(self, applied: Applied) -> None:

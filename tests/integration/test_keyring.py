@@ -78,3 +78,52 @@ async def test_a_key_left_without_its_pointer_is_adopted(
     # An erasure reaches the adopted key like any other.
     assert await restarted.destroy("acme", "sub-1") == 1
     assert await restarted.get(key.key_id) is None
+
+
+class CountsReads:
+    """The keyring's collection, counting the reads sent to the store."""
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self._collection = collection
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("find", "find_one"):
+            self.reads += 1
+        return getattr(self._collection, name)
+
+
+async def test_an_erased_subjects_key_is_never_used_again(
+    collection: AsyncCollection[Document], wrapper: KeyWrapper
+) -> None:
+    """A service caches keys for a while (LEADTRAIL_DATA_KEY_CACHE_S); erasure-propagator
+    destroys them in another process. Once the service handled the erasure
+    (``forget_cached``), neither a read nor a prefetch nor an encryption gets the old key."""
+    service = MongoDataKeyring(collection, wrapper, cache_ttl=300)
+    old = await service.get_or_create("acme", "sub-1")
+    assert await service.get(old.key_id) == old
+    await MongoDataKeyring(collection, wrapper, cache_ttl=0).destroy("acme", "sub-1")
+    service.forget_cached("acme", "sub-1")
+
+    await service.prefetch([old.key_id], [("acme", "sub-1")])
+    assert await service.get(old.key_id) is None
+    new = await service.get_or_create("acme", "sub-1")
+    assert new.key_id != old.key_id
+    assert new.material != old.material
+    assert new.key_id.endswith("/2")
+
+
+async def test_a_batch_of_keys_is_read_once_and_then_served_from_the_cache(
+    collection: AsyncCollection[Document], wrapper: KeyWrapper
+) -> None:
+    writer = MongoDataKeyring(collection, wrapper, cache_ttl=0)
+    keys = [await writer.get_or_create("acme", f"sub-{n}") for n in range(20)]
+    counted = CountsReads(collection)
+    reader = MongoDataKeyring(counted, wrapper, cache_ttl=300)  # type: ignore[arg-type]
+
+    await reader.prefetch([k.key_id for k in keys], [("acme", f"sub-{n}") for n in range(20)])
+    assert counted.reads == 1, "the keys and the subjects' pointers in one read"
+    for n, key in enumerate(keys):
+        assert await reader.get(key.key_id) == key
+        assert await reader.get_or_create("acme", f"sub-{n}") == key
+    assert counted.reads == 1, "then every decryption and encryption is served from the cache"
