@@ -82,11 +82,7 @@ def _consent_ledger(db: Collections) -> Projector:
 
 def _retention_scheduler(db: Collections) -> Projector:
     store = RetentionStore(db)
-
-    async def apply(envelope: EventEnvelope) -> None:
-        await store.apply(envelope, REGISTRY.decode(envelope).data)
-
-    return Projector(store.ensure_indexes, apply)
+    return Projector(store.ensure_indexes, store.apply)  # decodes, as live
 
 
 def _erasure_propagator(db: Collections) -> Projector:

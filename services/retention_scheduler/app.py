@@ -13,7 +13,8 @@ from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.wakeup import run_when_due
-from services.retention_scheduler.handlers import CONSENT_CHANGES, RetentionHandlers
+from services.retention_scheduler.domain import CONSENT_CHANGES
+from services.retention_scheduler.handlers import RetentionHandlers
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
 from services.retention_scheduler.settings import RetentionSettings
 
@@ -27,8 +28,8 @@ SUBSCRIPTIONS: tuple[Subscription[RetentionHandlers], ...] = (
     Subscription(
         "retention-scheduler",
         (LEAD_EVENTS, CONSENT_EVENTS, RETENTION_EVENTS, ERASURE_EVENTS, PRIVACY_EVENTS),
-        RetentionHandlers.on_event,
-        frozenset(
+        handle_batch=RetentionHandlers.on_events,
+        event_types=frozenset(
             {
                 "lead.captured",
                 "lead.interaction_recorded",

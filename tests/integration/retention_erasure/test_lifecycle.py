@@ -185,7 +185,7 @@ async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     for topic in ("lead-events", "consent-events"):
         for event in await lifecycle.stack.events(topic):
             if event.type in subscription.wanted(runtime.registry, topic):
-                await handlers.on_event(event)
+                await handlers.on_events([event])
     assert await Scheduler(fresh, recorder, lifecycle.clock).tick() == 4
     replayed = [e for e in recorder.sent if e.type == "retention.expired"]
     assert {(e.id, e.subject_id, e.data["due_at"]) for e in replayed} == {
@@ -215,8 +215,8 @@ async def test_a_grant_recorded_late_keeps_the_due_date_of_when_it_was_given(
     await store.ensure_indexes()
     recorder = RecordingPublisher(lifecycle.scheduler.publisher)
     handlers = RetentionHandlers(runtime.registry, recorder, store)
-    await handlers.on_event(captured)
-    await handlers.on_event(late)
+    await handlers.on_events([captured])
+    await handlers.on_events([late])
     lifecycle.clock.advance(timedelta(days=731))
     assert await Scheduler(store, recorder, lifecycle.clock).tick() == 1
     await runtime.mongo.drop_database(scratch)
