@@ -13,7 +13,8 @@ from services.common.tenants import TenantDirectory
 from services.common.wakeup import run_when_due
 from services.crm_sync.connections import TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
-from services.crm_sync.handlers import UPDATES, CrmSyncHandlers
+from services.crm_sync.domain import LEAD_EVENTS_HANDLED
+from services.crm_sync.handlers import CrmSyncHandlers
 from services.crm_sync.recipients import announce_changes, build_router
 from services.crm_sync.settings import CrmSettings
 from services.crm_sync.store import CrmStore
@@ -26,23 +27,26 @@ SUBSCRIPTIONS: tuple[Subscription[CrmSyncHandlers], ...] = (
     Subscription(
         "crm-sync.leads",
         (LEAD_EVENTS,),
-        CrmSyncHandlers.on_lead_event,
-        frozenset({"lead.captured", "lead.qualified", "lead.rectified", *UPDATES}),
+        event_types=LEAD_EVENTS_HANDLED,
+        handle_batch=CrmSyncHandlers.on_events,
     ),
     Subscription(
-        "crm-sync.consent", (CONSENT_EVENTS,), CrmSyncHandlers.on_consent_event, CONSENT_EVENT_TYPES
+        "crm-sync.consent",
+        (CONSENT_EVENTS,),
+        event_types=CONSENT_EVENT_TYPES,
+        handle_batch=CrmSyncHandlers.on_events,
     ),
     Subscription(
         "crm-sync.erasure",
         (ERASURE_EVENTS,),
-        CrmSyncHandlers.on_erasure_event,
-        frozenset({"erasure.requested"}),
+        event_types=frozenset({"erasure.requested"}),
+        handle_batch=CrmSyncHandlers.on_events,
     ),
     Subscription(
         "crm-sync.privacy",
         (PRIVACY_EVENTS,),
-        CrmSyncHandlers.on_privacy_event,
-        frozenset({"privacy.request.verified"}),
+        event_types=frozenset({"privacy.request.verified"}),
+        handle_batch=CrmSyncHandlers.on_events,
     ),
 )
 

@@ -29,7 +29,6 @@ from contracts.dead_letter import DeadLetterV1
 from contracts.events import crm
 from contracts.topics import DEAD_LETTERS
 from services.common.consent import ConsentFact, decide, fold
-from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
@@ -69,6 +68,8 @@ class Dispatcher:
         self._adapters: dict[tuple[str, str, str], CrmAdapter] = {}
         self.wakeup = runtime.wakeup(settings.dispatch_interval_s)
         """Handlers call ``wakeup.notify()`` after queueing work."""
+        self._read: dict[str, Document] = {}
+        """The leads and subjects of the round's entries (``lead:<id>``, ``subject:<id>``)."""
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
@@ -83,10 +84,48 @@ class Dispatcher:
 
     async def run_once(self, limit: int = 100) -> int:
         """Work through the due outbox entries; returns how many CRM calls succeeded."""
-        done = 0
-        for entry in await self.store.due(self.runtime.clock.now(), limit):
-            done += await self.run_entry(entry)
-        return done
+        return await self.run_entries(await self.store.due(self.runtime.clock.now(), limit))
+
+    async def run_entries(self, entries: list[Document]) -> int:
+        """Carry out due entries read together; returns how many CRM calls succeeded. Their
+        leads, subjects and data keys are read first, one round trip each for all of them."""
+        await self.prefetch(entries)
+        try:
+            return sum([await self.run_entry(entry) for entry in entries])
+        finally:
+            self._read = {}
+
+    async def prefetch(self, entries: list[Document]) -> None:
+        lead_ids = sorted({str(entry["lead_id"]) for entry in entries})
+        subject_ids = sorted({f"{e['tenant_id']}:{e.get('subject_id')}" for e in entries})
+        read: dict[str, Document] = {}
+        if lead_ids:
+            leads = await self.store.leads.find({"_id": {"$in": lead_ids}}).to_list()
+            subjects = await self.store.subjects.find({"_id": {"$in": subject_ids}}).to_list()
+            read = {f"lead:{d['_id']}": d for d in leads}
+            read |= {f"subject:{d['_id']}": d for d in subjects}
+            await self.runtime.keyring.prefetch(
+                key_id
+                for lead in leads
+                for sealed in (lead.get("contact"), *lead.get("rectifications", []))
+                if isinstance(sealed, dict)
+                for key_id in [_sealed_key(sealed)]
+                if key_id is not None
+            )
+        self._read = read
+
+    async def lead(self, tenant_id: str, lead_id: str) -> Document | None:
+        """The lead as read for this round (else read now), if it is the tenant's."""
+        lead = self._read.get(f"lead:{lead_id}")
+        if lead is None:
+            return await self.store.lead(tenant_id, lead_id)
+        return lead if lead.get("tenant_id") == tenant_id else None
+
+    async def subject(self, tenant_id: str, subject_id: str) -> Document:
+        subject = self._read.get(f"subject:{tenant_id}:{subject_id}")
+        if subject is None:
+            return await self.store.subject(tenant_id, subject_id)
+        return subject if subject.get("tenant_id") == tenant_id else {}
 
     async def run_due(self, limit: int = 100) -> datetime | None:
         """One round of the background loop (:func:`~services.common.wakeup.run_when_due`):
@@ -96,8 +135,7 @@ class Dispatcher:
         cap)."""
         now = self.runtime.clock.now()
         entries = await self.store.due(now, limit)
-        for entry in entries:
-            await self.run_entry(entry)
+        await self.run_entries(entries)
         if len(entries) >= limit or self.wakeup.due_now:
             return now  # more is waiting: no need to read when
         return await self.store.next_attempt()
@@ -112,12 +150,12 @@ class Dispatcher:
             correlation_id=cause.get("correlation_id"),
             causation_id=cause.get("id"),
         ):
-            async with SUBJECT_LOCKS.hold(entry["tenant_id"], entry.get("subject_id") or ""):
-                # Read again under the subject's lock: a handler may have changed it since.
-                fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
-                if fresh is None or not _unchanged(entry, fresh):
-                    return 0
-                return await self.process(fresh)
+            # Read again: a handler may have queued another operation since the round began
+            # (and every write of the outcome is conditional on the entry staying as read).
+            fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
+            if fresh is None or not _unchanged(entry, fresh):
+                return 0
+            return await self.process(fresh)
 
     async def process(self, entry: Document) -> int:
         now = self.runtime.clock.now()
@@ -163,8 +201,8 @@ class Dispatcher:
 
     async def upsert(self, entry: Document, connection: CrmConnection) -> bool:
         tenant_id, lead_id = entry["tenant_id"], entry["lead_id"]
-        lead = await self.store.lead(tenant_id, lead_id)
-        subject = await self.store.subject(tenant_id, entry["subject_id"])
+        lead = await self.lead(tenant_id, lead_id)
+        subject = await self.subject(tenant_id, entry["subject_id"])
         state = fold(ConsentFact.from_document(f) for f in subject.get("facts", []))
         bases = self.purposes.for_tenant(tenant_id).bases()
         decision = decide(state, "crm_sync", bases)
@@ -438,3 +476,12 @@ def _unchanged(seen: Document, now: Document) -> bool:
     return now.get("state") == "pending" and now.get("next_attempt_at") == seen.get(
         "next_attempt_at"
     )
+
+
+def _sealed_key(sealed: Document) -> str | None:
+    """The key id of a sealed part of a read model (:func:`~services.common.crypto.seal_of`),
+    or of a rectification holding one."""
+    inner = sealed.get("sealed", sealed)
+    pii = inner.get("pii") if isinstance(inner, dict) else None
+    key_id = pii.get("key_id") if isinstance(pii, dict) else None
+    return key_id if isinstance(key_id, str) else None

@@ -1,25 +1,31 @@
-"""crm-sync's event handlers: keep an encrypted copy of each lead and queue CRM operations.
+"""crm-sync's event handler: keep an encrypted copy of each lead and queue CRM operations.
 
-The handlers only write crm-sync's own collections (fast, so the partition keeps moving); the
-:class:`~services.crm_sync.dispatcher.Dispatcher` carries out the queued CRM calls with retries.
-Each handler applies the event to the read models first (:meth:`CrmStore.apply_event`, all that
-``leadtrail replay`` runs), then queues the CRM work.
+A batch is folded into the read models (:mod:`.domain`, through the batch pipeline); then the
+outbox entries the batch may queue for are read at once, each event is reacted to in order
+(queue pushes and deletes, open the waits of erasures and rectifications, send export parts),
+and the queued operations are written with one bulk write. The handler never calls a CRM: the
+:class:`~services.crm_sync.dispatcher.Dispatcher` carries out the outbox with retries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 from contracts import EventEnvelope
+from contracts.events import consent
 from services.common.consumer import redrive_headers
 from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
+from services.common.pipeline import Applied
 from services.common.runtime import Runtime
 from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
+from services.crm_sync.domain import LEADS, UPDATES, lead_ref, subject_ref
 from services.crm_sync.export import export_part
-from services.crm_sync.store import CrmStore, outbox_id
+from services.crm_sync.store import CrmStore, OutboxBatch, outbox_id
 
 __all__ = ["CrmSyncHandlers"]
 
-UPDATES = {"lead.interaction_recorded", "lead.scored", "lead.score_reviewed"}
 CRM_SYNC = "crm_sync"
 """The purpose that allows pushing a lead to the tenant's CRMs."""
 
@@ -31,6 +37,16 @@ def withdrawn_purposes(envelope: EventEnvelope) -> list[str]:
     if envelope.type == "objection.recorded":
         return [str(p) for p in envelope.data["purposes"]]
     return []
+
+
+def lead_ids(applied: Applied) -> list[str]:
+    """The subject's leads as the batch left them (its leads list), else the lead an event
+    names."""
+    envelope = applied.event.envelope
+    subject = applied.after.get(subject_ref(envelope.tenant_id, envelope.subject_id))
+    if subject is not None:
+        return list(subject.get("lead_ids", []))
+    return [ref.id for ref in applied.after if ref.collection == LEADS]
 
 
 class CrmSyncHandlers:
@@ -56,147 +72,144 @@ class CrmSyncHandlers:
             return list(connections)
         return [c for c in connections if c.id == redrive["connection_id"]]
 
-    async def push(
-        self, cause: EventEnvelope, lead_id: str, wait_id: str | None = None
-    ) -> list[str]:
-        """Queue an upsert of the lead to every CRM connection of its tenant."""
-        queued = []
-        for connection in self.targets(cause.tenant_id):
-            await self.store.enqueue(
-                tenant_id=cause.tenant_id,
-                subject_id=cause.subject_id,
-                lead_id=lead_id,
-                connection_id=connection.id,
-                operation="upsert",
-                cause=cause,
-                now=self.runtime.clock.now(),
-                wait_id=wait_id,
-            )
-            queued.append(outbox_id(lead_id, connection.id))
-        if queued:
-            self.dispatcher.wakeup.notify()
-        return queued
-
-    async def on_lead_event(self, envelope: EventEnvelope) -> None:
-        self.runtime.registry.decode(envelope)  # validates; unknown versions fail loudly
-        await self.store.apply_event(envelope)
-        lead_id = str(envelope.data.get("lead_id", ""))
-        if envelope.type == "lead.qualified":
-            await self.push(envelope, lead_id)
-        elif envelope.type in UPDATES:
-            lead = await self.store.lead(envelope.tenant_id, lead_id)
-            if lead is not None and lead.get("qualified"):
-                await self.push(envelope, lead_id)  # keep the CRM record current
-        elif envelope.type == "lead.rectified":
-            await self.on_rectified(envelope)
-
-    async def on_rectified(self, envelope: EventEnvelope) -> None:
-        wait_id = f"rectification:{envelope.data['rectification_id']}"
-        lead_ids = await self.store.lead_ids(envelope.tenant_id, envelope.subject_id)
-        pending = [
+    async def on_events(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold the batch, read the outbox entries it may touch, react to each event in order,
+        queue everything with one write; then the receipts that wait for nothing more."""
+        events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
+        for event in events:
+            if event.envelope.type == "erasure.requested":
+                erased = event.envelope
+                self.runtime.keyring.forget_cached(erased.tenant_id, erased.subject_id)
+        folded = await self.store.folder.fold(events)
+        outbox = await self.store.outbox_batch(
             outbox_id(lead_id, connection.id)
-            for lead_id in lead_ids
-            for connection in self.targets(envelope.tenant_id)
-            if await self.store.record_of(lead_id, connection.id) is not None
-            and not await self.store.deleting(lead_id, connection.id)  # erasure wins
-        ]
-        await self.store.open_wait(wait_id, "rectification", envelope, pending, [])
-        for queued in pending:
-            lead_id = queued.rsplit(":", 1)[0]
-            await self.push_one(envelope, lead_id, queued.rsplit(":", 1)[1], wait_id)
-        await self.dispatcher.maybe_receipt(wait_id)
+            for applied in folded
+            for lead_id in lead_ids(applied)
+            for connection in self.connections.for_tenant(
+                applied.event.envelope.tenant_id
+            ).connections
+        )
+        waits: list[str] = []
+        for applied in folded:
+            waits += await self.react(applied, outbox)
+        if await outbox.flush():
+            self.dispatcher.wakeup.notify()
+        for wait_id in waits:
+            await self.dispatcher.maybe_receipt(wait_id)
 
-    async def push_one(
-        self, cause: EventEnvelope, lead_id: str, connection_id: str, wait_id: str
+    async def react(self, applied: Applied, outbox: OutboxBatch) -> list[str]:
+        """Queue what the event calls for; returns the waits it opened."""
+        envelope, data = applied.event.envelope, applied.event.data
+        if envelope.type == "lead.qualified":
+            self.push(envelope, str(envelope.data["lead_id"]), outbox)
+        elif envelope.type in UPDATES:
+            lead_id = str(envelope.data["lead_id"])
+            lead = applied.after.get(lead_ref(lead_id))
+            if lead is not None and lead.get("qualified"):
+                self.push(envelope, lead_id, outbox)  # keep the CRM record current
+        elif envelope.type == "lead.rectified":
+            return [await self.rectified(applied, outbox)]
+        elif envelope.type == "erasure.requested":
+            return [await self.erased(applied, outbox)]
+        elif isinstance(data, consent.RestrictionLiftedV1) or (
+            isinstance(data, consent.ConsentGrantedV1) and data.purpose == CRM_SYNC
+        ):
+            # Pushing may be allowed again: retry the subject's qualified leads.
+            for lead_id in lead_ids(applied):
+                lead = applied.after.get(lead_ref(lead_id))
+                if lead is not None and lead.get("qualified"):
+                    self.push(envelope, lead_id, outbox)
+        elif CRM_SYNC in withdrawn_purposes(envelope):
+            self.withdraw(applied, outbox)
+        elif envelope.type == "privacy.request.verified":
+            await self.send_export_part(envelope)
+        return []
+
+    def push(
+        self, cause: EventEnvelope, lead_id: str, outbox: OutboxBatch, wait_id: str | None = None
     ) -> None:
-        await self.store.enqueue(
+        """Queue an upsert of the lead to every CRM connection of its tenant."""
+        for connection in self.targets(cause.tenant_id):
+            self.queue(cause, lead_id, connection.id, outbox, wait_id=wait_id)
+
+    def queue(
+        self,
+        cause: EventEnvelope,
+        lead_id: str,
+        connection_id: str,
+        outbox: OutboxBatch,
+        *,
+        operation: Literal["upsert", "delete"] = "upsert",
+        erasure_id: str | None = None,
+        wait_id: str | None = None,
+    ) -> None:
+        outbox.enqueue(
             tenant_id=cause.tenant_id,
             subject_id=cause.subject_id,
             lead_id=lead_id,
             connection_id=connection_id,
-            operation="upsert",
+            operation=operation,
             cause=cause,
             now=self.runtime.clock.now(),
+            erasure_id=erasure_id,
             wait_id=wait_id,
         )
-        self.dispatcher.wakeup.notify()
 
-    async def on_consent_event(self, envelope: EventEnvelope) -> None:
-        await self.store.apply_event(envelope)
-        regained = envelope.type == "restriction.lifted" or (
-            envelope.type == "consent.granted" and envelope.data.get("purpose") == "crm_sync"
+    async def rectified(self, applied: Applied, outbox: OutboxBatch) -> str:
+        """Push the corrected details to every CRM that holds a record of the subject; the
+        receipt waits for each of them (R24)."""
+        envelope = applied.event.envelope
+        wait_id = f"rectification:{envelope.data['rectification_id']}"
+        pending = [
+            (lead_id, connection.id)
+            for lead_id in lead_ids(applied)
+            for connection in self.targets(envelope.tenant_id)
+            if outbox.record_of(lead_id, connection.id) is not None
+            and not outbox.erasing(lead_id, connection.id)  # erasure wins
+        ]
+        await self.store.open_wait(
+            wait_id, "rectification", envelope, [outbox_id(*p) for p in pending], []
         )
-        if regained:
-            # Pushing may be allowed again: retry the subject's qualified leads.
-            for lead_id in await self.store.lead_ids(envelope.tenant_id, envelope.subject_id):
-                lead = await self.store.lead(envelope.tenant_id, lead_id)
-                if lead is not None and lead.get("qualified"):
-                    await self.push(envelope, lead_id)
-        elif CRM_SYNC in withdrawn_purposes(envelope):
-            await self.withdraw(envelope)
+        for lead_id, connection_id in pending:
+            self.queue(envelope, lead_id, connection_id, outbox, wait_id=wait_id)
+        return wait_id
 
-    async def withdraw(self, cause: EventEnvelope) -> None:
+    def withdraw(self, applied: Applied, outbox: OutboxBatch) -> None:
         """Consent to ``crm_sync`` withdrawn, or an objection to it: queue the deletion of each
         CRM record of the subject (R11, R12). The dispatcher asks the shared decision before
         deleting, so a purpose that keeps another basis (or a new consent meanwhile) keeps
         the record; an erasure's delete already queued is left alone."""
-        tenant_id = cause.tenant_id
-        queued = False
-        for lead_id in await self.store.lead_ids(tenant_id, cause.subject_id):
-            for connection in self.connections.for_tenant(tenant_id).connections:
-                if await self.store.record_of(lead_id, connection.id) is None:
+        cause = applied.event.envelope
+        for lead_id in lead_ids(applied):
+            for connection in self.connections.for_tenant(cause.tenant_id).connections:
+                if outbox.record_of(lead_id, connection.id) is None:
                     continue  # never delivered there (a pending push asks the decision itself)
-                if await self.store.deleting(lead_id, connection.id):
-                    continue
-                await self.store.enqueue(
-                    tenant_id=tenant_id,
-                    subject_id=cause.subject_id,
-                    lead_id=lead_id,
-                    connection_id=connection.id,
-                    operation="delete",
-                    cause=cause,
-                    now=self.runtime.clock.now(),
-                )
-                queued = True
-        if queued:
-            self.dispatcher.wakeup.notify()  # else it waits up to the dispatch interval
+                self.queue(cause, lead_id, connection.id, outbox, operation="delete")
 
-    async def on_erasure_event(self, envelope: EventEnvelope) -> None:
-        if envelope.type != "erasure.requested":
-            return
-        tenant_id, subject_id = envelope.tenant_id, envelope.subject_id
-        self.runtime.keyring.forget_cached(tenant_id, subject_id)
-        erasure_id = envelope.data["erasure_id"]
+    async def erased(self, applied: Applied, outbox: OutboxBatch) -> str:
+        """Delete every lead of the subject in every CRM; the receipt waits for each (R25)."""
+        envelope = applied.event.envelope
+        erasure_id = str(envelope.data["erasure_id"])
         wait_id = f"erasure:{erasure_id}"
-        lead_ids = await self.store.lead_ids(tenant_id, subject_id)
-        connections = self.targets(tenant_id)
-        pending = [
-            outbox_id(lead_id, connection.id) for lead_id in lead_ids for connection in connections
-        ]
+        leads = lead_ids(applied)
+        connections = self.targets(envelope.tenant_id)
+        pending = [outbox_id(lead_id, c.id) for lead_id in leads for c in connections]
         await self.store.open_wait(wait_id, "erasure", envelope, pending, [])
-        await self.store.apply_event(envelope)
-        for lead_id in lead_ids:
+        for lead_id in leads:
             for connection in connections:
-                await self.store.enqueue(
-                    tenant_id=tenant_id,
-                    subject_id=subject_id,
-                    lead_id=lead_id,
-                    connection_id=connection.id,
+                self.queue(
+                    envelope,
+                    lead_id,
+                    connection.id,
+                    outbox,
                     operation="delete",
-                    cause=envelope,
-                    now=self.runtime.clock.now(),
                     erasure_id=erasure_id,
                     wait_id=wait_id,
                 )
-        if lead_ids and connections:
-            self.dispatcher.wakeup.notify()
-        await self.dispatcher.maybe_receipt(wait_id)
+        return wait_id
 
-    async def on_privacy_event(self, envelope: EventEnvelope) -> None:
+    async def send_export_part(self, envelope: EventEnvelope) -> None:
         """A verified access or portability request: send crm-sync's part (the recipients)."""
-        if envelope.type != "privacy.request.verified":
-            return
-        self.runtime.registry.decode(envelope)
         if envelope.data["request_type"] not in EXPORT_REQUEST_TYPES:
             return
         part = await export_part(
