@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from contracts import REGISTRY, EventEnvelope
@@ -124,3 +125,29 @@ async def fold(
         for name, documents in db.collections.items()
         for key, document in documents.items()
     }
+
+
+lead_steps = st.lists(
+    st.tuples(st.sampled_from(["lead_1", "lead_2"]), st.booleans()), min_size=1, max_size=8
+)
+"""(lead, answered) steps: a capture the first time a lead appears or when not answered, else
+an interaction."""
+
+
+def erasure_orders(
+    steps: list[tuple[str, bool]], erased_after: int
+) -> tuple[list[Event], list[Event], set[str], Event]:
+    """One subject's lead events from ``steps`` with an erasure at minute ``erased_after``:
+    (the log order a replay folds, the order live folds when the erasure is handled first,
+    the leads captured, the erasure)."""
+    events: list[Event] = []
+    seen: set[str] = set()
+    for minute, (lead_id, answered) in enumerate(steps):
+        if answered and lead_id in seen:
+            events.append(interaction(lead_id, minute))
+        else:
+            seen.add(lead_id)
+            events.append(captured(lead_id, minute))
+    erased = erasure_event(erased_after)
+    position = min(erased_after, len(events))
+    return [*events[:position], erased, *events[position:]], [erased, *events], seen, erased

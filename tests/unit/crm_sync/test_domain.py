@@ -7,33 +7,18 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.pipeline import Event
 from services.crm_sync.domain import CrmReadModel, lead_ref, subject_ref
-from tests.unit.folding import captured, erasure_event, fold, interaction
-
-lead_events = st.lists(
-    st.tuples(st.sampled_from(["lead_1", "lead_2"]), st.booleans()), min_size=1, max_size=8
-)
+from tests.unit.folding import erasure_orders, fold, lead_steps
 
 
 @settings(max_examples=60, deadline=None)
-@given(steps=lead_events, erased_after=st.integers(0, 8), batch=st.integers(1, 4))
+@given(steps=lead_steps, erased_after=st.integers(0, 8), batch=st.integers(1, 4))
 async def test_an_erasure_folded_early_ends_as_one_folded_in_log_order(
     steps: list[tuple[str, bool]], erased_after: int, batch: int
 ) -> None:
-    events: list[Event] = []
-    seen: set[str] = set()
-    for minute, (lead_id, answered) in enumerate(steps):
-        if answered and lead_id in seen:
-            events.append(interaction(lead_id, minute))
-        else:
-            seen.add(lead_id)
-            events.append(captured(lead_id, minute))
-    erased = erasure_event(erased_after)
-    position = min(erased_after, len(events))
-
-    replayed = await fold(CrmReadModel(), [*events[:position], erased, *events[position:]], batch)
-    live = await fold(CrmReadModel(), [erased, *events], batch)
+    log_order, erasure_first, seen, _ = erasure_orders(steps, erased_after)
+    replayed = await fold(CrmReadModel(), log_order, batch)
+    live = await fold(CrmReadModel(), erasure_first, batch)
 
     assert live == replayed
     subject = replayed[subject_ref("acme", "sub-1")]

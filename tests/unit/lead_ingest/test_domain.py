@@ -13,36 +13,20 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.pipeline import DocRef, Event
+from services.common.pipeline import DocRef
 from services.common.store import Document
 from services.lead_ingest.domain import LeadReadModel, lead_ref, subject_ref
-from tests.unit.folding import T0, captured, erasure_event, fold, interaction
-
-lead_events = st.lists(
-    st.tuples(st.sampled_from(["lead_1", "lead_2"]), st.booleans()), min_size=1, max_size=8
-)
+from tests.unit.folding import T0, erasure_orders, fold, interaction, lead_steps
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    steps=lead_events, erased_after=st.integers(min_value=0, max_value=8), batch=st.integers(1, 4)
+    steps=lead_steps, erased_after=st.integers(min_value=0, max_value=8), batch=st.integers(1, 4)
 )
 async def test_an_erasure_folded_early_ends_as_one_folded_in_log_order(
     steps: list[tuple[str, bool]], erased_after: int, batch: int
 ) -> None:
-    events: list[Event] = []
-    seen: set[str] = set()
-    for minute, (lead_id, answered) in enumerate(steps):
-        if answered and lead_id in seen:
-            events.append(interaction(lead_id, minute))
-        else:
-            seen.add(lead_id)
-            events.append(captured(lead_id, minute))
-    erased = erasure_event(erased_after)
-    position = min(erased_after, len(events))
-    log_order = [*events[:position], erased, *events[position:]]
-    erasure_first = [erased, *events]
-
+    log_order, erasure_first, seen, erased = erasure_orders(steps, erased_after)
     replayed = await fold(LeadReadModel(), log_order, batch)
     live = await fold(LeadReadModel(), erasure_first, batch)
 
