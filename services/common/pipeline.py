@@ -129,6 +129,8 @@ class BatchFolder:
         self.db = db
         self.model = model
         self.max_conflicts = max_conflicts
+        self.first_changed: dict[str, None] = {}
+        """Collections in the order the batch being folded first changed them."""
 
     async def fold(self, events: Sequence[Event]) -> list[Applied]:
         """Apply ``events`` in order; returns what each did. Raises the store's errors and,
@@ -137,6 +139,7 @@ class BatchFolder:
         conflicts = 0
         while True:
             state = dict(loaded)
+            self.first_changed = {}
             applied, missing = self.run(state, events)
             if missing:
                 loaded.update(await self.load(missing))
@@ -162,6 +165,9 @@ class BatchFolder:
             missing |= absent
             if not missing:
                 applied.append(self.step(state, event, touched))
+                for ref in applied[-1].after:
+                    if applied[-1].after[ref] is not applied[-1].before[ref]:
+                        self.first_changed.setdefault(ref.collection, None)
         return applied, missing
 
     def step(
@@ -198,7 +204,11 @@ class BatchFolder:
     ) -> bool:
         """Write what changed from ``base`` to ``state``, each write conditional on the version
         read; False when another writer got there first (nothing after that write was sent)."""
-        writes: dict[str, list[Any]] = defaultdict(list)
+        # Collections in the order the batch first changed them: readers of several
+        # collections see them change in the order the events changed them (lead-ingest's
+        # subject before the request an objection answers), as the documents are written one
+        # collection after the other.
+        writes: dict[str, list[Any]] = {name: [] for name in self.first_changed}
         deletes: dict[str, int] = defaultdict(int)
         for ref in sorted(state):
             document, read = state[ref], base[ref]
@@ -206,6 +216,7 @@ class BatchFolder:
                 continue
             version = _version(read)
             expected = {VERSION_FIELD: version if version is not None else {"$exists": False}}
+            writes.setdefault(ref.collection, [])
             if document is None:
                 writes[ref.collection].append(DeleteOne({"_id": ref.id, **expected}))
                 deletes[ref.collection] += 1
@@ -214,6 +225,8 @@ class BatchFolder:
                     ReplaceOne({"_id": ref.id, **expected}, document, upsert=True)
                 )
         for collection, operations in writes.items():
+            if not operations:
+                continue
             try:
                 result = await self.db[collection].bulk_write(operations, ordered=True)
             except BulkWriteError as error:

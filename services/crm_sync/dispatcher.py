@@ -268,9 +268,16 @@ class Dispatcher:
         # runs again (same event ids); done first, its events and receipt were never sent.
         # `last_delivered_at` outlives the next queued update (which resets `state` to
         # pending): an access export reports the CRM as a recipient from the first delivery.
-        await self.finish(
-            entry, state="done", record_id=record_id, last_delivered_at=self.runtime.clock.now()
-        )
+        delivered_at = self.runtime.clock.now()
+        if not await self.finish(
+            entry, state="done", record_id=record_id, last_delivered_at=delivered_at
+        ):
+            # A handler queued another operation meanwhile (an erasure's delete, say): it runs
+            # next, and must find the record this call created or it would delete nothing.
+            await self.store.outbox.update_one(
+                {"_id": entry["_id"]},
+                {"$set": {"record_id": record_id, "last_delivered_at": delivered_at}},
+            )
         return True
 
     async def delete(
@@ -326,9 +333,10 @@ class Dispatcher:
         )
         await self.finish(entry, state="skipped", reason=reason)
 
-    async def finish(self, entry: Document, *, state: str, **values: Any) -> None:
-        """The entry's operation is over; the waits it was queued for have had their answer."""
-        await update_if(
+    async def finish(self, entry: Document, *, state: str, **values: Any) -> bool:
+        """The entry's operation is over; the waits it was queued for have had their answer.
+        False when the entry changed since it was read (another operation was queued)."""
+        return await update_if(
             self.store.outbox,
             entry["_id"],
             {"next_attempt_at": entry["next_attempt_at"]},
