@@ -9,7 +9,8 @@ out: no I/O, the same answer for the same input), kept in the service's ``domain
    (and one more per collection when documents name further documents: a subject its leads);
 2. ``apply`` runs over the events in the batch's order (offset order per partition, so per
    subject), each seeing the documents as the events before it left them;
-3. one ordered ``bulk_write`` per collection writes the changed documents back.
+3. one ordered ``bulk_write`` per collection writes the changed documents back, collection
+   after collection in the order the batch first changed them.
 
 **Exactly once without locks.** Every document carries a version (``_v``) and the ids of the
 last :data:`~services.common.store.APPLIED_WINDOW` events applied to it (``_applied``). An
@@ -129,8 +130,6 @@ class BatchFolder:
         self.db = db
         self.model = model
         self.max_conflicts = max_conflicts
-        self.first_changed: dict[str, None] = {}
-        """Collections in the order the batch being folded first changed them."""
 
     async def fold(self, events: Sequence[Event]) -> list[Applied]:
         """Apply ``events`` in order; returns what each did. Raises the store's errors and,
@@ -139,12 +138,11 @@ class BatchFolder:
         conflicts = 0
         while True:
             state = dict(loaded)
-            self.first_changed = {}
             applied, missing = self.run(state, events)
             if missing:
                 loaded.update(await self.load(missing))
                 continue
-            if await self.write(loaded, state):
+            if await self.write(loaded, state, _changed_order(applied)):
                 return applied
             conflicts += 1
             if conflicts >= self.max_conflicts:
@@ -165,9 +163,6 @@ class BatchFolder:
             missing |= absent
             if not missing:
                 applied.append(self.step(state, event, touched))
-                for ref in applied[-1].after:
-                    if applied[-1].after[ref] is not applied[-1].before[ref]:
-                        self.first_changed.setdefault(ref.collection, None)
         return applied, missing
 
     def step(
@@ -200,15 +195,18 @@ class BatchFolder:
         return found
 
     async def write(
-        self, base: Mapping[DocRef, Document | None], state: Mapping[DocRef, Document | None]
+        self,
+        base: Mapping[DocRef, Document | None],
+        state: Mapping[DocRef, Document | None],
+        order: Sequence[str] = (),
     ) -> bool:
         """Write what changed from ``base`` to ``state``, each write conditional on the version
         read; False when another writer got there first (nothing after that write was sent)."""
-        # Collections in the order the batch first changed them: readers of several
-        # collections see them change in the order the events changed them (lead-ingest's
-        # subject before the request an objection answers), as the documents are written one
-        # collection after the other.
-        writes: dict[str, list[Any]] = {name: [] for name in self.first_changed}
+        # Collections in ``order``, the order the batch first changed them (as the changing
+        # event names them in ``refs``): readers of several collections see them change in
+        # that order (lead-ingest's subject before the request an objection answers), as the
+        # documents are written one collection after the other.
+        writes: dict[str, list[Any]] = {name: [] for name in order}
         deletes: dict[str, int] = defaultdict(int)
         for ref in sorted(state):
             document, read = state[ref], base[ref]
@@ -237,3 +235,14 @@ class BatchFolder:
             if result.deleted_count != deletes[collection]:
                 return False
         return True
+
+
+def _changed_order(applied: Sequence[Applied]) -> list[str]:
+    """The collections a folded batch changed, in the order it first changed each (within
+    one event, the order its ``refs`` named them)."""
+    order: dict[str, None] = {}
+    for step in applied:
+        for ref, document in step.after.items():
+            if document is not step.before[ref]:
+                order.setdefault(ref.collection, None)
+    return list(order)

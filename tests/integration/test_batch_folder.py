@@ -231,3 +231,24 @@ async def test_documents_named_by_documents_are_loaded_in_one_more_read(db: Any)
             ("update", "members"),
             ("update", "teams"),
         ]
+
+
+class Named(Counters):
+    """Names the collection first, then the counter's: ``zeta`` before ``alpha``."""
+
+    def refs(self, event: Event, docs: Docs) -> tuple[DocRef, ...]:
+        assert isinstance(event.data, _Data)
+        return tuple(DocRef(name, "doc") for name in event.data.counters)
+
+
+@pytest.mark.parametrize("db", ["store"], indirect=True)  # the one that sends commands
+async def test_collections_are_written_in_the_order_the_batch_changed_them(db: Any) -> None:
+    """A reader of two collections never sees the second change without the first."""
+    commands = db.commands
+    commands.clear()
+    await BatchFolder(db, Named()).fold([_event("zeta", "alpha"), _event("mid")])
+    assert [c for c in commands if c[0] == "update"] == [
+        ("update", "zeta"),
+        ("update", "alpha"),
+        ("update", "mid"),
+    ]
