@@ -32,7 +32,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from pymongo.results import BulkWriteResult
 
-from services.common.store import Document
+from services.common.store import DUPLICATE_KEY, Document
 
 __all__ = ["MemoryCollection", "MemoryCollections", "load", "write_out"]
 
@@ -150,7 +150,7 @@ class MemoryCollection:
                         filter, request._doc, upsert=bool(request._upsert)
                     )
                 except mongomock.DuplicateKeyError as error:
-                    failed = {"index": index, "code": 11000, "errmsg": str(error)}
+                    failed = {"index": index, "code": DUPLICATE_KEY, "errmsg": str(error)}
                     raise BulkWriteError({"writeErrors": [failed]}) from error
                 counts["nMatched"] += result.matched_count
                 counts["nModified"] += result.modified_count

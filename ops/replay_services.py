@@ -106,11 +106,7 @@ def _crm_sync(db: Collections) -> Projector:
     async def ensure_indexes() -> None:
         """crm-sync's only index is on the outbox (operational state)."""
 
-    async def apply(envelope: EventEnvelope) -> None:
-        REGISTRY.decode(envelope)
-        await store.apply_event(envelope)
-
-    return Projector(ensure_indexes, apply)
+    return Projector(ensure_indexes, store.apply_event)  # decodes, as live
 
 
 SERVICES: dict[str, ReadModelSpec] = {

@@ -39,7 +39,13 @@ from pymongo.errors import BulkWriteError
 
 from contracts.registry import DecodedEvent
 from services.common.logging import get_logger
-from services.common.store import APPLIED_FIELD, APPLIED_WINDOW, Collections, Document
+from services.common.store import (
+    APPLIED_FIELD,
+    APPLIED_WINDOW,
+    Collections,
+    Document,
+    only_duplicate_keys,
+)
 
 __all__ = [
     "VERSION_FIELD",
@@ -55,7 +61,6 @@ __all__ = [
 log = get_logger(__name__)
 
 VERSION_FIELD = "_v"
-DUPLICATE_KEY = 11000
 Event = DecodedEvent[BaseModel]
 
 
@@ -228,8 +233,7 @@ class BatchFolder:
             try:
                 result = await self.db[collection].bulk_write(operations, ordered=True)
             except BulkWriteError as error:
-                codes = {e.get("code") for e in error.details.get("writeErrors", ())}
-                if codes == {DUPLICATE_KEY}:
+                if error.details.get("writeErrors") and only_duplicate_keys(error):
                     return False
                 raise
             if result.deleted_count != deletes[collection]:

@@ -16,13 +16,14 @@ from typing import Any, Protocol
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.common.settings import CommonSettings
 
 __all__ = [
     "APPLIED_FIELD",
     "APPLIED_WINDOW",
+    "DUPLICATE_KEY",
     "Collections",
     "CommandCounter",
     "Document",
@@ -31,6 +32,7 @@ __all__ = [
     "aware",
     "find_owned",
     "make_mongo_client",
+    "only_duplicate_keys",
     "update_if",
 ]
 
@@ -122,6 +124,15 @@ def database(
     client: AsyncMongoClient[Document], settings: CommonSettings
 ) -> AsyncDatabase[Document]:
     return client[settings.mongo_db]
+
+
+DUPLICATE_KEY = 11000
+"""The server's code for a write that collided on a unique key."""
+
+
+def only_duplicate_keys(error: BulkWriteError) -> bool:
+    """Whether every write a bulk write refused was refused for a duplicate key."""
+    return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", ()))
 
 
 def aware(moment: datetime) -> datetime:

@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError
 from contracts import REGISTRY, EventEnvelope
 from services.common.logging import get_logger
 from services.common.pipeline import BatchFolder
-from services.common.store import Collections, Document, find_owned
+from services.common.store import Collections, Document, find_owned, only_duplicate_keys
 from services.crm_sync.domain import LEADS, SUBJECTS, CrmReadModel
 
 __all__ = ["CrmStore", "OutboxBatch", "erasing", "outbox_id"]
@@ -127,7 +127,6 @@ def erasing(entry: Document | None) -> bool:
 
 NOT_ERASING = {"$or": [{"operation": {"$ne": "delete"}}, {"erasure_id": None}]}
 """The filter of an entry :func:`erasing` is false for (a missing entry included)."""
-DUPLICATE_KEY = 11000
 
 
 class OutboxBatch:
@@ -218,8 +217,8 @@ class OutboxBatch:
         try:
             await self.outbox.bulk_write(operations, ordered=False)
         except BulkWriteError as error:
-            errors = error.details.get("writeErrors", ())
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            if not only_duplicate_keys(error):
                 raise
-            log.info("an erasure's delete was queued meanwhile; kept", entries=len(errors))
+            kept = len(error.details.get("writeErrors", ()))
+            log.info("an erasure's delete was queued meanwhile; kept", entries=kept)
         return True

@@ -26,14 +26,13 @@ from pymongo import ASCENDING, DeleteOne, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.common.store import Document
+from services.common.store import Document, only_duplicate_keys
 
 __all__ = ["BlindIndex", "Linked", "SubjectLinker", "new_subject_id"]
 
 Kind = Literal["email", "phone"]
 KINDS: tuple[Kind, ...] = ("email", "phone")
 """In the order they decide a subject: e-mail wins over phone."""
-DUPLICATE_KEY = 11000
 
 
 def new_subject_id() -> str:
@@ -189,7 +188,7 @@ class SubjectLinker:
             result = await self._collection.bulk_write(writes, ordered=False)
             inserted = {str(entry_id) for entry_id in (result.upserted_ids or {}).values()}
         except BulkWriteError as error:
-            if any(item.get("code") != DUPLICATE_KEY for item in error.details["writeErrors"]):
+            if not only_duplicate_keys(error):
                 raise
             inserted = {str(item["_id"]) for item in error.details.get("upserted", [])}
         return set(created) - inserted

@@ -149,11 +149,11 @@ def inputs(document: Document) -> tuple[datetime | None, list[Document]]:
     return anchor, facts
 
 
-def rederived(document: Document, period_days: int) -> Document | None:
-    """A schedule derived again under a new period; None when nothing changes."""
+def rederived(document: Document, period_days: int) -> Document:
+    """The fields of a schedule that change when it is derived again under a new period
+    (empty: none)."""
     derived, _ = derive(*inputs(document), period_days)
-    changed = {name: value for name, value in derived.items() if document.get(name) != value}
-    return {**document, **changed} if changed else None
+    return {name: value for name, value in derived.items() if document.get(name) != value}
 
 
 class RetentionReadModel:

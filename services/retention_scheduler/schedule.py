@@ -41,7 +41,6 @@ from services.retention_scheduler.domain import (
     POLICIES,
     SCHEDULED,
     RetentionReadModel,
-    derive,
     due_key,
     policy_of,
     rederived,
@@ -51,7 +50,6 @@ from services.retention_scheduler.policy import CategoryPolicy
 __all__ = [
     "RetentionStore",
     "Scheduler",
-    "derive",
     "due_key",
     "expiry_event_id",
 ]
@@ -114,16 +112,15 @@ class RetentionStore:
         cursor = self.due.find({"tenant_id": event.envelope.tenant_id, "category": data.category})
         for document in await cursor.to_list(None):
             changed = rederived(document, data.period_days)
-            if changed is None:
+            if not changed:
                 continue
-            fields = {k: v for k, v in changed.items() if document.get(k) != v}
             if await update_if(
                 self.due,
                 document["_id"],
                 {VERSION_FIELD: document.get(VERSION_FIELD)},
-                {"$set": fields, "$inc": {VERSION_FIELD: 1}},
+                {"$set": changed, "$inc": {VERSION_FIELD: 1}},
             ):
-                self.scheduled(changed)
+                self.scheduled({**document, **changed})
             # else a fold wrote it meanwhile, under the new policy already
 
     async def policy(self, tenant_id: str, category: str) -> CategoryPolicy:
