@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -15,7 +16,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure
 
+from contracts import EventEnvelope
 from services.common.clock import FakeClock
+from services.common.store import CommandCounter
 
 T = TypeVar("T")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -59,10 +62,16 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
 
 @asynccontextmanager
 async def scratch_collection(
-    mongo_url: str, prefix: str, name: str
+    mongo_url: str, prefix: str, name: str, *, commands: Counter[str] | None = None
 ) -> AsyncIterator[AsyncCollection[dict[str, Any]]]:
-    """A collection in a database of its own (``<prefix>_<random>``), dropped afterwards."""
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_url, tz_aware=True)
+    """A collection in a database of its own (``<prefix>_<random>``), dropped afterwards.
+    ``commands``: counts every command sent, as ``"<command> <collection>"``."""
+    listeners = []
+    if commands is not None:
+        listeners.append(CommandCounter(lambda command, on: commands.update([f"{command} {on}"])))
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=listeners
+    )
     database = f"{prefix}_{uuid.uuid4().hex[:10]}"
     try:
         yield client[database][name]
@@ -114,3 +123,15 @@ def new_scans(before: dict[str, int] | None, after: dict[str, int] | None) -> di
         for name, count in after.items()
         if count != before.get(name, 0)
     }
+
+
+def one_by_one(
+    handle: Callable[[EventEnvelope], Awaitable[None]],
+) -> Callable[[Sequence[EventEnvelope]], Awaitable[None]]:
+    """A batch handler that hands each event of the batch to ``handle``, in order."""
+
+    async def handle_batch(events: Sequence[EventEnvelope]) -> None:
+        for event in events:
+            await handle(event)
+
+    return handle_batch

@@ -30,11 +30,13 @@ from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from contracts.envelope import EncryptedPII, EventEnvelope
 from services.common.clock import Clock, SystemClock
+from services.common.store import only_duplicate_keys
 
 __all__ = [
     "DataKey",
@@ -74,8 +76,17 @@ class DataKeyring(Protocol):
         """The key with this id, or None when it was destroyed (or never existed)."""
         ...
 
+    async def create_first(self, tenant_id: str, subject_id: str) -> DataKey:
+        """:meth:`get_or_create` for a subject the caller just created (no key can exist
+        yet, unless a concurrent caller created the same subject: then that key)."""
+        ...
+
     async def destroy(self, tenant_id: str, subject_id: str) -> int:
         """Destroy every data key of the subject; returns how many were destroyed now."""
+        ...
+
+    async def destroy_all(self, subjects: Iterable[tuple[str, str]]) -> int:
+        """:meth:`destroy` for many subjects (tenant, subject) at once."""
         ...
 
     async def is_destroyed(self, key_id: str) -> bool: ...
@@ -209,10 +220,27 @@ class MongoDataKeyring:
         cached = self._cache.current(tenant_id, subject_id)
         if cached is not None:
             return cached
+        return await self._find_or_create(tenant_id, subject_id, look_first=True)
+
+    async def create_first(self, tenant_id: str, subject_id: str) -> DataKey:
+        """One round trip: the key and the pointer to it in one command, nothing read."""
+        cached = self._cache.current(tenant_id, subject_id)
+        if cached is not None:
+            return cached
+        return await self._find_or_create(tenant_id, subject_id, look_first=False)
+
+    async def _find_or_create(
+        self, tenant_id: str, subject_id: str, *, look_first: bool
+    ) -> DataKey:
+        """The pointer's key; else a new generation: the key and the pointer moved to it are
+        two upserts of one ordered ``update`` command (one round trip). The key's upsert only
+        inserts; when the generation existed already (another process created it), that key
+        is read and used."""
         pointer_id = self._pointer_id(tenant_id, subject_id)
         for attempt in range(50):
             read_at = time.monotonic()
-            pointer = await self._collection.find_one({"_id": pointer_id})
+            pointer = await self._collection.find_one({"_id": pointer_id}) if look_first else None
+            look_first = True  # a retry reads what the concurrent creator wrote
             if pointer is not None and not pointer.get("destroyed"):
                 key = await self.get(_key_id(tenant_id, subject_id, int(pointer["generation"])))
                 if key is not None:
@@ -221,35 +249,46 @@ class MongoDataKeyring:
             generation = 1 if pointer is None else int(pointer["generation"]) + 1
             key_id = _key_id(tenant_id, subject_id, generation)
             material = AESGCM.generate_key(bit_length=256)
+            new_key = {
+                "tenant_id": tenant_id,
+                "subject_id": subject_id,
+                "generation": generation,
+                "wrapped": self._wrapper.wrap(key_id, material),
+                "kek_id": self._wrapper.kek_id,
+                "created_at": self._clock.now(),
+                "destroyed_at": None,
+            }
+            move_pointer = UpdateOne(
+                {"_id": pointer_id},
+                {"$set": {"generation": generation, "destroyed": False}},
+                upsert=True,
+            )
             try:
-                await self._collection.insert_one(
-                    {
-                        "_id": key_id,
-                        "tenant_id": tenant_id,
-                        "subject_id": subject_id,
-                        "generation": generation,
-                        "wrapped": self._wrapper.wrap(key_id, material),
-                        "kek_id": self._wrapper.kek_id,
-                        "created_at": self._clock.now(),
-                        "destroyed_at": None,
-                    }
+                result = await self._collection.bulk_write(
+                    [
+                        UpdateOne({"_id": key_id}, {"$setOnInsert": new_key}, upsert=True),
+                        move_pointer,
+                    ],
+                    ordered=True,
                 )
-            except DuplicateKeyError:
-                # This generation exists but the pointer does not name it: another process is
-                # about to point at it, or was killed before it could. Point at it ourselves
-                # (both name the same generation); waiting would wait for ever after a kill.
+                inserted = 0 in (result.upserted_ids or {})
+            except BulkWriteError as error:
+                if not only_duplicate_keys(error):
+                    raise
+                inserted = False  # a concurrent upsert of the same generation won
+            if inserted:
+                key = DataKey(key_id, tenant_id, subject_id, material)
+            else:
+                # This generation exists: another process created it and points (or is about
+                # to point) at it, or was killed before it could. Use it and point at it
+                # ourselves (both name the same generation); waiting would wait for ever after
+                # a kill.
                 existing = await self._collection.find_one({"_id": key_id})
                 if existing is None or existing.get("destroyed_at") is not None:
                     await asyncio.sleep(0.005 * (attempt + 1))
                     continue
                 key = self._unwrap(existing, read_at)
-            else:
-                key = DataKey(key_id, tenant_id, subject_id, material)
-            await self._collection.update_one(
-                {"_id": pointer_id},
-                {"$set": {"generation": generation, "destroyed": False}},
-                upsert=True,
-            )
+                await self._collection.bulk_write([move_pointer])
             self._cache.put(key, read_at, current=True)
             return key
         raise RuntimeError(f"could not create a data key for {tenant_id}/{subject_id}")
@@ -265,23 +304,36 @@ class MongoDataKeyring:
         return self._unwrap(document, read_at)
 
     async def destroy(self, tenant_id: str, subject_id: str) -> int:
-        self._cache.forget(tenant_id, subject_id)
-        pointer_id = self._pointer_id(tenant_id, subject_id)
-        pointer = await self._collection.find_one({"_id": pointer_id})
-        if pointer is None:
+        return await self.destroy_all([(tenant_id, subject_id)])
+
+    async def destroy_all(self, subjects: Iterable[tuple[str, str]]) -> int:
+        """Three round trips whatever the number of subjects: read their pointers, mark them
+        destroyed, destroy every generation of their keys (a key destroyed before keeps its
+        date)."""
+        wanted = {self._pointer_id(t, s): (t, s) for t, s in subjects}
+        for tenant_id, subject_id in wanted.values():
+            self._cache.forget(tenant_id, subject_id)
+        if not wanted:
             return 0
-        await self._collection.update_one({"_id": pointer_id}, {"$set": {"destroyed": True}})
-        destroyed = 0
-        for generation in range(1, int(pointer["generation"]) + 1):
-            # One conditional write per generation: a key destroyed before keeps its date.
-            result = await self._collection.update_one(
-                {"_id": _key_id(tenant_id, subject_id, generation), "destroyed_at": None},
-                {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
-            )
-            destroyed += int(result.modified_count)
+        pointers = [p async for p in self._collection.find({"_id": {"$in": list(wanted)}})]
+        if not pointers:
+            return 0
+        await self._collection.update_many(
+            {"_id": {"$in": [p["_id"] for p in pointers]}}, {"$set": {"destroyed": True}}
+        )
+        key_ids = [
+            _key_id(*wanted[pointer["_id"]], generation)
+            for pointer in pointers
+            for generation in range(1, int(pointer["generation"]) + 1)
+        ]
+        result = await self._collection.update_many(
+            {"_id": {"$in": key_ids}, "destroyed_at": None},
+            {"$set": {"destroyed_at": self._clock.now()}, "$unset": {"wrapped": ""}},
+        )
         # Again, now that the store says destroyed: a read that raced the updates can't cache.
-        self._cache.forget(tenant_id, subject_id)
-        return destroyed
+        for tenant_id, subject_id in wanted.values():
+            self._cache.forget(tenant_id, subject_id)
+        return int(result.modified_count)
 
     async def prefetch(
         self, key_ids: Iterable[str], subjects: Iterable[tuple[str, str]] = ()
@@ -358,6 +410,12 @@ class InMemoryDataKeyring:
 
     async def get(self, key_id: str) -> DataKey | None:
         return self._keys.get(key_id)
+
+    async def create_first(self, tenant_id: str, subject_id: str) -> DataKey:
+        return await self.get_or_create(tenant_id, subject_id)
+
+    async def destroy_all(self, subjects: Iterable[tuple[str, str]]) -> int:
+        return sum([await self.destroy(t, s) for t, s in subjects])
 
     async def destroy(self, tenant_id: str, subject_id: str) -> int:
         destroyed = 0

@@ -262,6 +262,8 @@ class IngestApi:
                             "about them is refused (R13)",
                         )
             linked = await self.linker.link(tenant.id, identifiers)
+            if linked.created:  # its first key: written with its pointer, nothing to look up
+                await self.runtime.keyring.create_first(tenant.id, linked.subject_id)
             contact = body.contact
             await self.publish(
                 lead.LeadCapturedV1(

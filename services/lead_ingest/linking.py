@@ -53,6 +53,8 @@ class Linked:
     subject_id: str
     matched: tuple[Kind, ...]
     """Identifiers that pointed to an already known subject."""
+    created: bool = False
+    """The subject id is new: this link made it (so it has no data key yet)."""
 
 
 @dataclass
@@ -162,7 +164,7 @@ class SubjectLinker:
                     if entry_id not in subjects:
                         subjects[entry_id] = subject_id
                         created[entry_id] = (position, subject_id)
-            answers.append(Linked(subject_id, matched))
+            answers.append(Linked(subject_id, matched, created=not matched))
         if created:
             lost = await self._insert(created, batch)
             if lost:
@@ -244,7 +246,8 @@ class SubjectLinker:
         """One request against concurrent writers: each entry with an atomic upsert, the first
         identifier deciding the subject when none was known."""
         known = await self._find_alone(request)
-        subject_id = known.subject_id if known else new_subject_id()
+        new_id = new_subject_id()
+        subject_id = known.subject_id if known else new_id
         for position, entry_id in enumerate(request.ids.values()):
             try:
                 entry = await self._collection.find_one_and_update(
@@ -257,7 +260,7 @@ class SubjectLinker:
                 entry = await self._collection.find_one({"_id": entry_id})
             if known is None and position == 0 and entry is not None:
                 subject_id = str(entry["subject_id"])
-        return Linked(subject_id, known.matched if known else ())
+        return Linked(subject_id, known.matched if known else (), created=subject_id == new_id)
 
     async def attach(self, tenant_id: str, subject_id: str, identifiers: dict[Kind, str]) -> None:
         """Point identifiers (e.g. a rectified e-mail) at a known subject, if still free."""

@@ -5,6 +5,7 @@ test: every later capture of that person timed out, for minutes, until the test 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,7 +26,8 @@ class KilledError(Exception):
 
 class DiesBeforeThePointer:
     """The keyring's collection as a process killed right after inserting a key sees it: the
-    insert lands, the pointer update never happens."""
+    insert lands, the pointer update never happens (the ordered write of both stops after its
+    first operation; on a real store, a pointer upsert that fails does the same)."""
 
     def __init__(self, collection: AsyncCollection[Document]) -> None:
         self._collection = collection
@@ -33,7 +35,8 @@ class DiesBeforeThePointer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._collection, name)
 
-    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+    async def bulk_write(self, operations: list[Any], **kwargs: Any) -> Any:
+        await self._collection.bulk_write(operations[:1])
         raise KilledError
 
 
@@ -91,6 +94,59 @@ class CountsReads:
         if name in ("find", "find_one"):
             self.reads += 1
         return getattr(self._collection, name)
+
+
+@pytest.fixture
+async def counted(mongo_url: str) -> AsyncIterator[tuple[AsyncCollection[Document], Counter[str]]]:
+    """A scratch keyring collection, and every command sent to it over the wire."""
+    commands: Counter[str] = Counter()
+    async with scratch_collection(mongo_url, "it_keys", "data_keys", commands=commands) as scratch:
+        yield scratch, commands
+
+
+async def test_a_new_subjects_first_key_costs_one_round_trip_and_is_the_one_used(
+    counted: tuple[AsyncCollection[Document], Counter[str]], wrapper: KeyWrapper
+) -> None:
+    collection, commands = counted
+    service = MongoDataKeyring(collection, wrapper, cache_ttl=300)
+    first = await service.create_first("acme", "sub-new")
+    assert commands == {"update data_keys": 1}, "key and pointer in one command, nothing read"
+    assert await service.get_or_create("acme", "sub-new") == first
+    assert sum(commands.values()) == 1, "then from the cache"
+    elsewhere = await keyring(collection, wrapper).get_or_create("acme", "sub-new")
+    assert elsewhere == first, "another process finds it through the pointer"
+
+
+async def test_create_first_for_a_subject_created_elsewhere_meanwhile_uses_its_key(
+    collection: AsyncCollection[Document], wrapper: KeyWrapper
+) -> None:
+    """Two requests for the same new person, in two processes, both think they created it."""
+    theirs = await keyring(collection, wrapper).get_or_create("acme", "sub-both")
+    ours = await keyring(collection, wrapper).create_first("acme", "sub-both")
+    assert ours == theirs
+
+
+async def test_destroying_many_subjects_costs_three_round_trips(
+    counted: tuple[AsyncCollection[Document], Counter[str]], wrapper: KeyWrapper
+) -> None:
+    collection, commands = counted
+    writer = keyring(collection, wrapper)
+    for n in range(10):
+        await writer.get_or_create("acme", f"sub-{n}")
+    await writer.destroy("acme", "sub-0")
+    await writer.get_or_create("acme", "sub-0")  # a returning subject: generation 2
+    commands.clear()
+
+    destroyed = await writer.destroy_all([("acme", f"sub-{n}") for n in range(10)])
+
+    assert destroyed == 10, "generation 1 of sub-0 was destroyed before and keeps its date"
+    assert commands == {"find data_keys": 1, "update data_keys": 2}
+    remaining = collection.find({"tenant_id": "acme", "destroyed_at": None})
+    assert [doc["_id"] async for doc in remaining] == []
+    for n in range(10):
+        pointer = await collection.find_one({"_id": f"current:acme/sub-{n}"})
+        assert pointer is not None
+        assert pointer["destroyed"] is True
 
 
 async def test_an_erased_subjects_key_is_never_used_again(

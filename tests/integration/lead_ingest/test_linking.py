@@ -66,8 +66,10 @@ async def test_one_request_creates_a_subject_and_a_second_finds_it(store: Store)
     assert await linker.find(TENANT, person(1)) is None
     first = await linker.link(TENANT, person(1))
     assert first.matched == ()
+    assert first.created, "a new subject: the API creates its first key without looking"
     again = await linker.link(TENANT, {"email": "p1@example.org"})
     assert (again.subject_id, again.matched) == (first.subject_id, ("email",))
+    assert not again.created
     by_phone = await linker.find(TENANT, {"phone": "+393470000001"})
     assert by_phone is not None
     assert by_phone.matched == ("phone",)
@@ -117,6 +119,7 @@ async def test_the_same_new_person_in_one_batch_gets_one_subject(store: Store) -
     assert len({item.subject_id for item in linked}) == 1
     assert linked[0].matched == ()
     assert all(item.matched for item in linked[1:]), "later requests see the first one's link"
+    assert [item.created for item in linked].count(True) == 1
     assert await store.collection.count_documents({}) == 2
 
 
@@ -157,6 +160,7 @@ async def test_a_batch_that_loses_a_race_to_another_replica_repairs_itself(
     assert len(entries) == 40
     for ids, a, b in zip(people, from_one, reversed(from_two), strict=True):
         assert a.subject_id == b.subject_id, f"{ids} linked to two subjects"
+        assert not (a.created and b.created), f"{ids}: only the replica that won created it"
         assert {entries[one._id(TENANT, kind, value)] for kind, value in ids.items()} == {
             a.subject_id
         }, "the index points every identifier of the person at the subject both answered"
