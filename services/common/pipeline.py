@@ -136,10 +136,16 @@ class BatchFolder:
         self.model = model
         self.max_conflicts = max_conflicts
 
-    async def fold(self, events: Sequence[Event]) -> list[Applied]:
+    async def fold(
+        self, events: Sequence[Event], *, seeded: Mapping[DocRef, Document | None] | None = None
+    ) -> list[Applied]:
         """Apply ``events`` in order; returns what each did. Raises the store's errors and,
-        after ``max_conflicts`` lost races in a row, :class:`WriteConflictError`."""
-        loaded: dict[DocRef, Document | None] = {}
+        after ``max_conflicts`` lost races in a row, :class:`WriteConflictError`.
+
+        ``seeded``: documents the caller found by a query (not by id: a tenant's active legal
+        holds), as loaded; :meth:`ReadModel.refs` sees them in ``docs`` from the first event
+        on. After a lost race they are read again by id, like every loaded document."""
+        loaded: dict[DocRef, Document | None] = dict(seeded or {})
         conflicts = 0
         while True:
             state = dict(loaded)

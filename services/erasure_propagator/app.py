@@ -7,7 +7,7 @@ from services.common.consumer import Subscription, subscribe_all
 from services.common.logging import get_logger
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.wakeup import run_when_due
-from services.erasure_propagator.orchestrator import Orchestrator
+from services.erasure_propagator.handlers import ErasureHandlers
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 
@@ -17,12 +17,12 @@ SERVICE_NAME = "erasure-propagator"
 SETTINGS_CLASS = ErasureSettings
 log = get_logger(__name__)
 
-SUBSCRIPTIONS: tuple[Subscription[Orchestrator], ...] = (
+SUBSCRIPTIONS: tuple[Subscription[ErasureHandlers], ...] = (
     Subscription(
         "erasure-propagator",
         (PRIVACY_EVENTS, RETENTION_EVENTS, CONSENT_EVENTS, ERASURE_EVENTS),
-        Orchestrator.on_event,
-        frozenset(
+        handle_batch=ErasureHandlers.on_events,
+        event_types=frozenset(
             {
                 "privacy.request.received",
                 "privacy.request.verified",
@@ -40,25 +40,24 @@ SUBSCRIPTIONS: tuple[Subscription[Orchestrator], ...] = (
 
 def build_spec(settings: ErasureSettings) -> ServiceSpec:
     def register(runtime: Runtime) -> None:
-        store = ErasureStore(runtime.db)
-        orchestrator = Orchestrator(runtime, store, settings)
-        runtime.state["orchestrator"] = orchestrator
+        handlers = ErasureHandlers(runtime, ErasureStore(runtime.db), settings)
+        runtime.state["handlers"] = handlers
         subscribe_all(
             runtime,
             settings,
             service=SERVICE_NAME,
             subscriptions=SUBSCRIPTIONS,
-            handlers=orchestrator,
+            handlers=handlers,
         )
 
     async def on_startup(runtime: Runtime) -> None:
-        orchestrator: Orchestrator = runtime.state["orchestrator"]
-        await orchestrator.store.ensure_indexes()
+        handlers: ErasureHandlers = runtime.state["handlers"]
+        await handlers.store.ensure_indexes()
 
     async def watch_deadlines(runtime: Runtime) -> None:
         """Runs at the earliest open erasure's deadline (or the cap), not on a timer."""
-        orchestrator: Orchestrator = runtime.state["orchestrator"]
-        await run_when_due("deadline check", orchestrator.run_due, orchestrator.wakeup)
+        handlers: ErasureHandlers = runtime.state["handlers"]
+        await run_when_due("deadline check", handlers.run_due, handlers.wakeup)
 
     return ServiceSpec(
         name=SERVICE_NAME,

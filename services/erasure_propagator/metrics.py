@@ -5,7 +5,7 @@ past their deadline.
   privacy request was received, retention expired, the last legal basis ended) to
   ``erasure.completed``; observed once per erasure, when it completes.
 * ``leadtrail_erasures_open{state}`` and ``leadtrail_erasures_past_deadline{state}``: counted
-  in the read model on each scrape. ``state`` is ``new`` (being started), ``requested`` (keys
+  in the read model on each scrape. ``state`` is ``requested`` (keys
   destroyed, waiting for receipts) or ``deferred`` (paused by a legal hold, which R25 allows).
 """
 
@@ -18,7 +18,8 @@ from prometheus_client import Gauge, Histogram
 from services.common.clock import Clock
 from services.common.metrics import OTHER, ServiceMetrics
 from services.common.store import Document
-from services.erasure_propagator.store import OPEN_STATES, ErasureStore
+from services.erasure_propagator.domain import OPEN_STATES
+from services.erasure_propagator.store import ErasureStore
 
 __all__ = ["ErasureMetrics"]
 
@@ -54,7 +55,7 @@ class ErasureMetrics:
         )
         self.open = Gauge(
             "leadtrail_erasures_open",
-            "Erasures not completed yet, by state (new, requested, deferred by a legal hold)",
+            "Erasures not completed yet, by state (requested, deferred by a legal hold)",
             ["service", "state"],
             registry=metrics.registry,
         )

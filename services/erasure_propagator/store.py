@@ -1,12 +1,10 @@
-"""erasure-propagator's collections.
+"""erasure-propagator's collections, read. What events make of them is :mod:`.domain` (a pure
+fold, the state machine); :meth:`ErasureStore.apply` folds one event into the read models only
+(``erasure_requests``, ``erasure_holds``), which is what ``leadtrail replay`` runs.
 
-Read models, derived from events alone (:meth:`ErasureStore.apply`, all ``leadtrail replay``
-rebuilds): the privacy requests it will execute once verified (``erasure_requests``) and the
-legal holds in force (``erasure_holds``).
-
-Process state, not rebuilt: ``erasures`` and ``rectifications`` record what this orchestrator
-decided and did (keys destroyed, events sent, receipts collected, deadlines from its clock); the
-events it publishes are the record of those decisions, and it does not consume them.
+``erasures`` and ``rectifications`` are process state, not rebuilt: what this service
+decided and did (keys destroyed, events sent, receipts collected); the events it publishes are
+the record of those decisions, and it does not consume them.
 """
 
 from __future__ import annotations
@@ -16,105 +14,59 @@ from typing import Any
 
 from pymongo import ASCENDING
 
-from contracts import EventEnvelope
-from contracts.events.privacy import PrivacyRequestReceivedV1
-from services.common.crypto import seal_of
-from services.common.store import Collections, Document, apply_once, find_owned
+from contracts import REGISTRY, EventEnvelope
+from services.common.pipeline import VERSION_FIELD, BatchFolder, DocRef
+from services.common.store import Collections, Document, find_owned
+from services.erasure_propagator.domain import (
+    ERASURES,
+    HOLDS,
+    OPEN_STATES,
+    RECTIFICATIONS,
+    REQUESTS,
+    ErasureModel,
+    Seeds,
+)
 
-__all__ = ["OPEN_STATES", "ErasureStore"]
-
-OPEN_STATES = ("new", "requested", "deferred")
-"""Erasure states before ``completed``."""
+__all__ = ["ErasureStore"]
 
 
 class ErasureStore:
     def __init__(self, db: Collections) -> None:
-        self.erasures = db["erasures"]
-        self.rectifications = db["rectifications"]
-        self.holds = db["erasure_holds"]
-        self.requests = db["erasure_requests"]
+        self.db = db
+        self.erasures = db[ERASURES]
+        self.rectifications = db[RECTIFICATIONS]
+        self.holds = db[HOLDS]
+        self.requests = db[REQUESTS]
+        self.replay_folder = BatchFolder(db, ErasureModel.read_models_only())
 
     async def ensure_indexes(self) -> None:
         await self.erasures.create_index([("state", ASCENDING), ("deadline", ASCENDING)])
         await self.erasures.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
         await self.holds.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
 
-    async def apply(self, envelope: EventEnvelope) -> int:
-        """Apply one (validated) event to the read models; returns how many documents changed."""
-        if envelope.type == "privacy.request.received":
-            return int(await self.remember_request(envelope))
-        if envelope.type in ("retention.hold_placed", "retention.hold_released"):
-            return int(await self.hold(envelope, active=envelope.type == "retention.hold_placed"))
-        return 0
-
-    # -- privacy requests ------------------------------------------------------------------
-    async def remember_request(self, envelope: EventEnvelope) -> bool:
-        received = PrivacyRequestReceivedV1.model_validate(envelope.data)
-        return await apply_once(
-            self.requests,
-            received.request_id,
-            envelope.id,
-            {
-                "$set": {
-                    "tenant_id": envelope.tenant_id,
-                    "subject_id": envelope.subject_id,
-                    "type": received.request_type,
-                    "deadline": received.deadline,
-                    "received_at": envelope.occurred_at,
-                    "subject_known": received.subject_known,
-                    "sealed": seal_of(envelope),
-                }
-            },
-        )
+    async def apply(self, envelope: EventEnvelope) -> None:
+        """Fold one event (validated and upcast here) into the read models."""
+        await self.replay_folder.fold([REGISTRY.decode(envelope)])
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
         return await find_owned(self.requests, request_id, tenant_id)
 
-    # -- holds -----------------------------------------------------------------------------
-    async def hold(self, envelope: EventEnvelope, active: bool) -> bool:
-        """A hold as placed, and whether it is released. A release is final whichever was
-        handled first: it travels under the key the operator gave, which need not be the
-        placement's partition (``$min``: false < true). Scope, subject and reason are the
-        placement's."""
-        update: dict[str, Any] = {
-            "$set": {"tenant_id": envelope.tenant_id},
-            "$min": {"active": active},
-        }
-        if active:
-            scope = envelope.data["scope"]
-            update["$set"].update(
-                subject_id=None if scope == "tenant" else envelope.subject_id,
-                scope=scope,
-                reason=envelope.data.get("reason"),
-            )
-        else:
-            update["$set"]["release_reason"] = envelope.data.get("reason")
-        return await apply_once(self.holds, str(envelope.data["hold_id"]), envelope.id, update)
-
-    async def active_holds(self, tenant_id: str, subject_id: str) -> list[Document]:
-        cursor = self.holds.find(
-            {
-                "tenant_id": tenant_id,
-                "active": True,
-                "$or": [{"subject_id": subject_id}, {"scope": "tenant"}],
-            },
-            sort=[("_id", ASCENDING)],
+    async def seeds(self, seeds: Seeds) -> dict[DocRef, Document | None]:
+        """What a batch's fold needs found by query (:class:`~.domain.Seeds`): the active
+        holds of some tenants, the deferred erasures of some; one read each, when needed."""
+        found: dict[DocRef, Document | None] = {}
+        queries = (
+            (self.holds, HOLDS, seeds.holds_of, {"active": True}),
+            (self.erasures, ERASURES, seeds.deferred_of, {"state": "deferred"}),
         )
-        return [document async for document in cursor]
+        for collection, name, tenants, match in queries:
+            if tenants:
+                query = {"tenant_id": {"$in": sorted(tenants)}, **match}
+                async for document in collection.find(query):
+                    found[DocRef(name, document["_id"])] = document
+        return found
 
     # -- erasures --------------------------------------------------------------------------
-    async def open_erasure(self, erasure_id: str, values: dict[str, Any]) -> Document:
-        """Create the erasure once. (FerretDB 1.x drops empty arrays and documents from
-        ``$setOnInsert``, so readers use ``.get("receipts", {})``.)"""
-        await self.erasures.update_one(
-            {"_id": erasure_id},
-            {"$setOnInsert": {**values, "receipts": {}, "state": "new"}},
-            upsert=True,
-        )
-        document = await self.erasures.find_one({"_id": erasure_id})
-        assert document is not None  # noqa: S101 (just upserted)
-        return document
-
     async def erasure(self, erasure_id: str) -> Document | None:
         return await self.erasures.find_one({"_id": erasure_id})
 
@@ -130,34 +82,12 @@ class ErasureStore:
         )
         return found is not None
 
-    async def set_state(self, erasure_id: str, state: str, **extra: Any) -> None:
-        await self.erasures.update_one({"_id": erasure_id}, {"$set": {"state": state, **extra}})
-
-    async def deferred(self, tenant_id: str) -> list[Document]:
-        """The tenant's erasures waiting for a legal hold to be released."""
-        query = {"tenant_id": tenant_id, "state": "deferred"}
-        return [document async for document in self.erasures.find(query)]
-
-    async def add_receipt(
-        self, collection: str, document_id: str, envelope: EventEnvelope
-    ) -> Document | None:
-        """Record one service's receipt (once) and return the document."""
-        target = self.erasures if collection == "erasures" else self.rectifications
-        service = envelope.data["service"]
-        # One conditional write: the first receipt of each service stays.
-        await target.update_one(
-            {"_id": document_id, f"receipts.{service}": {"$exists": False}},
-            {
-                "$set": {
-                    f"receipts.{service}": {
-                        "actions": envelope.data["actions"],
-                        "at": envelope.occurred_at,
-                        "event_id": envelope.id,
-                    }
-                }
-            },
+    async def mark_overdue(self, erasure_id: str, event_id: str) -> None:
+        """Outside a fold: a new version, so a fold that read the erasure before folds again."""
+        await self.erasures.update_one(
+            {"_id": erasure_id},
+            {"$set": {"overdue_event_id": event_id}, "$inc": {VERSION_FIELD: 1}},
         )
-        return await target.find_one({"_id": document_id})
 
     async def open_counts(self, now: datetime) -> dict[str, tuple[int, int]]:
         """Per open state: (erasures, of which past their deadline)."""
@@ -188,6 +118,7 @@ class ErasureStore:
 
     # -- rectifications --------------------------------------------------------------------
     async def open_rectification(self, rectification_id: str, values: dict[str, Any]) -> None:
+        """Create the rectification once (its receipts are folded, :mod:`.domain`)."""
         await self.rectifications.update_one(
             {"_id": rectification_id},
             {"$setOnInsert": {**values, "receipts": {}, "state": "requested"}},

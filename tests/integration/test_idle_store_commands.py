@@ -28,7 +28,7 @@ from services.crm_sync.connections import TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
 from services.crm_sync.settings import CrmSettings
 from services.crm_sync.store import CrmStore
-from services.erasure_propagator.orchestrator import Orchestrator
+from services.erasure_propagator.handlers import ErasureHandlers
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
@@ -137,7 +137,7 @@ async def test_an_idle_retention_tick_and_deadline_check_read_once_a_minute(
     assert 0 < sent <= 2 * ROUNDS
 
     erasures = ErasureSettings(kek=KEK, mongo_url=settings.mongo_url)
-    orchestrator = Orchestrator(runtime, ErasureStore(runtime.db), erasures)
-    sent, time = await idle_hour(runtime, clock, orchestrator.run_due)
+    handlers = ErasureHandlers(runtime, ErasureStore(runtime.db), erasures)
+    sent, time = await idle_hour(runtime, clock, handlers.run_due)
     assert set(time.waits) == {CAP_S}
     assert 0 < sent <= 2 * ROUNDS

@@ -22,7 +22,7 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 SEALED = EncryptedPII(key_id="acme/sub-1/1", nonce="AA==", ciphertext="AA==")
 
 
-def event(data: BaseModel, minute: int, *, pii: bool = False) -> Event:
+def event(data: BaseModel, minute: int, *, pii: bool = False, subject: str = "sub-1") -> Event:
     definition = REGISTRY.definition_for(type(data))
     envelope = EventEnvelope(
         id=str(uuid.uuid4()),
@@ -30,7 +30,7 @@ def event(data: BaseModel, minute: int, *, pii: bool = False) -> Event:
         version=definition.version,
         occurred_at=T0 + timedelta(minutes=minute),
         tenant_id="acme",
-        subject_id="sub-1",
+        subject_id=subject,
         correlation_id="corr-1",
         producer="test",
         data=data.model_dump(mode="json"),
@@ -64,7 +64,7 @@ def erasure_event(minute: int) -> Event:
     return event(data, minute)
 
 
-class _Memory:
+class Memory:
     """Just enough of a store for the folder: a dict per collection."""
 
     def __init__(self) -> None:
@@ -72,6 +72,14 @@ class _Memory:
 
     def __getitem__(self, name: str) -> Any:
         return _MemoryCollection(self.collections.setdefault(name, {}))
+
+    def all(self) -> dict[DocRef, Document]:
+        """Every document, by reference."""
+        return {
+            DocRef(name, key): document
+            for name, documents in self.collections.items()
+            for key, document in documents.items()
+        }
 
 
 class _Cursor:
@@ -105,7 +113,7 @@ class _MemoryCollection:
         return _Result()
 
 
-def _without_bookkeeping(document: Document | None) -> Document | None:
+def without_bookkeeping(document: Document | None) -> Document | None:
     if document is None:
         return None
     return {k: v for k, v in document.items() if k not in (APPLIED_FIELD, VERSION_FIELD)}
@@ -116,15 +124,11 @@ async def fold(
 ) -> dict[DocRef, Document | None]:
     """Every document ``model`` ends with after ``events``, folded ``batch`` at a time, without
     the folder's bookkeeping."""
-    db = _Memory()
+    db = Memory()
     folder = BatchFolder(db, model)
     for start in range(0, len(events), batch):
         await folder.fold(events[start : start + batch])
-    return {
-        DocRef(name, key): _without_bookkeeping(document)
-        for name, documents in db.collections.items()
-        for key, document in documents.items()
-    }
+    return {ref: without_bookkeeping(document) for ref, document in db.all().items()}
 
 
 lead_steps = st.lists(

@@ -14,7 +14,7 @@ from ops.operator import operator_publisher
 from services.common.clock import FakeClock
 from services.common.publisher import EventPublisher
 from services.crm_sync import app as crm_sync_app
-from services.erasure_propagator.orchestrator import Orchestrator
+from services.erasure_propagator.handlers import ErasureHandlers
 from services.retention_scheduler.schedule import Scheduler
 from tests.integration.cluster import Cluster, cluster
 from tests.integration.lead_ingest.conftest import RULES, sample_lead
@@ -41,9 +41,9 @@ class Lifecycle:
         return scheduler
 
     @property
-    def orchestrator(self) -> Orchestrator:
-        orchestrator: Orchestrator = self.stack.runtimes["erasure_propagator"].state["orchestrator"]
-        return orchestrator
+    def propagator(self) -> ErasureHandlers:
+        handlers: ErasureHandlers = self.stack.runtimes["erasure_propagator"].state["handlers"]
+        return handlers
 
     async def capture(
         self, email: str = "maria.rossi@example.org", **overrides: Any

@@ -89,7 +89,7 @@ async def test_two_years_after_the_last_activity_the_lead_expires_once_and_is_er
     assert erasures(samples, count, trigger="retention") == 1
     # the shared fake clock stood still from expiry to completion
     assert erasures(samples, "leadtrail_erasure_completion_seconds_sum", trigger="retention") == 0
-    for state in ("new", "requested", "deferred"):
+    for state in ("requested", "deferred"):
         assert erasures(samples, "leadtrail_erasures_open", state=state) == 0
         assert erasures(samples, "leadtrail_erasures_past_deadline", state=state) == 0
     assert {r["service"] for r in done.data["receipts"]} == {
@@ -277,7 +277,7 @@ async def test_a_legal_hold_stops_expiry_and_defers_an_erasure_until_released(
         what="the hold to reach retention-scheduler",
     )
     await eventually(
-        lambda: lifecycle.orchestrator.store.holds.find_one({"_id": hold_id}),
+        lambda: lifecycle.propagator.store.holds.find_one({"_id": hold_id}),
         what="the hold to reach erasure-propagator",
     )
     listed = await cli("holds", "list", "--tenant", "acme", "--json")
@@ -338,7 +338,7 @@ async def test_a_release_published_under_another_key_still_runs_the_deferred_era
         lifecycle.operator, tenant_id="acme", subject_id=subject, reason="Case 7", placed_by="l"
     )
     await eventually(
-        lambda: lifecycle.orchestrator.store.holds.find_one({"_id": hold.data["hold_id"]}),
+        lambda: lifecycle.propagator.store.holds.find_one({"_id": hold.data["hold_id"]}),
         what="the hold to reach erasure-propagator",
     )
     await lifecycle.request("erasure", lead["lead_id"])
@@ -379,11 +379,11 @@ async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
     await lifecycle.stack.wait_for_event("erasure-events", lambda e: e.type == "erasure.requested")
 
     async def four_receipts() -> Any:
-        document = await lifecycle.orchestrator.store.erasures.find_one({})
+        document = await lifecycle.propagator.store.erasures.find_one({})
         return document if document and len(document["receipts"]) == 4 else None
 
     await eventually(four_receipts, what="the four receipts")
-    assert await lifecycle.orchestrator.check_overdue() == 0, "the deadline has not passed"
+    assert await lifecycle.propagator.check_overdue() == 0, "the deadline has not passed"
     samples = await erasure_metrics(lifecycle)
     assert erasures(samples, "leadtrail_erasures_open", state="requested") == 1
     assert erasures(samples, "leadtrail_erasures_past_deadline", state="requested") == 0
@@ -393,8 +393,8 @@ async def test_an_erasure_missing_a_receipt_past_its_deadline_is_overdue(
     assert erasures(samples, "leadtrail_erasures_past_deadline", state="requested") == 1
     count = "leadtrail_erasure_completion_seconds_count"
     assert erasures(samples, count, trigger="privacy_request") is None, "never completed"
-    assert await lifecycle.orchestrator.check_overdue() == 1
-    assert await lifecycle.orchestrator.check_overdue() == 0, "raised once"
+    assert await lifecycle.propagator.check_overdue() == 1
+    assert await lifecycle.propagator.check_overdue() == 0, "raised once"
     overdue = await lifecycle.stack.wait_for_event(
         "erasure-events", lambda e: e.type == "erasure.overdue"
     )

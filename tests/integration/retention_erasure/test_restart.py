@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from contracts import EventEnvelope
+from contracts import REGISTRY, EventEnvelope
+from services.erasure_propagator.domain import erasure_id_for
 from tests.integration.cluster import cluster
 from tests.integration.lead_ingest.conftest import sample_lead
 from tests.integration.retention_erasure.conftest import START, Lifecycle
@@ -75,54 +75,48 @@ async def test_a_killed_erasure_propagator_finishes_without_duplicates(
         assert view["contact"] is None
 
 
-async def test_receipts_handled_before_the_erasure_is_recorded_as_requested_still_complete_it(
+async def test_an_erasure_recorded_but_not_yet_requested_is_requested_by_the_redelivery(
     lifecycle: Lifecycle,
 ) -> None:
-    """Killed between publishing ``erasure.requested`` and recording it, erasure-propagator may
-    handle every receipt before the redelivered cause. A receipt then finds no
-    ``requested_at``: it used to fail (KeyError) until dead-lettered, and the re-run of the
-    cause completed nothing; the erasure stayed open until it went overdue."""
-    orchestrator = lifecycle.orchestrator
-    erasure_id = "er_killed_before_recording"
-    document = await orchestrator.store.open_erasure(
-        erasure_id,
+    """Killed between writing the batch's documents and publishing what they decided, the
+    batch comes again: the erasure is already ``requested`` (its cause in ``_applied``), and the
+    redelivery still destroys the keys and publishes ``erasure.requested``, with the same id;
+    the receipts then complete it, once."""
+    propagator = lifecycle.propagator
+    cause = EventEnvelope.model_validate(
         {
+            "id": str(uuid.uuid4()),
+            "type": "consent.no_basis_remaining",
+            "version": 1,
+            "occurred_at": START,
             "tenant_id": "acme",
             "subject_id": "sub_killed",
-            "trigger": {"kind": "privacy_request", "event_id": str(uuid.uuid4())},
-            "deadline": START + timedelta(days=14),
-            "expected": ["lead-ingest", "crm-sync"],
             "correlation_id": str(uuid.uuid4()),
-            "cause_id": str(uuid.uuid4()),
-            "opened_at": START,
-        },
+            "producer": "consent-ledger",
+            "data": {"withdrawn_purpose": "marketing", "cause_event_id": str(uuid.uuid4())},
+        }
     )
-    for service in ("lead-ingest", "crm-sync"):
-        receipt = EventEnvelope.model_validate(
-            {
-                "id": str(uuid.uuid4()),
-                "type": "erasure.receipt",
-                "version": 1,
-                "occurred_at": START,
-                "tenant_id": "acme",
-                "subject_id": "sub_killed",
-                "correlation_id": document["correlation_id"],
-                "producer": service,
-                "data": {"erasure_id": erasure_id, "service": service, "actions": ["done"]},
-            }
-        )
-        await orchestrator.on_erasure_receipt(receipt)
-    recorded = await orchestrator.store.erasure(erasure_id)
+    key = await lifecycle.stack.runtimes["erasure_propagator"].keyring.get_or_create(
+        "acme", "sub_killed"
+    )
+    await propagator.folder.fold([REGISTRY.decode(cause)])  # written, then killed
+    erasure_id = erasure_id_for(cause.id)
+    recorded = await propagator.store.erasure(erasure_id)
     assert recorded is not None
-    assert recorded["state"] == "new", "not completed before it is requested"
+    assert recorded["state"] == "requested"
 
-    await orchestrator.execute(recorded)  # the redelivered cause's re-run
-
+    for _ in range(2):  # the redelivery, and one more
+        await propagator.on_events([cause])
+    assert await lifecycle.stack.runtimes["erasure_propagator"].keyring.get(key.key_id) is None
     completed = await lifecycle.stack.wait_for_event(
         "erasure-events",
         lambda e: e.type == "erasure.completed" and e.data["erasure_id"] == erasure_id,
     )
-    assert sorted(r["service"] for r in completed.data["receipts"]) == ["crm-sync", "lead-ingest"]
-    finished = await orchestrator.store.erasure(erasure_id)
+    assert completed.data["trigger"]["kind"] == "no_basis_remaining"
+    events = await lifecycle.stack.events("erasure-events")
+    requested = {e.id for e in events if e.type == "erasure.requested"}
+    assert len(requested) == 1, "the same erasure.requested, by id"
+    finished = await propagator.store.erasure(erasure_id)
     assert finished is not None
     assert finished["state"] == "completed"
+    assert sorted(finished["receipts"]) == sorted(finished["expected"])
