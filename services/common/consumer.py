@@ -9,16 +9,16 @@ has fetched, up to ``consumer_batch_max_records`` records (it waits at most
    (records without the header are decoded: they may be poison, which must not vanish);
 2. bytes that are not a valid :class:`~contracts.envelope.EventEnvelope` go straight to the
    dead-letter topic (retrying cannot fix them);
-3. the rest go to the handler: a *batch handler* gets them all at once, in offset order per
-   partition (the batch pipeline, :mod:`services.common.pipeline`, loads what they touch with one
-   read per collection and writes with one ``bulk_write`` per collection), and the events they
-   cause are acknowledged by Kafka together
-   (:func:`~services.common.publisher.acknowledged_together`);
-   a *record handler* gets them one at a time, under the subject's lock. Every record handled
-   writes one ``event handled`` line (info) with ``service``, ``tenant_id``,
-   ``correlation_id``, ``causation_id``, ``event_id`` and ``event_type``, so a lead's
-   correlation id shows in every service's log;
-4. then the offsets of the whole batch are committed, once. A batch handler that fails is
+3. the rest go to the handler all at once, in offset order per partition (the batch pipeline,
+   :mod:`services.common.pipeline`, loads what they touch with one read per collection and
+   writes with one ``bulk_write`` per collection), and the events they cause are acknowledged
+   by Kafka together (:func:`~services.common.publisher.acknowledged_together`). No lock: two
+   replicas, or two consumer groups of one service, may handle one subject at once; the
+   pipeline's versioned writes keep that exact. Every record handled writes one
+   ``event handled`` line (info) with ``service``, ``tenant_id``, ``correlation_id``,
+   ``causation_id``, ``event_id`` and ``event_type``, so a lead's correlation id shows in
+   every service's log;
+4. then the offsets of the whole batch are committed, once. A handler that fails is
    isolated: the batch is handled again record by record, so the records that are fine commit
    and only the failing one is retried with exponential backoff, up to
    ``handler_max_attempts``, then sent to the dead-letter topic with the error, alone. Nothing
@@ -65,7 +65,6 @@ from contracts.registry import EventRegistry
 from contracts.topics import DEAD_LETTERS, TopicSpec
 from services.common.availability import DependencyHealth, is_unavailable
 from services.common.clock import Clock
-from services.common.locks import SUBJECT_LOCKS
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
 from services.common.publisher import acknowledged_together
@@ -76,7 +75,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BatchHandler",
-    "EventHandler",
     "Subscription",
     "redrive_headers",
     "redriven",
@@ -84,7 +82,6 @@ __all__ = [
     "subscribe_events",
 ]
 
-EventHandler = Callable[[EventEnvelope], Awaitable[None]]
 BatchHandler = Callable[[Sequence[EventEnvelope]], Awaitable[None]]
 HandlersT = TypeVar("HandlersT")
 log = get_logger(__name__)
@@ -111,8 +108,7 @@ def redriven(headers: Mapping[str, str]) -> Iterator[None]:
 @dataclass(frozen=True)
 class Subscription(Generic[HandlersT]):
     """One consumer group of a service: the topics it reads, the event types it handles, and
-    the method of the service's handlers object that handles them: ``handle`` one record at a
-    time, or ``handle_batch`` a whole batch (exactly one of the two).
+    the method of the service's handlers object that handles a batch of them (``handle_batch``).
 
     Each service declares its subscriptions once, as the ``SUBSCRIPTIONS`` table of its
     ``app.py``: the service registers exactly that table (:func:`subscribe_all`), and
@@ -121,14 +117,9 @@ class Subscription(Generic[HandlersT]):
 
     group_id: str
     topics: tuple[TopicSpec, ...]
-    handle: Callable[[HandlersT, EventEnvelope], Awaitable[None]] | None = None
+    handle_batch: Callable[[HandlersT, Sequence[EventEnvelope]], Awaitable[None]]
     event_types: frozenset[str] | None = None
     """None: every type the registry routes to these topics."""
-    handle_batch: Callable[[HandlersT, Sequence[EventEnvelope]], Awaitable[None]] | None = None
-
-    def __post_init__(self) -> None:
-        if (self.handle is None) == (self.handle_batch is None):
-            raise TypeError(f"{self.group_id}: give exactly one of handle and handle_batch")
 
     def wanted(self, registry: EventRegistry, topic: str | None = None) -> frozenset[str]:
         """The event types handled, on one logical ``topic`` or on all of the subscription's."""
@@ -153,10 +144,7 @@ def subscribe_all(
             service=service,
             group_id=subscription.group_id,
             topics=[topic.name for topic in subscription.topics],
-            handler=None if subscription.handle is None else partial(subscription.handle, handlers),
-            batch_handler=None
-            if subscription.handle_batch is None
-            else partial(subscription.handle_batch, handlers),
+            handler=partial(subscription.handle_batch, handlers),
             clock=runtime.clock,
             metrics=runtime.metrics,
             event_types=sorted(subscription.wanted(runtime.registry)),
@@ -177,15 +165,12 @@ def subscribe_events(
     topics: Collection[str],
     clock: Clock,
     metrics: ServiceMetrics,
-    handler: EventHandler | None = None,
-    batch_handler: BatchHandler | None = None,
+    handler: BatchHandler,
     event_types: Collection[str] | None = None,
     health: DependencyHealth | None = None,
 ) -> None:
-    """Register ``handler`` (one record at a time) or ``batch_handler`` (whole batches) for
-    events of ``event_types`` (all when None) on logical ``topics``."""
-    if (handler is None) == (batch_handler is None):
-        raise TypeError("give exactly one of handler and batch_handler")
+    """Register ``handler`` for batches of events of ``event_types`` (all when None) on
+    logical ``topics``."""
     wanted = frozenset(event_types) if event_types is not None else None
     subscription = _Subscription(
         broker=broker,
@@ -193,7 +178,6 @@ def subscribe_events(
         service=service,
         group_id=group_id,
         handler=handler,
-        batch_handler=batch_handler,
         clock=clock,
         metrics=metrics,
         wanted=wanted,
@@ -257,8 +241,7 @@ class _Subscription:
     settings: CommonSettings
     service: str
     group_id: str
-    handler: EventHandler | None
-    batch_handler: BatchHandler | None
+    handler: BatchHandler
     clock: Clock
     metrics: ServiceMetrics
     wanted: frozenset[str] | None
@@ -277,10 +260,8 @@ class _Subscription:
                 items.append(item)
         try:
             batch = [item for item in items if not item.redrive]
-            if batch and self.batch_handler is not None:
+            if batch:
                 await self.run_batch(message, batch)
-            else:
-                await self.run_alone(message, batch)
             await self.run_alone(message, [item for item in items if item.redrive])
         except _RewoundError:
             return
@@ -317,12 +298,11 @@ class _Subscription:
     async def run_batch(self, message: Any, items: list[_Item]) -> None:
         """The whole batch through the batch handler; on a failure that is not the store's or
         Kafka's, again record by record so that only the failing record is retried."""
-        assert self.batch_handler is not None  # noqa: S101 (checked by the caller)
         started = time.perf_counter()
         try:
             with message_context(service=self.service):
                 async with acknowledged_together():
-                    await self.batch_handler([item.envelope for item in items])
+                    await self.handler([item.envelope for item in items])
         except Exception as error:
             if is_unavailable(error):
                 await self.rewind(message, error, items[0], time.perf_counter() - started)
@@ -359,17 +339,10 @@ class _Subscription:
                 break
 
     async def attempt(self, item: _Item) -> None:
-        """Handle one record: through the batch handler as a batch of one, or the record
-        handler under the subject's lock."""
+        """Handle one record, as a batch of one."""
         with item.context(self.service), redriven(item.headers) if item.redrive else nullcontext():
-            if self.batch_handler is not None:
-                async with acknowledged_together():
-                    await self.batch_handler([item.envelope])
-                return
-            assert self.handler is not None  # noqa: S101 (one of the two is set)
-            envelope = item.envelope
-            async with SUBJECT_LOCKS.hold(envelope.tenant_id, envelope.subject_id):
-                await self.handler(envelope)
+            async with acknowledged_together():
+                await self.handler([item.envelope])
 
     def succeeded(self, item: _Item, spent: float) -> None:
         self.metrics.handled(item.topic, self.metrics.event_type(item.envelope.type), "ok", spent)

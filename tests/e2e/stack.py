@@ -128,6 +128,19 @@ class E2EStack:
     async def restart(self, service: str) -> None:
         await self.processes[service].start(ready_within=120)
 
+    @asynccontextmanager
+    async def second_replicas(self) -> AsyncIterator[list[ServiceProcess]]:
+        """A second process of every service, in the same consumer groups: starting them
+        makes every group rebalance, and stopping them (SIGTERM) makes it rebalance again."""
+        log_dir = self.log_dir / "replicas"
+        log_dir.mkdir(exist_ok=True)
+        replicas = [ServiceProcess(f"services.{name}", self.env, log_dir) for name in SERVICES]
+        try:
+            await asyncio.gather(*(replica.start(ready_within=180) for replica in replicas))
+            yield replicas
+        finally:
+            await asyncio.gather(*(replica.stop() for replica in replicas))
+
     async def jump_clock(self, delta: timedelta) -> None:
         """Move every process's clock forward (atomically: the file is replaced whole)."""
         current = float(self.clock_file.read_text() or 0) if self.clock_file.exists() else 0.0

@@ -1,7 +1,10 @@
 """A sustained mixed workload for a bounded time, then exact reconciliation (R31, DESIGN 5).
 
 Clients post leads, record interactions, unsubscribe people from marketing and request
-erasures for ``LEADTRAIL_E2E_LOAD_SECONDS`` (default 45) seconds. Afterwards every consumer group
+erasures for ``LEADTRAIL_E2E_LOAD_SECONDS`` (default 45) seconds. A third of the way in, a
+second replica of every service joins its consumer groups; two thirds in, they leave again:
+every group rebalances twice under load, and records redelivered to the other replica while
+the first still handles them must change nothing twice. Afterwards every consumer group
 must come back to lag 0 (committed offsets = end offsets on every partition it reads), and the
 counts must reconcile exactly: leads accepted = leads in lead-ingest's read model = leads in the
 CRM for the people who consented to it and were not erased, with every erasure complete.
@@ -37,7 +40,14 @@ async def test_a_sustained_mixed_workload_drains_to_zero_lag_and_reconciles_exac
         while time.monotonic() < stop_at:
             await workload.live(workload.mixed(1)[0])
 
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    async def rebalance() -> None:
+        """Two replicas of every service for the middle third of the workload."""
+        await asyncio.sleep(seconds / 3)
+        async with healthy.second_replicas() as replicas:
+            await asyncio.sleep(max(0.0, started + 2 * seconds / 3 - time.monotonic()))
+            assert all(replica.running for replica in replicas)
+
+    await asyncio.gather(rebalance(), *(client() for _ in range(CLIENTS)))
     busy = time.monotonic() - started
     await healthy.wait_for_zero_lag(within=300)
     drained = time.monotonic() - started

@@ -28,7 +28,7 @@ from services.common.runtime import Runtime
 from services.common.settings import CommonSettings
 from services.common.store import apply_once
 from services.common.topics import ensure_topics
-from tests.helpers import eventually
+from tests.helpers import eventually, one_by_one
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ async def harness(settings: CommonSettings) -> AsyncIterator[Harness]:
         service="loop-test",
         group_id="loop-test",
         topics=[LEAD_EVENTS.name],
-        handler=harness.project,
+        handler=one_by_one(harness.project),
         clock=harness.runtime.clock,
         metrics=harness.runtime.metrics,
         event_types={"lead.captured"},

@@ -18,6 +18,7 @@ from services.common.clock import FakeClock
 from services.common.consumer import redrive_headers, subscribe_events
 from services.common.metrics import ServiceMetrics
 from services.common.settings import CommonSettings
+from tests.helpers import one_by_one
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -78,7 +79,7 @@ async def test_handler_gets_wanted_events_only(
         service="unit",
         group_id="unit",
         topics=["lead-events"],
-        handler=handler,
+        handler=one_by_one(handler),
         clock=FakeClock(NOW),
         metrics=metrics,
         event_types={"lead.captured"},
@@ -117,7 +118,7 @@ async def test_poison_and_failing_messages_go_to_dead_letters(
         service="unit",
         group_id="unit",
         topics=["lead-events"],
-        handler=handler,
+        handler=one_by_one(handler),
         clock=FakeClock(NOW),
         metrics=metrics,
     )
@@ -164,7 +165,7 @@ async def test_a_redriven_record_is_handled_by_the_service_that_gave_up_on_it_al
         service="unit",
         group_id="unit",
         topics=["lead-events"],
-        handler=handler,
+        handler=one_by_one(handler),
         clock=FakeClock(NOW),
         metrics=metrics,
     )
