@@ -9,6 +9,8 @@ replay's merge by timestamp; the read models must not depend on that order
 
 from __future__ import annotations
 
+from pprint import pformat
+
 import pytest
 
 from ops.replay_services import SERVICES
@@ -30,4 +32,4 @@ async def test_every_read_model_rebuilt_from_the_log_equals_the_live_one(e2e: E2
             for spec in SERVICES.values():
                 for name in spec.read_models:
                     await db.drop_collection(f"{name}_e2e")
-    assert problems == {}
+    assert problems == {}, pformat(problems, width=100)

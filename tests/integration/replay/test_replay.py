@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from pprint import pformat
 from typing import Any
 
 import pytest
@@ -146,7 +147,8 @@ async def test_every_rebuilt_read_model_equals_the_live_one_after_a_mixed_worklo
     published_before = {t: len(await stack.events(t)) for t in ("lead-events", "erasure-events")}
 
     base = stack.base
-    assert await replay_problems(base["kafka_bootstrap"], base["topic_prefix"], db, "rebuilt") == {}
+    problems = await replay_problems(base["kafka_bootstrap"], base["topic_prefix"], db, "rebuilt")
+    assert problems == {}, pformat(problems, width=100)
 
     # Nothing but the read models was written beside the live data; keys and the rest untouched.
     names_after = set(await db.list_collection_names())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pprint import pformat
 from typing import Any
 
 import pytest
@@ -194,7 +195,8 @@ async def test_replay_equals_live_over_v1_and_v2_scores_and_an_erasure(
     assert report["findings"] == []
 
     base = stack.base
-    assert await replay_problems(base["kafka_bootstrap"], base["topic_prefix"], db, "rebuilt") == {}
+    problems = await replay_problems(base["kafka_bootstrap"], base["topic_prefix"], db, "rebuilt")
+    assert problems == {}, pformat(problems, width=100)
 
     rebuilt = await db["leads_rebuilt"].find_one({"_id": bruno["lead_id"]})
     assert rebuilt is not None
