@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from pymongo import ReturnDocument
 
 from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
@@ -448,15 +449,18 @@ class Dispatcher:
         """The erasures and rectifications waiting for this call: send each its receipt when
         the last CRM confirmed (R24, R25)."""
         for wait_id in waits_of(entry):
-            await self.store.waits.update_one(
+            wait = await self.store.waits.find_one_and_update(
                 {"_id": wait_id},
                 {"$pullAll": {"pending": [entry["_id"]]}, "$push": {"actions": action}},
+                return_document=ReturnDocument.AFTER,
             )
-            await self.maybe_receipt(wait_id)
+            await self.maybe_receipt(wait_id, wait)
 
-    async def maybe_receipt(self, wait_id: str) -> None:
-        wait = await self.store.waits.find_one({"_id": wait_id})
-        # .get: FerretDB 1.x drops empty arrays from $setOnInsert, so "pending" may be absent.
+    async def maybe_receipt(self, wait_id: str, wait: Document | None = None) -> None:
+        """The wait's receipt, when nothing is pending any more (``wait``: as just written;
+        read when not given)."""
+        if wait is None:
+            wait = await self.store.waits.find_one({"_id": wait_id})
         if wait is None or wait.get("pending") or wait.get("receipted"):
             return
         cause = EventEnvelope.model_validate(wait["cause"])

@@ -22,7 +22,7 @@ from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
 from services.crm_sync.domain import LEADS, UPDATES, lead_ref, subject_ref
 from services.crm_sync.export import export_part
-from services.crm_sync.store import CrmStore, OutboxBatch, outbox_id
+from services.crm_sync.store import CrmStore, OutboxBatch, Wait, outbox_id
 
 __all__ = ["CrmSyncHandlers"]
 
@@ -89,16 +89,23 @@ class CrmSyncHandlers:
                 applied.event.envelope.tenant_id
             ).connections
         )
-        waits: list[str] = []
+        waits: list[Wait] = []
         for applied in folded:
-            waits += await self.react(applied, outbox)
+            waits += self.react(applied, outbox)
+        await self.send_export_parts(folded)
+        # The waits before the entries that answer them: the dispatcher may run an entry the
+        # moment it is written, and its answer goes to the wait.
+        opened = await self.store.open_waits(waits)
         if await outbox.flush():
             self.dispatcher.wakeup.notify()
-        for wait_id in waits:
-            await self.dispatcher.maybe_receipt(wait_id)
+        for wait in waits:
+            if wait.wait_id not in opened or not wait.pending:
+                # Waiting for nothing, or recorded before (a redelivery: the dispatcher may
+                # have answered everything already, and been killed before the receipt).
+                await self.dispatcher.maybe_receipt(wait.wait_id)
 
-    async def react(self, applied: Applied, outbox: OutboxBatch) -> list[str]:
-        """Queue what the event calls for; returns the waits it opened."""
+    def react(self, applied: Applied, outbox: OutboxBatch) -> list[Wait]:
+        """Queue what the event calls for; returns the waits it opens."""
         envelope, data = applied.event.envelope, applied.event.data
         if envelope.type == "lead.qualified":
             self.push(envelope, str(envelope.data["lead_id"]), outbox)
@@ -108,9 +115,9 @@ class CrmSyncHandlers:
             if lead is not None and lead.get("qualified"):
                 self.push(envelope, lead_id, outbox)  # keep the CRM record current
         elif envelope.type == "lead.rectified":
-            return [await self.rectified(applied, outbox)]
+            return [self.rectified(applied, outbox)]
         elif envelope.type == "erasure.requested":
-            return [await self.erased(applied, outbox)]
+            return [self.erased(applied, outbox)]
         elif isinstance(data, consent.RestrictionLiftedV1) or (
             isinstance(data, consent.ConsentGrantedV1) and data.purpose == CRM_SYNC
         ):
@@ -121,8 +128,6 @@ class CrmSyncHandlers:
                     self.push(envelope, lead_id, outbox)
         elif CRM_SYNC in withdrawn_purposes(envelope):
             self.withdraw(applied, outbox)
-        elif envelope.type == "privacy.request.verified":
-            await self.send_export_part(envelope)
         return []
 
     def push(
@@ -155,7 +160,7 @@ class CrmSyncHandlers:
             wait_id=wait_id,
         )
 
-    async def rectified(self, applied: Applied, outbox: OutboxBatch) -> str:
+    def rectified(self, applied: Applied, outbox: OutboxBatch) -> Wait:
         """Push the corrected details to every CRM that holds a record of the subject; the
         receipt waits for each of them (R24)."""
         envelope = applied.event.envelope
@@ -167,12 +172,9 @@ class CrmSyncHandlers:
             if outbox.record_of(lead_id, connection.id) is not None
             and not outbox.erasing(lead_id, connection.id)  # erasure wins
         ]
-        await self.store.open_wait(
-            wait_id, "rectification", envelope, [outbox_id(*p) for p in pending], []
-        )
         for lead_id, connection_id in pending:
             self.queue(envelope, lead_id, connection_id, outbox, wait_id=wait_id)
-        return wait_id
+        return Wait(wait_id, "rectification", envelope, [outbox_id(*p) for p in pending])
 
     def withdraw(self, applied: Applied, outbox: OutboxBatch) -> None:
         """Consent to ``crm_sync`` withdrawn, or an objection to it: queue the deletion of each
@@ -186,7 +188,7 @@ class CrmSyncHandlers:
                     continue  # never delivered there (a pending push asks the decision itself)
                 self.queue(cause, lead_id, connection.id, outbox, operation="delete")
 
-    async def erased(self, applied: Applied, outbox: OutboxBatch) -> str:
+    def erased(self, applied: Applied, outbox: OutboxBatch) -> Wait:
         """Delete every lead of the subject in every CRM; the receipt waits for each (R25)."""
         envelope = applied.event.envelope
         erasure_id = str(envelope.data["erasure_id"])
@@ -194,7 +196,6 @@ class CrmSyncHandlers:
         leads = lead_ids(applied)
         connections = self.targets(envelope.tenant_id)
         pending = [outbox_id(lead_id, c.id) for lead_id in leads for c in connections]
-        await self.store.open_wait(wait_id, "erasure", envelope, pending, [])
         for lead_id in leads:
             for connection in connections:
                 self.queue(
@@ -206,12 +207,20 @@ class CrmSyncHandlers:
                     erasure_id=erasure_id,
                     wait_id=wait_id,
                 )
-        return wait_id
+        return Wait(wait_id, "erasure", envelope, pending)
+
+    async def send_export_parts(self, folded: Sequence[Applied]) -> None:
+        """Each verified access or portability request: send crm-sync's part (the
+        recipients)."""
+        for applied in folded:
+            envelope = applied.event.envelope
+            if (
+                envelope.type == "privacy.request.verified"
+                and envelope.data["request_type"] in EXPORT_REQUEST_TYPES
+            ):
+                await self.send_export_part(envelope)
 
     async def send_export_part(self, envelope: EventEnvelope) -> None:
-        """A verified access or portability request: send crm-sync's part (the recipients)."""
-        if envelope.data["request_type"] not in EXPORT_REQUEST_TYPES:
-            return
         part = await export_part(
             self.store,
             self.connections.for_tenant(envelope.tenant_id),

@@ -17,7 +17,8 @@ CRM, with which record id, is not in the event log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -31,7 +32,7 @@ from services.common.pipeline import BatchFolder
 from services.common.store import Collections, Document, find_owned, only_duplicate_keys
 from services.crm_sync.domain import LEADS, SUBJECTS, CrmReadModel
 
-__all__ = ["CrmStore", "OutboxBatch", "erasing", "outbox_id"]
+__all__ = ["CrmStore", "OutboxBatch", "Wait", "erasing", "outbox_id"]
 
 log = get_logger(__name__)
 
@@ -41,6 +42,17 @@ def outbox_id(lead_id: str, connection_id: str) -> str:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What an erasure's or rectification's receipt waits for: the outbox entries (CRM calls)
+    still ``pending``."""
+
+    wait_id: str
+    kind: Literal["erasure", "rectification"]
+    cause: EventEnvelope
+    pending: list[str]
 
 
 class CrmStore:
@@ -95,24 +107,34 @@ class CrmStore:
         )
         return None if document is None else document["next_attempt_at"]
 
-    async def open_wait(
-        self, wait_id: str, kind: str, cause: EventEnvelope, pending: list[str], actions: list[str]
-    ) -> bool:
-        """Record what an erasure/rectification waits for; False if it was already recorded."""
-        result = await self.waits.update_one(
-            {"_id": wait_id},
-            {
-                "$setOnInsert": {
-                    "kind": kind,
-                    "cause": cause.model_dump(mode="json"),
-                    "pending": pending,
-                    "actions": actions,
-                    "receipted": False,
-                }
-            },
-            upsert=True,
-        )
-        return result.upserted_id is not None
+    async def open_waits(self, waits: Sequence[Wait]) -> set[str]:
+        """Record what erasures and rectifications wait for, in one write; returns the ids of
+        those recorded now (the others were recorded before: a redelivery)."""
+        if not waits:
+            return set()
+        writes = [
+            UpdateOne(
+                {"_id": wait.wait_id},
+                {
+                    "$setOnInsert": {
+                        "kind": wait.kind,
+                        "cause": wait.cause.model_dump(mode="json"),
+                        "pending": wait.pending,
+                        "actions": [],
+                        "receipted": False,
+                    }
+                },
+                upsert=True,
+            )
+            for wait in waits
+        ]
+        try:
+            result = await self.waits.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:  # another replica recorded some at the same moment
+            if not only_duplicate_keys(error):
+                raise
+            return {str(item["_id"]) for item in error.details.get("upserted", [])}
+        return {str(wait_id) for wait_id in (result.upserted_ids or {}).values()}
 
 
 def erasing(entry: Document | None) -> bool:
