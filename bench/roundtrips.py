@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.roundtrips                  # fresh stack, 200 leads, 50 erasures
     .venv/bin/python -m bench.roundtrips --leads 50 --erasures 20
+    .venv/bin/python -m bench.roundtrips --clients 32    # more requests in flight at once
 
 Starts a fresh stack of its own under ``.run/bench-roundtrips`` (as ``bench.size`` does) and a
 local HubSpot (tests/crm_fakes) for a ``bench-crm`` tenant, then reads every service's
@@ -194,7 +195,12 @@ class Workload:
     """The leads of one run: captured, qualified and pushed, some erased."""
 
     def __init__(
-        self, env: dict[str, str], api: httpx.AsyncClient, hubspot: HubSpotFake, patience: float
+        self,
+        env: dict[str, str],
+        api: httpx.AsyncClient,
+        hubspot: HubSpotFake,
+        patience: float,
+        clients: int,
     ) -> None:
         self.env = env
         self.api = api
@@ -202,7 +208,8 @@ class Workload:
         self.patience = patience
         self.marker = f"rt{uuid.uuid4().hex[:8]}"
         self.accepted: dict[str, str] = {}  # lead id -> subject id
-        self.semaphore = asyncio.Semaphore(8)
+        self.semaphore = asyncio.Semaphore(clients)
+        """``clients`` requests in flight at most, in every phase."""
 
     async def capture_all(self, leads: int) -> None:
         async def capture(n: int) -> None:
@@ -245,19 +252,23 @@ class Workload:
             seen: dict[str, float] = {}
             wanted = set(erased.values())
             watcher = asyncio.create_task(completions(consumer, wanted, seen, self.patience))
-            for lead_id in erased:
-                response = await self.api.post(
-                    "/v1/privacy-requests",
-                    json={
-                        "type": "erasure",
-                        "subject": {"lead_id": lead_id},
-                        "verification": {
-                            "method": "tenant_attestation",
-                            "attested_by": "dpo@bench.example",
+
+            async def request(lead_id: str) -> None:
+                async with self.semaphore:
+                    response = await self.api.post(
+                        "/v1/privacy-requests",
+                        json={
+                            "type": "erasure",
+                            "subject": {"lead_id": lead_id},
+                            "verification": {
+                                "method": "tenant_attestation",
+                                "attested_by": "dpo@bench.example",
+                            },
                         },
-                    },
-                )
-                response.raise_for_status()
+                    )
+                    response.raise_for_status()
+
+            await asyncio.gather(*(request(lead_id) for lead_id in erased))
             await watcher
             if len(seen) < len(wanted):
                 raise TimeoutError(f"only {len(seen)}/{len(wanted)} erasures completed")
@@ -266,7 +277,13 @@ class Workload:
 
 
 async def run(
-    env: dict[str, str], *, leads: int, erasures: int, idle_seconds: float, patience: float
+    env: dict[str, str],
+    *,
+    leads: int,
+    erasures: int,
+    idle_seconds: float,
+    patience: float,
+    clients: int = 8,
 ) -> dict[str, Any]:
     bootstrap = env["LEADTRAIL_KAFKA_BOOTSTRAP"]
     async with HubSpotFake.running() as hubspot, httpx.AsyncClient(timeout=60) as scraper:
@@ -294,7 +311,7 @@ async def run(
             headers={"Authorization": f"Bearer {key}"},
             timeout=120,
         ) as api:
-            work = Workload(env, api, hubspot, patience)
+            work = Workload(env, api, hubspot, patience, clients)
             captured, capture_s = await phase(
                 "capture", scraper, env, lambda: work.capture_all(leads), patience
             )
@@ -317,6 +334,7 @@ async def run(
         "machine": machine(),
         "leads": leads,
         "erasures": erasures,
+        "clients": clients,
         "idle_seconds": idle_seconds,
         "idle_per_second": per_second(idle, 1.0),
         "per_lead_capture": figures(captured, capture_s, leads),
@@ -335,7 +353,8 @@ def show(result: dict[str, Any]) -> None:
     ]
     services = [s.name for s in SERVICES]
     table = Table(
-        title=f"store round trips ({result['leads']} leads, {result['erasures']} erasures)"
+        title=f"store round trips ({result['leads']} leads, {result['erasures']} erasures, "
+        f"{result.get('clients', 8)} clients)"
     )
     table.add_column("")
     for service in services:
@@ -364,9 +383,14 @@ def main() -> None:
     parser.add_argument("--erasures", type=int, default=50, help="subjects erased (<= leads)")
     parser.add_argument("--idle-seconds", type=float, default=20.0)
     parser.add_argument("--patience", type=float, default=900.0, help="max wait per phase")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="requests in flight at most (every phase)"
+    )
     args = parser.parse_args()
     if args.leads < 1 or not 1 <= args.erasures <= args.leads:
         parser.error("--leads must be >= 1 and --erasures between 1 and --leads")
+    if args.clients < 1:
+        parser.error("--clients must be >= 1")
     if args.idle_seconds <= 0 or args.patience <= 0:
         parser.error("--idle-seconds and --patience must be > 0")
     configure_logging("bench", level="warning", fmt="console")
@@ -384,6 +408,7 @@ def main() -> None:
                 erasures=args.erasures,
                 idle_seconds=args.idle_seconds,
                 patience=args.patience,
+                clients=args.clients,
             )
         )
     finally:
