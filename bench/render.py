@@ -70,7 +70,72 @@ def targets(results: dict[str, Any]) -> list[Target]:
             replay["ratio"] >= 0.5 if replay else None,
         )
     )
+    if trips := results.get("roundtrips"):
+        found += round_trip_targets(trips)
     return found
+
+
+BUDGET_PER_LEAD = 12.0
+BUDGET_PER_ERASURE = 15.0
+SERVICES = (
+    "lead-ingest",
+    "consent-ledger",
+    "retention-scheduler",
+    "erasure-propagator",
+    "crm-sync",
+)
+
+
+def round_trip_targets(trips: dict[str, Any]) -> list[Target]:
+    per_lead = (
+        trips["per_lead_capture"]["store_commands"]
+        + trips["per_lead_qualify_push"]["store_commands"]
+    )
+    per_erasure = trips["per_erasure"]["store_commands"]
+    where = f"{trips['leads']} leads, {trips['erasures']} erasures, {trips['clients']} clients"
+    return [
+        Target(
+            f"store round trips per lead, capture through CRM push ({where})",
+            f"{per_lead:.2f}",
+            "-",
+            f"<= {BUDGET_PER_LEAD:g}, whole cluster",
+            per_lead <= BUDGET_PER_LEAD,
+        ),
+        Target(
+            f"store round trips per erasure ({where})",
+            f"{per_erasure:.2f}",
+            "-",
+            f"<= {BUDGET_PER_ERASURE:g}, whole cluster",
+            per_erasure <= BUDGET_PER_ERASURE,
+        ),
+    ]
+
+
+def round_trip_lines(trips: dict[str, Any]) -> list[str]:
+    """Store commands and offset commits per lead and per erasure, by service."""
+    phases = [
+        ("idle, per second", trips["idle_per_second"]),
+        ("per lead: capture", trips["per_lead_capture"]),
+        ("per lead: qualify + CRM push", trips["per_lead_qualify_push"]),
+        ("per erasure", trips["per_erasure"]),
+    ]
+    lines = [
+        f"**Store round trips** (bench/roundtrips.py: {trips['leads']} leads captured, each"
+        f" qualified and pushed to the CRM, {trips['erasures']} of them erased,"
+        f" {trips['clients']} requests in flight; every MongoDB command counted by each"
+        " service's `CommandListener`, every offset commit by its consumer):",
+        "",
+        "| | " + " | ".join(SERVICES) + " | cluster | offset commits |",
+        "|---" * (len(SERVICES) + 3) + "|",
+    ]
+    for title, figures in phases:
+        by_service = figures["store_commands_by_service"]
+        cells = [f"{by_service.get(service, 0):.2f}" for service in SERVICES]
+        lines.append(
+            f"| {title} | " + " | ".join(cells) + f" | {figures['store_commands']:.2f} |"
+            f" {figures['offset_commits']:.2f} |"
+        )
+    return [*lines, ""]
 
 
 def _verdict(met: bool | None) -> str:
@@ -168,6 +233,8 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
             f" {erased['crm_records_before']} before, {erased['crm_records_after']} after.",
             "",
         ]
+    if trips := results.get("roundtrips"):
+        lines += round_trip_lines(trips)
     if replay := results.get("replay"):
         lines += [
             f"**Replay** of {replay['events']:,} lead lifecycle events (bench/replay.py):"
@@ -185,13 +252,4 @@ def render(results: dict[str, Any], *, quick: bool = False) -> str:
             + ".",
             "",
         ]
-    lines += [
-        "## Where the time goes",
-        "",
-        "Every lead costs dozens of store round trips across the five services: each record is",
-        "handled alone, with its own reads, its own writes (behind the apply-once guard) and its",
-        "own offset commit, and the data-key and blind-index lookups repeat per request. On 2",
-        "shared cores those round trips, not Kafka or the services' Python, set the pace.",
-        "",
-    ]
     return "\n".join(lines)

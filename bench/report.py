@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import crm_sync, e2e_latency, erasure, ingest, replay
+from bench import crm_sync, e2e_latency, erasure, ingest, replay, roundtrips
 from bench._common import ROOT, save, settle, stack_env
 from bench.render import render
 from bench.size import kept_section, splice
@@ -43,10 +43,12 @@ class Sizes:
     crm_leads: int
     erasure_subjects: int
     replay_events: int
+    round_trip_leads: int
+    round_trip_erasures: int
 
 
-FULL = Sizes(20, 2, 10, 20, 200, 50, 100_000)
-QUICK = Sizes(5, 1, 5, 5, 30, 10, 2_000)
+FULL = Sizes(20, 2, 10, 20, 200, 50, 100_000, 240, 60)
+QUICK = Sizes(5, 1, 5, 5, 30, 10, 2_000, 40, 10)
 
 
 async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
@@ -66,6 +68,17 @@ async def run_all(env: dict[str, str], sizes: Sizes) -> dict[str, Any]:
         (
             "erasure",
             lambda: erasure.run(env, subjects=sizes.erasure_subjects, rate=5, patience=900),
+        ),
+        (
+            "roundtrips",
+            lambda: roundtrips.run(
+                env,
+                leads=sizes.round_trip_leads,
+                erasures=sizes.round_trip_erasures,
+                idle_seconds=20,
+                patience=900,
+                clients=32,
+            ),
         ),
         ("replay", lambda: replay.run(env, events=sizes.replay_events)),
     ]

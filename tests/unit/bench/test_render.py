@@ -111,3 +111,37 @@ def test_an_offered_rate_the_harness_could_not_reach_is_explained() -> None:
     assert "(achieved 480/s);" in render(data), "480 of 500 is close enough: no excuse"
     data["e2e_target"]["offered_rate"] = 3
     assert "(achieved 3/s: bench/e2e_latency.py keeps a bounded number" in render(data)
+
+
+def round_trips(per_lead: float, per_erasure: float) -> Any:
+    def phase(commands: float) -> dict[str, Any]:
+        return {
+            "store_commands": commands,
+            "offset_commits": 1.0,
+            "store_commands_by_service": {"lead-ingest": commands},
+        }
+
+    return {
+        "machine": MACHINE,
+        "leads": 240,
+        "erasures": 60,
+        "clients": 32,
+        "idle_per_second": phase(0.0),
+        "per_lead_capture": phase(per_lead / 2),
+        "per_lead_qualify_push": phase(per_lead / 2),
+        "per_erasure": phase(per_erasure),
+    }
+
+
+def test_the_store_round_trips_are_judged_against_the_budget_and_shown_by_service() -> None:
+    data = results(ingest_ratio=0.5, e2e_p99=100, in_crm=2500, erasure_p99=100)
+    data["roundtrips"] = round_trips(per_lead=12.0, per_erasure=15.0)
+    found = verdicts(data)
+    assert found["store round trips per lead, capture through CRM push"] is True
+    assert found["store round trips per erasure"] is True
+    data["roundtrips"] = round_trips(per_lead=12.5, per_erasure=15.5)
+    found = verdicts(data)
+    assert found["store round trips per lead, capture through CRM push"] is False
+    assert found["store round trips per erasure"] is False
+    text = render(data)
+    assert "| per erasure | 15.50 | 0.00 | 0.00 | 0.00 | 0.00 | 15.50 | 1.00 |" in text
