@@ -9,7 +9,7 @@ consumer groups and event types its live subscriptions read: the service's own
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,15 @@ KEYS = (KEYRING_COLLECTION, "subjects' data keys: not in the event log, never re
 
 @dataclass(frozen=True)
 class Projector:
-    """The read-model side of a service over some collections: indexes, then one event at a
-    time (validated and upcast by the registry, as live)."""
+    """The read-model side of a service over some collections: indexes, then batches of
+    events folded in order (validated and upcast by the registry, as live)."""
 
     ensure_indexes: Callable[[], Awaitable[None]]
-    apply: Callable[[EventEnvelope], Awaitable[None]]
+    apply_all: Callable[[Sequence[EventEnvelope]], Awaitable[None]]
+
+    async def apply(self, envelope: EventEnvelope) -> None:
+        """One event alone."""
+        await self.apply_all([envelope])
 
 
 @dataclass(frozen=True)
@@ -71,18 +75,18 @@ class ReadModelSpec:
 def _lead_ingest(db: Collections) -> Projector:
     projection = LeadProjection(db)
 
-    return Projector(projection.ensure_indexes, projection.apply)  # decodes, as live
+    return Projector(projection.ensure_indexes, projection.apply_all)  # decodes, as live
 
 
 def _consent_ledger(db: Collections) -> Projector:
     projection = ConsentProjection(db)
 
-    return Projector(projection.ensure_indexes, projection.apply)  # decodes, as live
+    return Projector(projection.ensure_indexes, projection.apply_all)  # decodes, as live
 
 
 def _retention_scheduler(db: Collections) -> Projector:
     store = RetentionStore(db)
-    return Projector(store.ensure_indexes, store.apply)  # decodes, as live
+    return Projector(store.ensure_indexes, store.apply_all)  # decodes, as live
 
 
 def _erasure_propagator(db: Collections) -> Projector:
@@ -93,11 +97,7 @@ def _erasure_propagator(db: Collections) -> Projector:
         # which is process state and must not appear beside the rebuild.
         await store.holds.create_index([("tenant_id", ASCENDING), ("active", ASCENDING)])
 
-    async def apply(envelope: EventEnvelope) -> None:
-        REGISTRY.decode(envelope)
-        await store.apply(envelope)
-
-    return Projector(ensure_indexes, apply)
+    return Projector(ensure_indexes, store.apply_all)  # decodes, as live
 
 
 def _crm_sync(db: Collections) -> Projector:
@@ -106,7 +106,7 @@ def _crm_sync(db: Collections) -> Projector:
     async def ensure_indexes() -> None:
         """crm-sync's only index is on the outbox (operational state)."""
 
-    return Projector(ensure_indexes, store.apply_event)  # decodes, as live
+    return Projector(ensure_indexes, store.apply_all)  # decodes, as live
 
 
 SERVICES: dict[str, ReadModelSpec] = {

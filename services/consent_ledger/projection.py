@@ -6,6 +6,8 @@ what ``leadtrail replay`` runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pymongo import ASCENDING
 
 from contracts import REGISTRY, EventEnvelope
@@ -28,7 +30,11 @@ class ConsentProjection:
 
     async def apply(self, envelope: EventEnvelope) -> None:
         """Fold one event (validated and upcast here) into the read model."""
-        await self.folder.fold([REGISTRY.decode(envelope)])
+        await self.apply_all([envelope])
+
+    async def apply_all(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold a batch of events, in order, as the live handler does (what a replay runs)."""
+        await self.folder.fold([REGISTRY.decode(envelope) for envelope in envelopes])
 
     async def subject(self, tenant_id: str, subject_id: str) -> Document | None:
         return await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})

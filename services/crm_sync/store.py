@@ -70,7 +70,11 @@ class CrmStore:
     # -- read models ----------------------------------------------------------------------
     async def apply_event(self, envelope: EventEnvelope) -> None:
         """Fold one event (validated and upcast here) into the read models, and nothing else."""
-        await self.folder.fold([REGISTRY.decode(envelope)])
+        await self.apply_all([envelope])
+
+    async def apply_all(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold a batch of events, in order, into the read models (what a replay runs)."""
+        await self.folder.fold([REGISTRY.decode(envelope) for envelope in envelopes])
 
     async def subject(self, tenant_id: str, subject_id: str) -> Document:
         return await find_owned(self.subjects, f"{tenant_id}:{subject_id}", tenant_id) or {}

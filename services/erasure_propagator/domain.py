@@ -70,8 +70,6 @@ OPEN_STATES = ("requested", "deferred")
 DECIDED_BY = "decided_by"
 """The id of the event that brought an erasure or rectification to its current state."""
 
-STARTS = frozenset({"privacy.request.verified", "retention.expired", "consent.no_basis_remaining"})
-
 
 def erasure_id_for(cause_id: str) -> str:
     """The id of the erasure ``cause_id`` starts: the same on every redelivery and replay."""
@@ -140,7 +138,7 @@ class ErasureModel:
             if isinstance(event.data, retention.RetentionHoldReleasedV1):
                 holds_of.add(tenant)
                 deferred_of.add(tenant)
-            elif event.envelope.type in STARTS:
+            elif ErasureModel._starts(event):
                 holds_of.add(tenant)
         return Seeds(frozenset(holds_of), frozenset(deferred_of))
 
@@ -196,8 +194,9 @@ class ErasureModel:
             return self.hold_released(docs, event, data)
         if isinstance(data, (erasure.ErasureReceiptV1, erasure.RectificationReceiptV1)):
             assert ref is not None  # noqa: S101 (a receipt names its document)
-            document = self.with_receipt(docs.get(ref), event, data.service, data.actions)
-            return {} if document is None else {ref: document}
+            current = docs.get(ref)
+            document = self.with_receipt(current, event, data.service, data.actions)
+            return {} if document is None or document is current else {ref: document}
         if self._starts(event) and self.process:
             return self.start(docs, event)
         return {}
@@ -314,7 +313,8 @@ class ErasureModel:
         current: Document | None, event: Event, service: str, actions: Sequence[str]
     ) -> Document | None:
         """``current`` with ``service``'s receipt (the first one it sent stays), completed
-        once every expected receipt is in; None: not started here, nothing to confirm.
+        once every expected receipt is in; None: not started here, nothing to confirm;
+        ``current`` itself: nothing changes.
 
         An erasure completes from ``requested`` only (a deferred one has not destroyed
         anything yet); ``completed_at`` is the last receipt's time."""

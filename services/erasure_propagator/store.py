@@ -9,6 +9,7 @@ the record of those decisions, and it does not consume them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +47,11 @@ class ErasureStore:
 
     async def apply(self, envelope: EventEnvelope) -> None:
         """Fold one event (validated and upcast here) into the read models."""
-        await self.replay_folder.fold([REGISTRY.decode(envelope)])
+        await self.apply_all([envelope])
+
+    async def apply_all(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold a batch of events into the read models, in order (what a replay runs)."""
+        await self.replay_folder.fold([REGISTRY.decode(envelope) for envelope in envelopes])
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
         return await find_owned(self.requests, request_id, tenant_id)

@@ -7,6 +7,8 @@ folds one event through the batch pipeline's folder, which is what ``leadtrail r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pymongo import ASCENDING
 
 from contracts import REGISTRY, EventEnvelope
@@ -47,7 +49,11 @@ class LeadProjection:
 
     async def apply(self, envelope: EventEnvelope) -> None:
         """Fold one event (validated and upcast here) into the read models."""
-        await self.folder.fold([REGISTRY.decode(envelope)])
+        await self.apply_all([envelope])
+
+    async def apply_all(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold a batch of events, in order, as the live handler does (what a replay runs)."""
+        await self.folder.fold([REGISTRY.decode(envelope) for envelope in envelopes])
 
     async def claim_qualification(self, lead_id: str, event_id: str) -> bool:
         """Reserve the one ``lead.qualified`` of a lead for ``event_id``.

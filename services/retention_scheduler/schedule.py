@@ -20,7 +20,7 @@ log and a rebuild repeats it. The ``retention_claims`` are operational state, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -97,9 +97,15 @@ class RetentionStore:
 
     async def apply(self, envelope: EventEnvelope) -> None:
         """Fold one event (validated and upcast here) into the read models, as live."""
-        event = REGISTRY.decode(envelope)
-        await self.folder.fold([event])
-        await self.follow_policy(event)
+        await self.apply_all([envelope])
+
+    async def apply_all(self, envelopes: Sequence[EventEnvelope]) -> None:
+        """Fold a batch of events, then follow the policies it set, as the live handler does
+        (what a replay runs)."""
+        events = [REGISTRY.decode(envelope) for envelope in envelopes]
+        await self.folder.fold(events)
+        for event in events:
+            await self.follow_policy(event)
 
     async def follow_policy(self, event: Event) -> None:
         """After a ``retention.policy_set`` is folded: every schedule of the category follows,
