@@ -157,7 +157,3 @@ class EventRegistry:
             update={"version": latest.version, "data": model.model_dump(mode="json")}
         )
         return DecodedEvent(envelope=current, data=model, original_version=envelope.version)
-
-    def check_data(self, envelope: EventEnvelope) -> BaseModel:
-        """Validate ``data`` against the model of the envelope's own version (producers)."""
-        return self.get(envelope.type, envelope.version).data.model_validate(envelope.data)

@@ -567,7 +567,7 @@ def export(
     leadtrail export lead_019ad0f23c1e7a4b --tenant acme --format csv -o maria.csv
     """
     from ops.export import UnknownSubjectError, build_package
-    from services.common.export import render
+    from services.common.export_package import render
 
     if fmt not in ("json", "csv"):
         raise fail(f"--format must be json or csv, got {fmt!r}")

@@ -1,8 +1,8 @@
 """``leadtrail export``: the access/portability package of one subject, built on the spot.
 
 The same five part builders the services run when they answer an access request
-(``services/<service>/export.py``), called directly against the database, and the same
-assembler and renderers (:mod:`services.common.export`): the package equals what the request
+(``services/<service>/export_part.py``), called directly against the database, and the same
+assembler and renderers (:mod:`services.common.export_package`): the package equals what the request
 delivers, except for ``request_id`` (none here) and ``generated_at``.
 """
 
@@ -16,21 +16,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.common.clock import Clock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
-from services.common.export import ExportPackage, assemble
+from services.common.export_package import ExportPackage, assemble
 from services.common.purposes import TenantPurposes
 from services.common.runtime import KEYRING_COLLECTION
 from services.common.settings import CommonSettings
 from services.common.store import Document, database, make_mongo_client
-from services.consent_ledger import export as consent_export
+from services.consent_ledger import export_part as consent_export
 from services.consent_ledger.projection import ConsentProjection
-from services.crm_sync import export as crm_export
+from services.crm_sync import export_part as crm_export
 from services.crm_sync.connections import TenantConnections
 from services.crm_sync.store import CrmStore
-from services.erasure_propagator import export as erasure_export
+from services.erasure_propagator import export_part as erasure_export
 from services.erasure_propagator.store import ErasureStore
-from services.lead_ingest import export as lead_export
+from services.lead_ingest import export_part as lead_export
 from services.lead_ingest.projection import LeadProjection
-from services.retention_scheduler import export as retention_export
+from services.retention_scheduler import export_part as retention_export
 from services.retention_scheduler.schedule import RetentionStore
 
 __all__ = ["UnknownSubjectError", "build_package", "knows_subject", "open_database"]

@@ -23,14 +23,14 @@ from pydantic import BaseModel
 from contracts import EventEnvelope
 from contracts.events import consent, lead, privacy
 from services.common.consent import has_remaining_basis
-from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
+from services.common.export_package import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
 from services.common.pipeline import Applied
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt
 from services.common.runtime import Runtime
 from services.consent_ledger.domain import proofs_held, subject_ref
-from services.consent_ledger.export import export_part
+from services.consent_ledger.export_part import export_part
 from services.consent_ledger.projection import ConsentProjection
 
 __all__ = ["ConsentHandlers"]

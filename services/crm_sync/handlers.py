@@ -15,13 +15,13 @@ from typing import Literal
 from contracts import EventEnvelope
 from contracts.events import consent
 from services.common.consumer import redrive_headers
-from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
+from services.common.export_package import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.pipeline import Applied
 from services.common.runtime import Runtime
 from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.dispatcher import Dispatcher
 from services.crm_sync.domain import LEADS, UPDATES, lead_ref, subject_ref
-from services.crm_sync.export import export_part
+from services.crm_sync.export_part import export_part
 from services.crm_sync.store import CrmStore, OutboxBatch, Wait, outbox_id
 
 __all__ = ["CrmSyncHandlers"]

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from contracts import EventEnvelope
 from contracts.events import erasure, privacy
-from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
+from services.common.export_package import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
 from services.common.pipeline import Applied, BatchFolder
 from services.common.publisher import derived_event_id
@@ -42,7 +42,7 @@ from services.erasure_propagator.domain import (
     missing_receipts,
     receipts_of,
 )
-from services.erasure_propagator.export import export_part
+from services.erasure_propagator.export_part import export_part
 from services.erasure_propagator.metrics import ErasureMetrics
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore

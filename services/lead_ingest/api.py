@@ -36,7 +36,7 @@ from services.common.runtime import Runtime
 from services.common.store import Document
 from services.common.tenants import Tenant, TenantDirectory
 from services.lead_ingest.deadlines import request_deadline
-from services.lead_ingest.exports import export_link
+from services.lead_ingest.export_assembly import export_link
 from services.lead_ingest.handlers import LeadIngestHandlers, consent_state
 from services.lead_ingest.idempotency import IdempotencyStore, request_fingerprint
 from services.lead_ingest.linking import Kind, SubjectLinker, new_subject_id

@@ -11,8 +11,8 @@ from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime, ServiceSpec
 from services.common.tenants import TenantDirectory
 from services.lead_ingest.api import IngestApi, build_router
-from services.lead_ingest.export_api import build_export_router
-from services.lead_ingest.exports import ExportAssembler
+from services.lead_ingest.export_assembly import ExportAssembler
+from services.lead_ingest.export_download import build_export_router
 from services.lead_ingest.handlers import LeadIngestHandlers
 from services.lead_ingest.idempotency import IdempotencyStore
 from services.lead_ingest.linking import BlindIndex, SubjectLinker

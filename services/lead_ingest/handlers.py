@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from contracts import EventEnvelope
 from contracts.events import consent, erasure, lead, privacy
-from services.common.export import EXPORT_REQUEST_TYPES
+from services.common.export_package import EXPORT_REQUEST_TYPES
 from services.common.logging import get_logger
 from services.common.pipeline import Applied
 from services.common.publisher import derived_event_id
@@ -31,7 +31,7 @@ from services.lead_ingest.domain import (
     scoring_blocked,
     subject_ref,
 )
-from services.lead_ingest.exports import ExportAssembler
+from services.lead_ingest.export_assembly import ExportAssembler
 from services.lead_ingest.linking import Kind, SubjectLinker
 from services.lead_ingest.normalise import email_link_form
 from services.lead_ingest.projection import LeadProjection

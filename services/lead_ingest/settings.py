@@ -7,7 +7,7 @@ import hmac
 
 from pydantic import Field, SecretStr, field_validator
 
-from services.common.export import EXPORT_SERVICES
+from services.common.export_package import EXPORT_SERVICES
 from services.common.settings import CommonSettings, decode_key
 
 __all__ = ["IngestSettings"]

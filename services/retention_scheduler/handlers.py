@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from contracts import EventEnvelope
 from contracts.events import privacy
 from contracts.registry import EventRegistry
-from services.common.export import EXPORT_REQUEST_TYPES, send_export_part
+from services.common.export_package import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.pipeline import Applied
 from services.common.publisher import EventPublisher
 from services.common.receipts import send_erasure_receipt
 from services.retention_scheduler.domain import DUE
-from services.retention_scheduler.export import export_part
+from services.retention_scheduler.export_part import export_part
 from services.retention_scheduler.schedule import RetentionStore
 
 __all__ = ["RetentionHandlers", "closed_schedules"]

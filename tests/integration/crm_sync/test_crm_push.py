@@ -17,7 +17,7 @@ from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from ops.dlq import read_dead_letters
 from services.crm_sync.dispatcher import waits_of
-from services.crm_sync.export import export_part
+from services.crm_sync.export_part import export_part
 from services.crm_sync.store import outbox_id
 from tests.crm_fakes.hubspot import DEFAULT_TOKEN, HubSpotFake
 from tests.helpers import Samples, eventually, sample, scrape_metrics

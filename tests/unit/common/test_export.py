@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.events.privacy import EXPORT_SECTIONS
-from services.common.export import (
+from services.common.export_package import (
     EXPORT_SERVICES,
     SECTION_OWNERS,
     ExportError,

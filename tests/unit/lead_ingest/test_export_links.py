@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.lead_ingest.exports import LinkError, check, export_link
+from services.lead_ingest.export_assembly import LinkError, check, export_link
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 10, 9, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from services.common.crypto import PiiCipher
-from services.common.export import ERASED, ExportPart, Record, iso
+from services.common.export_package import ERASED, ExportPart, Record, iso
 from services.lead_ingest.projection import LeadProjection, request_status
 
 __all__ = ["SERVICE", "export_part"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from services.common.export import ExportPart, Record, iso
+from services.common.export_package import ExportPart, Record, iso
 from services.crm_sync.connections import CrmFile
 from services.crm_sync.store import CrmStore, outbox_id
 

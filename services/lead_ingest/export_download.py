@@ -6,11 +6,11 @@ valid for ``export_link_ttl_s`` from the moment it is shown (every call issues a
     /v1/exports/{request_id}?format=json|csv&expires=<unix seconds>&signature=<hex>
 
 The link is its own credential (HMAC-SHA256 over tenant, request, format and expiry, see
-:mod:`services.lead_ingest.exports`), so a tenant can hand it to the person without sharing its
-API key. The signature is checked before anything is decrypted, and a link for a request with
-no export answers exactly like a changed one (403): an outsider learns nothing about which
-exports exist. An expired link answers 410, and once the person was erased the package is
-unreadable and the link answers 410 too.
+:mod:`services.lead_ingest.export_assembly`), so a tenant can hand it to the person without
+sharing its API key. The signature is checked before anything is decrypted, and a link for a
+request with no export answers exactly like a changed one (403): an outsider learns nothing
+about which exports exist. An expired link answers 410, and once the person was erased the
+package is unreadable and the link answers 410 too.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.common.export import render
+from services.common.export_package import render
 from services.common.http import ProblemError, problem_responses
 from services.common.logging import get_logger
 from services.lead_ingest.api import IngestApi
-from services.lead_ingest.exports import LinkError, check
+from services.lead_ingest.export_assembly import LinkError, check
 
 __all__ = ["build_export_router"]
 

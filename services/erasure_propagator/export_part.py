@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from services.common.export import ExportPart, Record, iso
+from services.common.export_package import ExportPart, Record, iso
 from services.common.store import Document
 from services.erasure_propagator.store import ErasureStore
 

@@ -34,7 +34,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from contracts import EncryptedPII, EventEnvelope
 from contracts.events import privacy
 from services.common.crypto import seal_of
-from services.common.export import (
+from services.common.export_package import (
     EXPORT_REQUEST_TYPES,
     ExportFormat,
     ExportPackage,
@@ -47,7 +47,7 @@ from services.common.logging import get_logger
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document, apply_once, find_owned
-from services.lead_ingest.export import export_part
+from services.lead_ingest.export_part import export_part
 from services.lead_ingest.projection import LeadProjection
 from services.lead_ingest.schemas import ExportLink
 

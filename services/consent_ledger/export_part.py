@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from services.common.consent import decide
 from services.common.crypto import PiiCipher
-from services.common.export import ERASED, ExportPart, Record, iso
+from services.common.export_package import ERASED, ExportPart, Record, iso
 from services.common.purposes import PurposeFile
 from services.consent_ledger.projection import ConsentProjection
 

@@ -5,7 +5,7 @@ and by ``leadtrail export``."""
 
 from __future__ import annotations
 
-from services.common.export import ExportPart, Record
+from services.common.export_package import ExportPart, Record
 from services.retention_scheduler.policy import DEFAULTS
 from services.retention_scheduler.schedule import RetentionStore, due_key
 

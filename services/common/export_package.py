@@ -1,8 +1,8 @@
 """The access and portability package (R22, R23): parts, one package, JSON and CSV.
 
 Every service that holds data about a subject builds its *part* from its own store (a plain
-function, ``services/<service>/export.py``), and publishes it as ``privacy.export_part`` with the
-records encrypted under the subject's key. lead-ingest assembles the parts into one
+function, ``services/<service>/export_part.py``), and publishes it as ``privacy.export_part``
+with the records encrypted under the subject's key. lead-ingest assembles the parts into one
 :class:`ExportPackage` with :func:`assemble`; ``leadtrail export`` calls the same part builders
 directly against the database and the same :func:`assemble`, so both give the same package.
 
@@ -154,9 +154,6 @@ class ExportPackage(BaseModel):
 
     def records(self) -> dict[ExportSection, int]:
         return {name: len(rows) for name, rows in self.sections.items()}
-
-    def is_empty(self) -> bool:
-        return not any(self.sections.values())
 
 
 def assemble(
