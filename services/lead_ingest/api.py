@@ -39,7 +39,7 @@ from services.lead_ingest.deadlines import request_deadline
 from services.lead_ingest.export_assembly import export_link
 from services.lead_ingest.handlers import LeadIngestHandlers, consent_state
 from services.lead_ingest.idempotency import IdempotencyStore, request_fingerprint
-from services.lead_ingest.linking import Kind, SubjectLinker, new_subject_id
+from services.lead_ingest.linking import Kind, Linked, SubjectLinker, new_subject_id
 from services.lead_ingest.normalise import (
     InvalidContactError,
     email_link_form,
@@ -249,21 +249,7 @@ class IngestApi:
                 )
             ids = claim.ids
         try:
-            if body.source.kind == "third_party":
-                known = await self.linker.find(tenant.id, identifiers)
-                if known is not None:
-                    subject = await self.projection.subject(tenant.id, known.subject_id)
-                    if subject.get("suppressed"):
-                        raise ProblemError(
-                            409,
-                            "subject-suppressed",
-                            "This person opted out",
-                            "the person is on the tenant's suppression list; third-party data "
-                            "about them is refused (R13)",
-                        )
-            linked = await self.linker.link(tenant.id, identifiers)
-            if linked.created:  # its first key: written with its pointer, nothing to look up
-                await self.runtime.keyring.create_first(tenant.id, linked.subject_id)
+            linked = await self.link_subject(tenant, body, identifiers)
             contact = body.contact
             await self.publish(
                 lead.LeadCapturedV1(
@@ -301,6 +287,31 @@ class IngestApi:
                 tenant.id, idempotency_key, response, 202, self.runtime.clock.now()
             )
         return 202, response
+
+    async def link_subject(
+        self, tenant: Tenant, body: LeadIn, identifiers: dict[Kind, str]
+    ) -> Linked:
+        """The lead's data subject (created when new, with its first data key). Third-party
+        data about a person on the suppression list is refused first (R13)."""
+        known = None
+        if body.source.kind == "third_party":
+            known = await self.linker.find(tenant.id, identifiers)
+            if known is not None:
+                subject = await self.projection.subject(tenant.id, known.subject_id)
+                if subject.get("suppressed"):
+                    raise ProblemError(
+                        409,
+                        "subject-suppressed",
+                        "This person opted out",
+                        "the person is on the tenant's suppression list; third-party data "
+                        "about them is refused (R13)",
+                    )
+        if known is not None and len(known.matched) == len(identifiers):
+            return known  # every identifier is indexed: linking would only find this again
+        linked = await self.linker.link(tenant.id, identifiers)
+        if linked.created:  # its first key: written with its pointer, nothing to look up
+            await self.runtime.keyring.create_first(tenant.id, linked.subject_id)
+        return linked
 
     async def view(self, tenant: Tenant, document: Document) -> LeadView:
         contact = (

@@ -418,6 +418,37 @@ async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ing
     assert [e.type for e in events] == ["lead.captured"], "nothing of the refused lead is kept"
 
 
+async def test_a_third_party_lead_of_a_known_person_looks_the_index_up_once(
+    ingest: Ingest,
+) -> None:
+    """The suppression check finds the person; with every identifier known, linking would
+    only find them again (issue 14: no lookup twice)."""
+    first = (await ingest.post_lead(sample_lead())).json()
+    registry = ingest.runtime.metrics.registry
+
+    def commands(command: str) -> float:
+        labels = {"service": "lead-ingest", "command": command, "collection": "subject_index"}
+        return registry.get_sample_value("leadtrail_store_commands_total", labels) or 0.0
+
+    finds, updates = commands("find"), commands("update")
+    third_party = sample_lead(
+        source={
+            "kind": "third_party",
+            "provider": "B2B Leads Ltd",
+            "attestation": {
+                "legal_basis": "legitimate_interest",
+                "statement": "Public register",
+                "attested_at": "2026-11-01T00:00:00Z",
+            },
+        }
+    )
+    response = await ingest.post_lead(third_party)
+    assert response.status_code == 202, response.text
+    assert response.json()["subject_id"] == first["subject_id"]
+    assert commands("find") - finds == 1
+    assert commands("update") - updates == 0, "nothing new to index"
+
+
 @pytest.mark.parametrize("ingest", [{"max_body_bytes": 2048}], indirect=True)
 async def test_oversized_bodies_are_refused(ingest: Ingest) -> None:
     body = sample_lead()
