@@ -67,6 +67,19 @@ async def completions(
                     seen.setdefault(event.subject_id, time.monotonic())
 
 
+async def request_erasure(client: httpx.AsyncClient, lead_id: str) -> None:
+    """An erasure request for the lead's person, attested by the tenant (verified at once)."""
+    response = await client.post(
+        "/v1/privacy-requests",
+        json={
+            "type": "erasure",
+            "subject": {"lead_id": lead_id},
+            "verification": {"method": "tenant_attestation", "attested_by": "dpo@bench.example"},
+        },
+    )
+    response.raise_for_status()
+
+
 async def run(
     env: dict[str, str], *, subjects: int, rate: float, patience: float
 ) -> dict[str, Any]:
@@ -104,18 +117,7 @@ async def run(
                     if delay > 0:
                         await asyncio.sleep(delay)
                     requested[subject_id] = time.monotonic()
-                    response = await client.post(
-                        "/v1/privacy-requests",
-                        json={
-                            "type": "erasure",
-                            "subject": {"lead_id": lead_id},
-                            "verification": {
-                                "method": "tenant_attestation",
-                                "attested_by": "dpo@bench.example",
-                            },
-                        },
-                    )
-                    response.raise_for_status()
+                    await request_erasure(client, lead_id)
                 await watcher
             finally:
                 watcher.cancel()

@@ -48,7 +48,7 @@ from rich.table import Table
 from bench._common import ROOT, machine, save, stack_env
 from bench.crm_sync import configure
 from bench.e2e_latency import ANSWER, lead_body, wait_for_crm
-from bench.erasure import completions
+from bench.erasure import completions, request_erasure
 from devstack.stack import SERVICES, stack_down, stack_up
 from services.common.logging import configure_logging
 from tests.crm_fakes.hubspot import HubSpotFake
@@ -255,18 +255,7 @@ class Workload:
 
             async def request(lead_id: str) -> None:
                 async with self.semaphore:
-                    response = await self.api.post(
-                        "/v1/privacy-requests",
-                        json={
-                            "type": "erasure",
-                            "subject": {"lead_id": lead_id},
-                            "verification": {
-                                "method": "tenant_attestation",
-                                "attested_by": "dpo@bench.example",
-                            },
-                        },
-                    )
-                    response.raise_for_status()
+                    await request_erasure(self.api, lead_id)
 
             await asyncio.gather(*(request(lead_id) for lead_id in erased))
             await watcher

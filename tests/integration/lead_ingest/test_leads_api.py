@@ -391,16 +391,9 @@ async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restri
     await ingest.lead(lead_id, until=lambda lead: lead["state"] == "qualified")
 
 
-async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ingest) -> None:
-    accepted = (await ingest.post_lead(sample_lead())).json()
-    await ingest.consent_publisher.publish(
-        SuppressionAddedV1(origin="privacy_request", reason="objection"),
-        tenant_id="acme",
-        subject_id=accepted["subject_id"],
-        correlation_id="suppress-1",
-    )
-    await ingest.lead(accepted["lead_id"], until=lambda lead: lead["processing"]["suppressed"])
-    third_party = sample_lead(
+def third_party_lead() -> dict[str, Any]:
+    """The sample lead, bought from a provider that attests its legal basis."""
+    return sample_lead(
         source={
             "kind": "third_party",
             "provider": "B2B Leads Ltd",
@@ -411,6 +404,18 @@ async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ing
             },
         }
     )
+
+
+async def test_third_party_data_about_a_suppressed_person_is_refused(ingest: Ingest) -> None:
+    accepted = (await ingest.post_lead(sample_lead())).json()
+    await ingest.consent_publisher.publish(
+        SuppressionAddedV1(origin="privacy_request", reason="objection"),
+        tenant_id="acme",
+        subject_id=accepted["subject_id"],
+        correlation_id="suppress-1",
+    )
+    await ingest.lead(accepted["lead_id"], until=lambda lead: lead["processing"]["suppressed"])
+    third_party = third_party_lead()
     response = await ingest.post_lead(third_party)
     assert response.status_code == 409
     assert response.json()["type"] == "urn:leadtrail:problem:subject-suppressed"
@@ -431,17 +436,7 @@ async def test_a_third_party_lead_of_a_known_person_looks_the_index_up_once(
         return registry.get_sample_value("leadtrail_store_commands_total", labels) or 0.0
 
     finds, updates = commands("find"), commands("update")
-    third_party = sample_lead(
-        source={
-            "kind": "third_party",
-            "provider": "B2B Leads Ltd",
-            "attestation": {
-                "legal_basis": "legitimate_interest",
-                "statement": "Public register",
-                "attested_at": "2026-11-01T00:00:00Z",
-            },
-        }
-    )
+    third_party = third_party_lead()
     response = await ingest.post_lead(third_party)
     assert response.status_code == 202, response.text
     assert response.json()["subject_id"] == first["subject_id"]
