@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient, UpdateOne, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -31,6 +31,7 @@ __all__ = [
     "apply_once",
     "aware",
     "find_owned",
+    "insert_new",
     "make_mongo_client",
     "only_duplicate_keys",
     "update_if",
@@ -133,6 +134,28 @@ DUPLICATE_KEY = 11000
 def only_duplicate_keys(error: BulkWriteError) -> bool:
     """Whether every write a bulk write refused was refused for a duplicate key."""
     return all(e.get("code") == DUPLICATE_KEY for e in error.details.get("writeErrors", ()))
+
+
+async def insert_new(
+    collection: AsyncCollection[Document], documents: dict[str, Document]
+) -> set[str]:
+    """Insert each of ``documents`` (by ``_id``) unless it exists, with one unordered
+    ``bulk_write`` of upserts that only insert; returns the ``_id``s inserted now. One that
+    existed, or that a concurrent writer inserted first (a duplicate key), was not; any other
+    error is raised."""
+    if not documents:
+        return set()
+    writes = [
+        UpdateOne({"_id": document_id}, {"$setOnInsert": document}, upsert=True)
+        for document_id, document in documents.items()
+    ]
+    try:
+        result = await collection.bulk_write(writes, ordered=False)
+    except BulkWriteError as error:
+        if not only_duplicate_keys(error):
+            raise
+        return {str(item["_id"]) for item in error.details.get("upserted", [])}
+    return {str(document_id) for document_id in (result.upserted_ids or {}).values()}
 
 
 def aware(moment: datetime) -> datetime:

@@ -29,7 +29,13 @@ from pymongo.errors import BulkWriteError
 from contracts import REGISTRY, EventEnvelope
 from services.common.logging import get_logger
 from services.common.pipeline import BatchFolder
-from services.common.store import Collections, Document, find_owned, only_duplicate_keys
+from services.common.store import (
+    Collections,
+    Document,
+    find_owned,
+    insert_new,
+    only_duplicate_keys,
+)
 from services.crm_sync.domain import LEADS, SUBJECTS, CrmReadModel
 
 __all__ = ["CrmStore", "OutboxBatch", "Wait", "erasing", "outbox_id"]
@@ -114,31 +120,19 @@ class CrmStore:
     async def open_waits(self, waits: Sequence[Wait]) -> set[str]:
         """Record what erasures and rectifications wait for, in one write; returns the ids of
         those recorded now (the others were recorded before: a redelivery)."""
-        if not waits:
-            return set()
-        writes = [
-            UpdateOne(
-                {"_id": wait.wait_id},
-                {
-                    "$setOnInsert": {
-                        "kind": wait.kind,
-                        "cause": wait.cause.model_dump(mode="json"),
-                        "pending": wait.pending,
-                        "actions": [],
-                        "receipted": False,
-                    }
-                },
-                upsert=True,
-            )
-            for wait in waits
-        ]
-        try:
-            result = await self.waits.bulk_write(writes, ordered=False)
-        except BulkWriteError as error:  # another replica recorded some at the same moment
-            if not only_duplicate_keys(error):
-                raise
-            return {str(item["_id"]) for item in error.details.get("upserted", [])}
-        return {str(wait_id) for wait_id in (result.upserted_ids or {}).values()}
+        return await insert_new(
+            self.waits,
+            {
+                wait.wait_id: {
+                    "kind": wait.kind,
+                    "cause": wait.cause.model_dump(mode="json"),
+                    "pending": wait.pending,
+                    "actions": [],
+                    "receipted": False,
+                }
+                for wait in waits
+            },
+        )
 
 
 def erasing(entry: Document | None) -> bool:

@@ -22,11 +22,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from pymongo import ASCENDING, DeleteOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DeleteOne, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
-from services.common.store import Document, only_duplicate_keys
+from services.common.store import Document, insert_new
 
 __all__ = ["BlindIndex", "Linked", "SubjectLinker", "new_subject_id"]
 
@@ -173,26 +173,13 @@ class SubjectLinker:
 
     async def _insert(self, created: dict[str, tuple[int, str]], batch: list[_Request]) -> set[str]:
         """Insert the new entries; the ``_id``s another process inserted first (lost)."""
-        writes = [
-            UpdateOne(
-                {"_id": entry_id},
-                {
-                    "$setOnInsert": {
-                        "subject_id": subject_id,
-                        "tenant_id": batch[position].tenant_id,
-                    }
-                },
-                upsert=True,
-            )
-            for entry_id, (position, subject_id) in created.items()
-        ]
-        try:
-            result = await self._collection.bulk_write(writes, ordered=False)
-            inserted = {str(entry_id) for entry_id in (result.upserted_ids or {}).values()}
-        except BulkWriteError as error:
-            if not only_duplicate_keys(error):
-                raise
-            inserted = {str(item["_id"]) for item in error.details.get("upserted", [])}
+        inserted = await insert_new(
+            self._collection,
+            {
+                entry_id: {"subject_id": subject_id, "tenant_id": batch[position].tenant_id}
+                for entry_id, (position, subject_id) in created.items()
+            },
+        )
         return set(created) - inserted
 
     async def _repair(
