@@ -39,8 +39,7 @@ from rich.table import Table
 from bench._common import machine, save, stack_env
 from contracts import ALL_TOPICS, REGISTRY, EventEnvelope
 from contracts.events import lead
-from ops.replay import ReplayResult, replay
-from ops.replay_services import SERVICES
+from ops.replay import SERVICES, ReplayResult, replay
 from ops.replay_source import partitions_of
 from services.common.clock import FakeClock
 from services.common.crypto import InMemoryDataKeyring, PiiCipher

@@ -52,7 +52,7 @@ def up(
     except InfraError as error:
         raise fail(str(error)) from None
     for process in processes:
-        typer.echo(f"{process.label}: {process.url}")
+        typer.echo(f"{process.name}: {process.url}")
     env = dict(line.split("=", 1) for line in (run_root / "stack.env").read_text().splitlines())
     typer.echo(f"kafka: {env['LEADTRAIL_KAFKA_BOOTSTRAP']}")
     typer.echo(f"mongodb: {env['LEADTRAIL_MONGO_URL']}")

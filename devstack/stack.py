@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from devstack.errors import InfraError
@@ -37,6 +37,7 @@ from devstack.process import (
     terminate,
     wait_until_healthy,
 )
+from services import declarations
 from services.common.topics import ensure_topics
 
 __all__ = ["SERVICES", "ServiceProcess", "stack_down", "stack_status", "stack_up"]
@@ -64,27 +65,23 @@ def operator_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str
 class ServiceDef:
     name: str
     module: str
-    label: str
+    """``python -m <module>`` runs it."""
 
     @property
     def env_name(self) -> str:
         return f"LEADTRAIL_{self.name.upper().replace('-', '_')}_URL"
 
 
-SERVICES: tuple[ServiceDef, ...] = (
-    ServiceDef("lead-ingest", "services.lead_ingest", "ingest API"),
-    ServiceDef("consent-ledger", "services.consent_ledger", "consent-ledger"),
-    ServiceDef("retention-scheduler", "services.retention_scheduler", "retention-scheduler"),
-    ServiceDef("erasure-propagator", "services.erasure_propagator", "erasure-propagator"),
-    ServiceDef("crm-sync", "services.crm_sync", "crm-sync"),
+SERVICES: tuple[ServiceDef, ...] = tuple(
+    ServiceDef(declaration.name, declaration.package) for declaration in declarations()
 )
+"""The services of ``services.declarations()``, started in that order."""
 
 
 @dataclass(frozen=True)
 class ServiceProcess:
     name: str
     module: str
-    label: str
     url: str
     pid: int
     log: str
@@ -139,7 +136,7 @@ def _start_service(
         env={**env, "LEADTRAIL_HTTP_PORT": str(port), "LEADTRAIL_PUBLIC_URL": url},
     )
     wait_until_healthy(_ready(url), pid=pid, what=service.name, timeout=timeout, log_file=log)
-    return ServiceProcess(service.name, service.module, service.label, url, pid, str(log))
+    return ServiceProcess(service.name, service.module, url, pid, str(log))
 
 
 def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[ServiceProcess]:
@@ -186,9 +183,12 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
 
 
 def _recorded(run_root: Path) -> list[ServiceProcess]:
+    known = {f.name for f in fields(ServiceProcess)}
     try:
         return [
-            ServiceProcess(**item) for item in json.loads((run_root / "stack.json").read_text())
+            # fields of older records (a "label") are dropped, so ``make down`` still stops them
+            ServiceProcess(**{key: value for key, value in item.items() if key in known})
+            for item in json.loads((run_root / "stack.json").read_text())
         ]
     except (OSError, ValueError, TypeError):
         return []

@@ -29,7 +29,8 @@ from ops.export import open_database
 from ops.kafka_log import KafkaLogError, open_log
 from services.common.crypto import DecryptionError, PiiCipher
 from services.common.settings import CommonSettings
-from services.lead_ingest.projection import LeadProjection
+from services.common.store import Collections
+from services.lead_ingest.declaration import subject_of_lead
 
 __all__ = [
     "AUDIT_TOPICS",
@@ -139,14 +140,14 @@ def _matching(
 
 
 async def resolve_subject(
-    bootstrap: str, prefix: str, leads: LeadProjection, tenant_id: str, subject_or_lead: str
+    bootstrap: str, prefix: str, db: Collections, tenant_id: str, subject_or_lead: str
 ) -> str:
     """The subject id itself, or the subject of a lead id (``lead_...``)."""
     if not subject_or_lead.startswith("lead_"):
         return subject_or_lead
-    document = await leads.get(tenant_id, subject_or_lead)
-    if document is not None:
-        return str(document["subject_id"])
+    known = await subject_of_lead(db, tenant_id, subject_or_lead)
+    if known is not None:
+        return known
     captured = await read_records(
         bootstrap,
         [LEAD_EVENTS.physical(prefix)],
@@ -321,7 +322,7 @@ async def subject_timeline(
         subject_id = await resolve_subject(
             settings.kafka_bootstrap,
             settings.topic_prefix,
-            LeadProjection(db),
+            db,
             tenant_id,
             subject_or_lead,
         )

@@ -260,7 +260,7 @@ def retention_defaults(config_dir: Path = ConfigDir) -> None:
 
     Example: leadtrail retention defaults
     """
-    from services.retention_scheduler.policy import DEFAULTS, load_maximums
+    from services.retention_scheduler.declaration import DEFAULTS, load_maximums
 
     maximums = load_maximums(config_dir)
     typer.echo(f"{'category':26} {'default days':>12} {'maximum':>8}  counted from")
@@ -282,7 +282,11 @@ def retention_set(
     """
     from ops.operator import set_policy
     from services.common.tenants import TenantDirectory
-    from services.retention_scheduler.policy import PolicyError, load_maximums, validate_period
+    from services.retention_scheduler.declaration import (
+        PolicyError,
+        load_maximums,
+        validate_period,
+    )
 
     if TenantDirectory(config_dir).get(tenant) is None:
         raise fail(f"no tenant {tenant!r} (see: leadtrail tenants list)")
@@ -351,11 +355,11 @@ def holds_list(
     import json
 
     from ops.operator import list_holds
-    from services.erasure_propagator.store import ErasureStore
+    from services.erasure_propagator.declaration import holds as holds_of
 
     _known_tenant(tenant, config_dir)
     holds = _from_database(
-        lambda db, _: list_holds(ErasureStore(db).holds, tenant, include_released=include_released)
+        lambda db, _: list_holds(holds_of(db), tenant, include_released=include_released)
     )
     for hold in holds:
         view = {
@@ -389,11 +393,11 @@ def holds_release(
     Example: leadtrail holds release hold_0a1b2c3d4e5f6071 --tenant acme --by legal
     """
     from ops.operator import OperatorError, hold_to_release, release_hold
-    from services.erasure_propagator.store import ErasureStore
+    from services.erasure_propagator.declaration import holds as holds_of
 
     _known_tenant(tenant, config_dir)
     hold = _from_database(
-        lambda db, _: hold_to_release(ErasureStore(db).holds, tenant, hold_id), OperatorError
+        lambda db, _: hold_to_release(holds_of(db), tenant, hold_id), OperatorError
     )
     subject = hold["subject_id"] if hold["scope"] == "subject" else None
     event = _publish(

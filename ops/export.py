@@ -1,7 +1,7 @@
 """``leadtrail export``: the access/portability package of one subject, built on the spot.
 
-The same five part builders the services run when they answer an access request
-(``services/<service>/export_part.py``), called directly against the database, and the same
+The same five part builders the services run when they answer an access request (each
+service's declared ``export_part``), called directly against the database, and the same
 assembler and renderers (:mod:`services.common.export_package`): the package equals what the request
 delivers, except for ``request_id`` (none here) and ``generated_at``.
 """
@@ -14,24 +14,14 @@ from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services import declarations
 from services.common.clock import Clock, SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
+from services.common.declaration import KEYRING_COLLECTION, ExportSources
 from services.common.export_package import ExportPackage, assemble
-from services.common.purposes import TenantPurposes
-from services.common.runtime import KEYRING_COLLECTION
 from services.common.settings import CommonSettings
 from services.common.store import Document, database, make_mongo_client
-from services.consent_ledger import export_part as consent_export
-from services.consent_ledger.projection import ConsentProjection
-from services.crm_sync import export_part as crm_export
-from services.crm_sync.connections import TenantConnections
-from services.crm_sync.store import CrmStore
-from services.erasure_propagator import export_part as erasure_export
-from services.erasure_propagator.store import ErasureStore
-from services.lead_ingest import export_part as lead_export
-from services.lead_ingest.projection import LeadProjection
-from services.retention_scheduler import export_part as retention_export
-from services.retention_scheduler.schedule import RetentionStore
+from services.lead_ingest.declaration import subject_of_lead
 
 __all__ = ["UnknownSubjectError", "build_package", "knows_subject", "open_database"]
 
@@ -75,27 +65,16 @@ async def build_package(
 ) -> ExportPackage:
     """The package of a subject (or of a lead's subject); :class:`UnknownSubjectError` when no
     service holds anything about them."""
-    leads = LeadProjection(db)
     subject_id = subject_or_lead
     if subject_or_lead.startswith("lead_"):
-        lead = await leads.get(tenant_id, subject_or_lead)
-        if lead is None:
+        found = await subject_of_lead(db, tenant_id, subject_or_lead)
+        if found is None:
             raise UnknownSubjectError(f"no lead {subject_or_lead} for tenant {tenant_id}")
-        subject_id = str(lead["subject_id"])
+        subject_id = found
+    sources = ExportSources(db, cipher, config_dir)
     parts = [
-        await lead_export.export_part(leads, cipher, tenant_id, subject_id),
-        await consent_export.export_part(
-            ConsentProjection(db),
-            TenantPurposes(config_dir).for_tenant(tenant_id),
-            cipher,
-            tenant_id,
-            subject_id,
-        ),
-        await retention_export.export_part(RetentionStore(db), tenant_id, subject_id),
-        await crm_export.export_part(
-            CrmStore(db), TenantConnections(config_dir).for_tenant(tenant_id), tenant_id, subject_id
-        ),
-        await erasure_export.export_part(ErasureStore(db), tenant_id, subject_id),
+        await declaration.export_part(sources, tenant_id, subject_id)
+        for declaration in declarations()
     ]
     package = assemble(
         parts,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ops.asyncapi import service_specs
-from services.common.runtime import create_app
+from ops.asyncapi import documentation_settings
+from services import declarations
+from services.common.runtime import built_service, create_app
 
 __all__ = ["OPENAPI_DIR", "render_openapi", "write_openapi"]
 
@@ -21,11 +22,14 @@ OPENAPI_DIR = Path(__file__).resolve().parent.parent / "contracts" / "openapi"
 def render_openapi() -> dict[str, str]:
     """File name -> document, for every service whose API goes beyond the health probes."""
     files = {}
-    for spec, settings in service_specs():
-        if not spec.routers:
-            continue
-        document = create_app(spec, settings).openapi()
-        files[f"{spec.name}.openapi.json"] = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    for declaration in declarations():
+        app = create_app(declaration, documentation_settings(declaration))
+        if not built_service(app).routers:
+            continue  # health and metrics only
+        document = app.openapi()
+        files[f"{declaration.name}.openapi.json"] = (
+            json.dumps(document, indent=2, sort_keys=True) + "\n"
+        )
     return files
 
 

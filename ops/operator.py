@@ -28,7 +28,7 @@ from services.common.crypto import InMemoryDataKeyring, PiiCipher
 from services.common.publisher import EventPublisher
 from services.common.settings import CommonSettings
 from services.common.store import Document, find_owned
-from services.retention_scheduler.policy import DEFAULTS, load_maximums, validate_period
+from services.retention_scheduler.declaration import DEFAULTS, load_maximums, validate_period
 
 __all__ = [
     "OperatorError",

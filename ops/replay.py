@@ -1,8 +1,9 @@
 """``leadtrail replay``: rebuild a service's read models from the topics into fresh collections,
 compare them with the live ones, and swap them in.
 
-The rebuild runs the same ``apply`` method the live handlers call before they react (see
-:mod:`ops.replay_services`), folding the events in memory (:mod:`ops.replay_memory`) and then
+The rebuild runs the same projection the live handlers fold before they react (each service's
+declaration names its read models and its ``projector``, :mod:`services.common.declaration`),
+folding the events in memory (:mod:`ops.replay_memory`) and then
 writing the result into collections named ``<name>_<suffix>`` (:class:`Suffixed`), so nothing
 live is written and nothing is published, sent to a CRM or done to a key. Events are read up to
 the end offsets at the start (or ``--to``) and applied one after the other in the order of
@@ -27,9 +28,8 @@ from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
 
-from contracts import EventEnvelope
+from contracts import REGISTRY, EventEnvelope
 from ops.replay_memory import MemoryCollections, load, write_out
-from ops.replay_services import SERVICES, Projector, ReadModelSpec
 from ops.replay_source import (
     OffsetRange,
     ReplayInputError,
@@ -38,12 +38,15 @@ from ops.replay_source import (
     plan_offsets,
     read_merged,
 )
+from services import declarations
+from services.common.declaration import Projector, ServiceDeclaration
 from services.common.logging import get_logger
 from services.common.pipeline import VERSION_FIELD
 from services.common.store import APPLIED_FIELD, Document, Suffixed
 
 __all__ = [
     "IGNORED_FIELDS",
+    "SERVICES",
     "Difference",
     "Lag",
     "ReplayInputError",
@@ -71,6 +74,14 @@ Progress = Callable[[int], None]
 WriteProgress = Callable[[int], None]
 
 
+ReadModelSpec = ServiceDeclaration[Any, Any]
+"""What replay reads of a service: its declaration (read models, operational collections,
+subscriptions, projector)."""
+SERVICES: dict[str, ReadModelSpec] = {
+    declaration.name: declaration for declaration in declarations()
+}
+
+
 class SwapError(RuntimeError):
     pass
 
@@ -87,7 +98,7 @@ def check_suffix(suffix: str) -> str:
     if not SUFFIX.match(suffix):
         raise ReplayInputError(f"--into {suffix!r}: use 1 to 32 letters or digits")
     taken = {name for spec in SERVICES.values() for name in spec.read_models} | {
-        name for spec in SERVICES.values() for name, _ in spec.operational
+        c.name for spec in SERVICES.values() for c in spec.operational
     }
     clashes = [
         f"{name}_{suffix}"
@@ -165,7 +176,7 @@ async def replay(
     check_suffix(suffix)
     target = Suffixed(db, suffix)
     names = {name: target.name(name) for name in spec.read_models}
-    wanted = {topic_prefix + t.name: spec.wanted(t.name) for t in spec.topics}
+    wanted = {topic_prefix + t.name: spec.wanted(REGISTRY, t.name) for t in spec.topics}
     partitions = await partitions_of(bootstrap, wanted)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -176,7 +187,7 @@ async def replay(
     await consumer.start()
     try:
         ranges = await plan_offsets(consumer, partitions, start=start, to=to)
-        result = ReplayResult(spec.service, suffix, ranges, list(names.values()))
+        result = ReplayResult(spec.name, suffix, ranges, list(names.values()))
         if on_plan is not None:
             on_plan(result.total)
         memory = MemoryCollections()
@@ -184,7 +195,7 @@ async def replay(
         if start is not None:
             existing = set(await db.list_collection_names())
             await load(memory, db, {n: t for n, t in names.items() if t in existing})
-        projector = spec.build(memory)
+        projector = spec.projector(memory)
         async for batch in read_merged(consumer, ranges):
             envelopes = []
             for record in batch:
@@ -203,7 +214,7 @@ async def replay(
     if on_write is not None:
         on_write(written)
     result.written = await write_out(memory, db, names, on_progress)
-    await spec.build(target).ensure_indexes()
+    await spec.projector(target).ensure_indexes()
     result.elapsed_s = time.perf_counter() - began
     return result
 

@@ -28,8 +28,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from ops.replay import Lag
-    from ops.replay_services import ReadModelSpec
+    from ops.replay import Lag, ReadModelSpec
 
     Database = AsyncDatabase[dict[str, Any]]
 
@@ -238,7 +237,7 @@ async def _run(  # noqa: PLR0912 (the command's flow, step by step)
                 on_write=bar.writing,
             )
         typer.echo(
-            f"{spec.service}: {result.read} records read, {result.applied} events applied, "
+            f"{spec.name}: {result.read} records read, {result.applied} events applied, "
             f"{result.skipped} not for this service, {result.written} documents written into "
             f"{', '.join(result.collections)} "
             f"in {result.elapsed_s:.1f} s ({result.per_second:,.0f} events/s)"
@@ -280,7 +279,7 @@ async def _verify(spec: ReadModelSpec, db: Database, suffix: str, lags: list[Lag
         for lag in behind[:10]:
             typer.echo(f"  {lag}", err=True)
         raise Exit(
-            f"the live consumers of {spec.service} have not caught up with the replay's end "
+            f"the live consumers of {spec.name} have not caught up with the replay's end "
             f"offsets ({len(behind)} partition(s) behind): compare again once they have",
             EXIT_NOT_CAUGHT_UP,
         )
@@ -299,7 +298,7 @@ async def _verify(spec: ReadModelSpec, db: Database, suffix: str, lags: list[Lag
         raise Exit(
             f"{len(differences)} difference(s) between live and rebuilt{tail}", EXIT_DIFFERENT
         )
-    typer.echo(f"the rebuilt collections equal the live ones ({spec.service})")
+    typer.echo(f"the rebuilt collections equal the live ones ({spec.name})")
 
 
 async def _swap(spec: ReadModelSpec, db: Database, suffix: str, *, failed: int, past: bool) -> None:

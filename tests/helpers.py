@@ -18,6 +18,9 @@ from pymongo.errors import OperationFailure
 
 from contracts import EventEnvelope
 from services.common.clock import FakeClock
+from services.common.declaration import ExportSources, Projector, Service, ServiceDeclaration
+from services.common.export_package import ExportPart
+from services.common.settings import CommonSettings
 from services.common.store import CommandCounter
 
 T = TypeVar("T")
@@ -135,3 +138,30 @@ def one_by_one(
             await handle(event)
 
     return handle_batch
+
+
+def bare_declaration(name: str) -> ServiceDeclaration[CommonSettings, None]:
+    """A service with no subscriptions, routes, read models or export part: the runtime alone
+    (health, metrics, start and stop)."""
+
+    async def nothing() -> None:
+        return None
+
+    async def no_events(envelopes: Sequence[EventEnvelope]) -> None:
+        assert not envelopes, "a bare service projects nothing"
+
+    async def empty_part(sources: ExportSources, tenant_id: str, subject_id: str) -> ExportPart:
+        return ExportPart(service=name, sections={})
+
+    return ServiceDeclaration(
+        name=name,
+        package="tests",
+        title=f"Leadtrail {name}",
+        settings=CommonSettings,
+        subscriptions=(),
+        read_models=(),
+        operational=(),
+        build=lambda runtime, settings: Service(handlers=None),
+        projector=lambda db: Projector(nothing, no_events),
+        export_part=empty_part,
+    )

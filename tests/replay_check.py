@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from ops.replay import compare, consumer_lag, replay
-from ops.replay_services import SERVICES
+from ops.replay import SERVICES, compare, consumer_lag, replay
 from services.common.store import Document
 
 
@@ -42,5 +41,5 @@ async def replay_problems(
             for d in await compare(spec, db, suffix)
         ]
         if found:
-            problems[spec.service] = found
+            problems[spec.name] = found
     return problems

@@ -17,9 +17,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -369,6 +369,35 @@ def authenticate(directory: TenantDirectory, request: Request) -> Tenant:
             headers={"WWW-Authenticate": "Bearer"},
         )
     return tenant
+
+
+@dataclass(frozen=True)
+class TenantGate:
+    """Who may call a service's tenant API, and how often: its tenant directory and its
+    per-tenant rate limit. A service with tenant routes hands one to the runtime
+    (``Service.tenant_gate``); :data:`Caller` admits requests through it."""
+
+    tenants: TenantDirectory
+    limiter: RateLimiter
+
+    def admit(self, request: Request) -> Tenant:
+        tenant = authenticate(self.tenants, request)
+        self.limiter.check(tenant.id)
+        return tenant
+
+
+async def current_tenant(request: Request) -> Tenant:
+    """FastAPI dependency: the authenticated, rate-limited calling tenant, through the
+    :class:`TenantGate` of the service serving the request."""
+    gate: TenantGate | None = getattr(request.app.state, "tenant_gate", None)
+    if gate is None:
+        raise RuntimeError("a tenant route is mounted on a service that declares no tenant gate")
+    return gate.admit(request)
+
+
+Caller = Annotated[Tenant, Depends(current_tenant)]
+"""A route parameter of this type is the calling tenant (401 without a valid key, 429 over
+its rate)."""
 
 
 async def publish_or_503(

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from pydantic import ValidationError
 
 from services.common.clock import UntrustedClockFileError
+from services.common.declaration import ServiceDeclaration
 from services.common.logging import configure_logging, get_logger
-from services.common.runtime import ServiceSpec, create_app
+from services.common.runtime import create_app
 from services.common.settings import CommonSettings
 
 __all__ = ["listen", "run"]
@@ -36,9 +37,13 @@ def listen(settings: S) -> tuple[socket.socket, S]:
     return listener, settings.model_copy(update={"http_port": listener.getsockname()[1]})
 
 
-def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callable[[], S]) -> None:
+def run(
+    declaration: ServiceDeclaration[S, Any], load_settings: Callable[[], S] | None = None
+) -> None:
+    """Serve ``declaration`` with its settings from the environment (or ``load_settings``)."""
+    name = declaration.name
     try:
-        settings = load_settings()
+        settings = (load_settings or declaration.settings)()
     except ValidationError as error:
         # One JSON line like every other (the level and format settings are what failed to
         # load); without the inputs, which may be secret keys.
@@ -52,15 +57,14 @@ def run(name: str, build_spec: Callable[[S], ServiceSpec], load_settings: Callab
         )
         raise SystemExit(2) from None
     listener, settings = listen(settings)
-    spec = build_spec(settings)
     try:
-        app = create_app(spec, settings)
+        app = create_app(declaration, settings)
     except UntrustedClockFileError as error:
         listener.close()
         get_logger(name).error("refusing to start: untrusted test clock", error=str(error))
         raise SystemExit(2) from None
     host, port = listener.getsockname()[:2]
-    get_logger(spec.name).info(
+    get_logger(name).info(
         "listening", url=f"http://{host}:{port}", public_url=settings.public_base_url()
     )
     config = uvicorn.Config(

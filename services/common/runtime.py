@@ -1,17 +1,17 @@
 """The composition root every service shares: settings, logging, clients, the HTTP app.
 
-A service module provides a :class:`ServiceSpec`: its name, a function that registers its
-Kafka subscribers on the runtime, and optional HTTP routers. :func:`create_app` turns that into
-a FastAPI application whose lifespan connects MongoDB and Kafka, starts the subscribers and
-reports readiness on ``GET /readyz``; ``GET /metrics`` serves its Prometheus metrics and every
-request gets a correlation id (:mod:`services.common.observability`). Nothing connects at
-import time.
+A service declares itself once (:class:`~services.common.declaration.ServiceDeclaration`).
+:func:`create_app` builds it on a :class:`Runtime`, registers its subscriptions with the one
+object that handles them, and returns a FastAPI application whose lifespan connects MongoDB and
+Kafka, starts the subscribers and background loops and reports readiness on ``GET /readyz``;
+``GET /metrics`` serves its Prometheus metrics and every request gets a correlation id
+(:mod:`services.common.observability`). Nothing connects at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +28,9 @@ from contracts.registry import EventRegistry
 from services.common.availability import DependencyHealth
 from services.common.broker import make_broker
 from services.common.clock import Clock, OffsetFileClock, SystemClock
+from services.common.consumer import subscribe_all
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
+from services.common.declaration import KEYRING_COLLECTION, Service, ServiceDeclaration
 from services.common.http import BodySizeLimit, install_problem_handlers
 from services.common.json_body import StrictJSON
 from services.common.logging import configure_logging, get_logger
@@ -39,9 +41,8 @@ from services.common.settings import CommonSettings
 from services.common.store import CommandCounter, Document, database, make_mongo_client
 from services.common.wakeup import Wakeup
 
-__all__ = ["Runtime", "ServiceSpec", "clock_for", "create_app", "describe_clock"]
+__all__ = ["Runtime", "built_service", "clock_for", "create_app", "describe_clock"]
 
-KEYRING_COLLECTION = "data_keys"
 READY_PROBE_S = 2.0
 """How long ``/readyz`` waits for the store and for Kafka before it says "not ready"."""
 
@@ -61,7 +62,6 @@ class Runtime:
     cipher: PiiCipher
     publisher: EventPublisher
     metrics: ServiceMetrics
-    state: dict[str, Any] = field(default_factory=dict)
     health: DependencyHealth = field(default_factory=DependencyHealth)
     wakeups: list[Wakeup] = field(default_factory=list)
     """Every background loop's :class:`Wakeup`: stopped first when the service stops."""
@@ -110,22 +110,6 @@ class Runtime:
             publisher,
             metrics,
         )
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    register: Callable[[Runtime], None] = lambda runtime: None
-    """Registers Kafka subscribers (and stores state in ``runtime.state``)."""
-    on_startup: Callable[[Runtime], Awaitable[None]] | None = None
-    """Runs after MongoDB answers and before subscribers start: create indexes, load caches."""
-    routers: Sequence[Callable[[Runtime], APIRouter]] = ()
-    background: Sequence[Callable[[Runtime], Coroutine[Any, Any, None]]] = ()
-    """Long-running loops (:func:`~services.common.wakeup.run_when_due` on a
-    :meth:`Runtime.wakeup`): at shutdown their wakeups stop them, cancelled only if they
-    overrun ``shutdown_grace_s``."""
-    title: str = ""
-    max_body_bytes: int = 64 * 1024
 
 
 def health_router(runtime: Runtime) -> APIRouter:
@@ -232,31 +216,51 @@ def clock_for(settings: CommonSettings) -> Clock:
     return SystemClock()
 
 
+def built_service(app: FastAPI) -> Service[Any]:
+    """The :class:`Service` an app of :func:`create_app` runs (tests reach its parts)."""
+    service: Service[Any] = app.state.service
+    return service
+
+
 def create_app(
-    spec: ServiceSpec, settings: CommonSettings, *, clock: Clock | None = None
+    declaration: ServiceDeclaration[Any, Any],
+    settings: CommonSettings,
+    *,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The service's ASGI app; clients connect in its lifespan, not here."""
-    configure_logging(spec.name, settings.log_level, settings.log_format)
+    name = declaration.name
+    configure_logging(name, settings.log_level, settings.log_format)
     clock = clock or clock_for(settings)
-    runtime = Runtime.build(spec.name, settings, clock)
-    log = get_logger(spec.name)
+    runtime = Runtime.build(name, settings, clock)
+    log = get_logger(name)
     if isinstance(clock, OffsetFileClock):
         log.warning(
             "TEST CLOCK IN USE: time is the system time plus the offset in a file; "
             "never run this configuration in production",
             offset_file=str(clock.path),
         )
-        runtime.metrics.test_clock.labels(spec.name).set(1)
-    spec.register(runtime)
+        runtime.metrics.test_clock.labels(name).set(1)
+    service = declaration.build(runtime, settings)
+    subscribe_all(
+        runtime,
+        settings,
+        service=name,
+        subscriptions=declaration.subscriptions,
+        handlers=service.handlers,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.db.command("ping")
         await runtime.keyring.ensure_indexes()
-        if spec.on_startup is not None:
-            await spec.on_startup(runtime)
+        for step in service.startup:
+            await step()
         await runtime.broker.start()
-        tasks = [asyncio.create_task(job(runtime), name=job.__name__) for job in spec.background]
+        tasks = [
+            asyncio.create_task(loop(), name=task_name)
+            for task_name, loop in service.background.items()
+        ]
         app.state.started = True
         log.info("service ready", kafka=settings.kafka_bootstrap, mongo_db=settings.mongo_db)
         try:
@@ -268,19 +272,17 @@ def create_app(
             await runtime.mongo.close()
             log.info("service stopped")
 
-    app = FastAPI(
-        title=spec.title or f"Leadtrail {spec.name}",
-        version="0.1.0",
-        lifespan=lifespan,
-    )
+    app = FastAPI(title=declaration.title, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.service = service
+    app.state.tenant_gate = service.tenant_gate
     app.state.started = False
     install_problem_handlers(app, retry_after_s=settings.retry_after_s)
     app.add_middleware(StrictJSON)  # inside the size limit: buffers at most max_body_bytes
-    app.add_middleware(BodySizeLimit, max_bytes=spec.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=declaration.max_body_bytes(settings))
     app.add_middleware(RequestObservability, metrics=runtime.metrics)  # outermost: sees 413s
     app.include_router(health_router(runtime))
     app.include_router(metrics_router(runtime.metrics))
-    for make_router in spec.routers:
-        app.include_router(make_router(runtime))
+    for router in service.routers:
+        app.include_router(router)
     return app

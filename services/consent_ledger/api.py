@@ -9,7 +9,7 @@ from datetime import timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -19,10 +19,9 @@ from services.common.clear_fields import CollectionPoint, NoticeVersion
 from services.common.consent import ConsentFact, ConsentState, decide
 from services.common.consent_claims import check_consent
 from services.common.http import (
+    Caller,
     ProblemError,
     PublicRateLimits,
-    RateLimiter,
-    authenticate,
     problem_responses,
     publish_or_503,
 )
@@ -32,7 +31,6 @@ from services.common.publisher import derived_event_id
 from services.common.purposes import TenantPurposes
 from services.common.runtime import Runtime
 from services.common.store import Document
-from services.common.tenants import Tenant, TenantDirectory
 from services.consent_ledger.projection import ConsentProjection
 from services.consent_ledger.settings import ConsentSettings
 from services.consent_ledger.unsubscribe import (
@@ -149,8 +147,6 @@ class ConsentsView(BaseModel):
 class ConsentApi:
     runtime: Runtime
     settings: ConsentSettings
-    tenants: TenantDirectory
-    limiter: RateLimiter
     public: PublicRateLimits
     projection: ConsentProjection
     purposes: TenantPurposes
@@ -289,15 +285,6 @@ class ConsentApi:
         )
 
 
-async def current_tenant(request: Request) -> Tenant:
-    api: ConsentApi = request.app.state.runtime.state["consent_api"]
-    tenant = authenticate(api.tenants, request)
-    api.limiter.check(tenant.id)
-    return tenant
-
-
-Caller = Annotated[Tenant, Depends(current_tenant)]
-
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width"><title>{title}</title></head>
 <body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">
@@ -311,7 +298,6 @@ def page(title: str, text: str, form: str = "", status: int = 200) -> HTMLRespon
 
 
 def build_router(api: ConsentApi) -> APIRouter:
-    api.runtime.state["consent_api"] = api
     router = APIRouter(prefix="/v1", responses=PROBLEMS)
 
     @router.get(

@@ -7,18 +7,16 @@ removed in ``crm.yaml``) becomes a ``crm.recipient_changed`` event, so tenants c
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from contracts.events.crm import CrmRecipientChangedV1
 from contracts.events.retention import TENANT_SUBJECT
-from services.common.http import RateLimiter, authenticate, problem_responses
+from services.common.http import Caller, problem_responses
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
-from services.common.tenants import Tenant, TenantDirectory
 from services.crm_sync.connections import CrmConnection, TenantConnections
 from services.crm_sync.store import CrmStore
 
@@ -106,28 +104,7 @@ async def _publish(
     )
 
 
-@dataclass
-class RecipientsApi:
-    connections: TenantConnections
-    tenants: TenantDirectory
-    limiter: RateLimiter
-
-
-async def current_tenant(request: Request) -> Tenant:
-    """FastAPI dependency: the authenticated, rate-limited calling tenant."""
-    api: RecipientsApi = request.app.state.runtime.state["recipients_api"]
-    tenant = authenticate(api.tenants, request)
-    api.limiter.check(tenant.id)
-    return tenant
-
-
-Caller = Annotated[Tenant, Depends(current_tenant)]
-
-
-def build_router(
-    runtime: Runtime, connections: TenantConnections, tenants: TenantDirectory
-) -> APIRouter:
-    runtime.state["recipients_api"] = RecipientsApi(connections, tenants, RateLimiter(50.0, 100))
+def build_router(connections: TenantConnections) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
         responses=problem_responses(

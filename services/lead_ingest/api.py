@@ -15,17 +15,16 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import uuid_utils
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel
 
 from contracts.events import lead, privacy
 from services.common.clear_fields import operator_hash
 from services.common.consent_claims import check_consent
 from services.common.http import (
+    Caller,
     ProblemError,
     PublicRateLimits,
-    RateLimiter,
-    authenticate,
     problem_responses,
     publish_or_503,
 )
@@ -34,7 +33,7 @@ from services.common.netprivacy import shorten_ip
 from services.common.publisher import derived_event_id
 from services.common.runtime import Runtime
 from services.common.store import Document
-from services.common.tenants import Tenant, TenantDirectory
+from services.common.tenants import Tenant
 from services.lead_ingest.deadlines import request_deadline
 from services.lead_ingest.export_assembly import export_link
 from services.lead_ingest.handlers import LeadIngestHandlers, consent_state
@@ -117,8 +116,6 @@ def new_id(prefix: str) -> str:
 class IngestApi:
     runtime: Runtime
     settings: IngestSettings
-    tenants: TenantDirectory
-    limiter: RateLimiter
     public: PublicRateLimits
     linker: SubjectLinker
     idempotency: IdempotencyStore
@@ -552,19 +549,7 @@ class IngestApi:
         return PrivacyRequestAccepted(request_id=request_id, status="verified", deadline=deadline)
 
 
-async def current_tenant(request: Request) -> Tenant:
-    """FastAPI dependency: the authenticated, rate-limited calling tenant."""
-    api: IngestApi = request.app.state.runtime.state["ingest_api"]
-    tenant = authenticate(api.tenants, request)
-    api.limiter.check(tenant.id)
-    return tenant
-
-
-Caller = Annotated[Tenant, Depends(current_tenant)]
-
-
 def build_router(api: IngestApi) -> APIRouter:
-    api.runtime.state["ingest_api"] = api
     router = APIRouter(prefix="/v1", responses=PROBLEMS)
 
     @router.post(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ops.asyncapi import ASYNCAPI_DIR, render_asyncapi, service_specs
+from ops.asyncapi import ASYNCAPI_DIR, render_asyncapi
+from services import declarations
 
 
 def test_asyncapi_documents_are_up_to_date() -> None:
@@ -16,7 +17,7 @@ def test_asyncapi_documents_are_up_to_date() -> None:
 
 
 def test_there_is_one_document_per_service() -> None:
-    names = {spec.name for spec, _ in service_specs()}
+    names = {declaration.name for declaration in declarations()}
     assert names == {
         "lead-ingest",
         "consent-ledger",

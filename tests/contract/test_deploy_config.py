@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from ops.asyncapi import SERVICE_APPS
+from services import declarations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,13 +26,7 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
         for name, spec in services.items()
         if spec.get("command", [""])[0] == "python"
     }
-    assert set(modules) == {
-        "lead-ingest",
-        "consent-ledger",
-        "retention-scheduler",
-        "erasure-propagator",
-        "crm-sync",
-    }
+    assert modules == {d.name: d.package for d in declarations()}
     for module in modules.values():
         assert importlib.util.find_spec(f"{module}.__main__") is not None, module
 
@@ -40,8 +34,8 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
 def test_compose_sets_only_settings_the_code_reads() -> None:
     known = {
         f"LEADTRAIL_{name.upper()}"
-        for module in SERVICE_APPS
-        for name in importlib.import_module(module).SETTINGS_CLASS.model_fields
+        for declaration in declarations()
+        for name in declaration.settings.model_fields
     }
     for name, spec in _compose()["services"].items():
         for variable in spec.get("environment", {}):
@@ -51,11 +45,13 @@ def test_compose_sets_only_settings_the_code_reads() -> None:
 
 def test_compose_gives_every_service_its_required_settings() -> None:
     environment = _compose()["x-leadtrail-env"]
-    for module in SERVICE_APPS:
-        settings_class = importlib.import_module(module).SETTINGS_CLASS
+    for declaration in declarations():
+        settings_class = declaration.settings
         required = {
             f"LEADTRAIL_{name.upper()}"
             for name, field in settings_class.model_fields.items()
             if field.is_required()
         }
-        assert required <= set(environment), f"{module} needs {required - set(environment)}"
+        assert required <= set(environment), (
+            f"{declaration.name} needs {required - set(environment)}"
+        )

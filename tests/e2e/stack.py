@@ -29,11 +29,10 @@ from pymongo import AsyncMongoClient
 
 from contracts import ALL_TOPICS, EventEnvelope
 from contracts.dead_letter import DeadLetterV1
-from ops.asyncapi import service_specs
 from ops.dlq import read_dead_letters
 from ops.operator import operator_publisher, place_hold, release_hold
+from services import SERVICE_PACKAGES, declarations
 from services.common.publisher import EventPublisher
-from services.common.runtime import Runtime
 from services.common.settings import CommonSettings
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
@@ -45,13 +44,8 @@ from tests.services_proc import ServiceProcess
 
 __all__ = ["SERVICES", "E2EStack", "consumer_groups", "e2e_stack"]
 
-SERVICES = (
-    "lead_ingest",
-    "consent_ledger",
-    "retention_scheduler",
-    "erasure_propagator",
-    "crm_sync",
-)
+SERVICES = tuple(package.removeprefix("services.") for package in SERVICE_PACKAGES)
+"""The services' packages under ``services``, as ``E2EStack.processes`` keys them."""
 
 # Fast enough for tests, still the real code paths: short retry backoffs, a quick retention
 # tick, a breaker that opens and probes within seconds, and enough CRM attempts that a CRM
@@ -81,19 +75,13 @@ def _key() -> str:
 
 
 def consumer_groups() -> dict[str, list[str]]:
-    """Every service's consumer group -> the logical topics it reads, from the services' own
-    subscriber registrations (built with placeholder settings, as for the AsyncAPI documents;
-    nothing connects)."""
-    groups: dict[str, list[str]] = {}
-    for spec, settings in service_specs():
-        runtime = Runtime.build(spec.name, settings)
-        spec.register(runtime)
-        subscriber: Any  # a Kafka subscriber: group_id and topic_names
-        for subscriber in runtime.broker.subscribers:
-            groups[str(subscriber.group_id)] = [
-                str(name).removeprefix(settings.topic_prefix) for name in subscriber.topic_names
-            ]
-    return groups
+    """Every service's consumer group -> the logical topics it reads, from the services'
+    declarations (the subscriptions they register live)."""
+    return {
+        subscription.group_id: [topic.name for topic in subscription.topics]
+        for declaration in declarations()
+        for subscription in declaration.subscriptions
+    }
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pytest
 from contracts import ALL_TOPICS
 from services.common.clock import SystemClock
 from services.common.crypto import KeyWrapper, MongoDataKeyring, PiiCipher
-from services.common.runtime import KEYRING_COLLECTION
+from services.common.declaration import KEYRING_COLLECTION
 from tests.e2e.stack import E2EStack
 from tests.e2e.workload import ALL_RECEIPTS, Workload
 from tests.helpers import collection_scans, eventually, new_scans

@@ -13,7 +13,7 @@ from pprint import pformat
 
 import pytest
 
-from ops.replay_services import SERVICES
+from ops.replay import SERVICES
 from tests.e2e.stack import E2EStack
 from tests.replay_check import replay_problems
 

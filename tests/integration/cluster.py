@@ -23,7 +23,8 @@ from contracts import ALL_TOPICS, EventEnvelope
 from ops.cli import app as cli_app
 from ops.kafka_log import open_log
 from services.common.clock import Clock
-from services.common.runtime import Runtime, create_app
+from services.common.declaration import Service, ServiceDeclaration
+from services.common.runtime import Runtime, built_service, create_app
 from services.common.settings import CommonSettings
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
@@ -61,12 +62,16 @@ class Cluster:
     config_dir: Path
     clients: dict[str, httpx.AsyncClient] = field(default_factory=dict)
     runtimes: dict[str, Runtime] = field(default_factory=dict)
+    services: dict[str, Service[Any]] = field(default_factory=dict)
+    """Package name (``crm_sync``) -> the built service: its handlers and their stores."""
     keys: dict[str, str] = field(default_factory=dict)
     skip_invalid: bool = False
     """Reading a topic skips records that are no envelope (the e2e poison test leaves some)."""
 
-    def settings_for(self, module: Any, **extra: Any) -> CommonSettings:
-        settings: CommonSettings = module.SETTINGS_CLASS.model_validate({**self.base, **extra})
+    def settings_for(
+        self, declaration: ServiceDeclaration[Any, Any], **extra: Any
+    ) -> CommonSettings:
+        settings: CommonSettings = declaration.settings.model_validate({**self.base, **extra})
         return settings
 
     def auditor_env(self) -> dict[str, str]:
@@ -172,9 +177,9 @@ async def cluster(
     state = Cluster(base, config_dir, keys=keys)
     async with AsyncExitStack() as stack:
         for service in services:
-            module = importlib.import_module(f"services.{service}.app")
-            settings = state.settings_for(module)
-            app = create_app(module.build_spec(settings), settings, clock=clock)
+            declaration = importlib.import_module(f"services.{service}.declaration").DECLARATION
+            settings = state.settings_for(declaration)
+            app = create_app(declaration, settings, clock=clock)
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url=f"http://{service}"
@@ -182,6 +187,7 @@ async def cluster(
             await stack.enter_async_context(client)
             state.clients[service] = client
             state.runtimes[service] = app.state.runtime
+            state.services[service] = built_service(app)
         yield state
         any_runtime = next(iter(state.runtimes.values()))
         await any_runtime.mongo.drop_database(base["mongo_db"])

@@ -30,7 +30,7 @@ def test_stack_up_drops_the_test_clock_settings_of_the_operators_shell(
         service: ServiceDef, run_root: Path, env: dict[str, str], timeout: float
     ) -> ServiceProcess:
         seen.append(env)
-        return ServiceProcess(service.name, service.module, service.label, "http://x", 1, "log")
+        return ServiceProcess(service.name, service.module, "http://x", 1, "log")
 
     async def no_topics(*args: Any) -> None:
         return None

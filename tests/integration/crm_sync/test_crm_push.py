@@ -45,7 +45,7 @@ class CrmStack:
         lead: dict[str, Any] = response.json()
         path = f"/v1/leads/{lead['lead_id']}"
         await self.stack.get_json("lead_ingest", path)
-        subjects = self.stack.runtimes["crm_sync"].state["crm_store"].subjects
+        subjects = self.stack.services["crm_sync"].handlers.store.subjects
         grants = len(lead_body.get("consent", {}).get("purposes", []))
 
         async def consents_known() -> bool | None:
@@ -80,7 +80,7 @@ class CrmStack:
         self, lead_id: str, when: Callable[[dict[str, Any]], bool], what: str
     ) -> dict[str, Any]:
         """The lead's crm-sync outbox entry for hubspot-eu, once ``when(entry)`` holds."""
-        outbox = self.stack.runtimes["crm_sync"].state["crm_store"].outbox
+        outbox = self.stack.services["crm_sync"].handlers.store.outbox
 
         async def probe() -> dict[str, Any] | None:
             entry: dict[str, Any] | None = await outbox.find_one(
@@ -196,9 +196,9 @@ async def test_a_delivered_lead_stays_received_while_its_next_update_waits(
     there, and the export used to read that as "not received"."""
     lead = await crm.qualified_lead()
     record_id = await crm.in_crm("maria.rossi@example.org")
-    runtime = crm.stack.runtimes["crm_sync"]
-    store = runtime.state["crm_store"]
-    connections = runtime.state["dispatcher"].connections.for_tenant("acme")
+    handlers = crm.stack.services["crm_sync"].handlers
+    store = handlers.store
+    connections = handlers.connections.for_tenant("acme")
     delivered = await crm.outbox_entry(
         lead["lead_id"],
         lambda e: e.get("last_delivered_at") is not None,
@@ -264,7 +264,7 @@ async def test_a_crm_down_for_long_trips_the_breaker_and_the_backlog_drains(
         await crm.qualified_lead(email, contact=body["contact"])
 
     async def breaker_open() -> bool | None:
-        dispatcher = crm.stack.runtimes["crm_sync"].state["dispatcher"]
+        dispatcher = crm.stack.services["crm_sync"].handlers.dispatcher
         return True if dispatcher.breaker.state("acme/hubspot-eu") == "open" else None
 
     await eventually(breaker_open, what="the circuit to open")
@@ -344,7 +344,7 @@ async def test_no_push_without_a_basis_for_crm_sync(crm: CrmStack) -> None:
     body = sample_lead()
     body["consent"]["purposes"] = ["marketing_email"]
     lead = await crm.qualified_lead(consent=body["consent"])
-    skipped = crm.stack.runtimes["crm_sync"].state["crm_store"].outbox
+    skipped = crm.stack.services["crm_sync"].handlers.store.outbox
 
     async def decided() -> Any:
         return await skipped.find_one({"lead_id": lead["lead_id"], "state": "skipped"})

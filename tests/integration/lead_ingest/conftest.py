@@ -17,10 +17,11 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts import ALL_TOPICS, EventEnvelope
 from services.common.publisher import EventPublisher
-from services.common.runtime import Runtime, create_app
+from services.common.runtime import Runtime, built_service, create_app
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
-from services.lead_ingest.app import build_spec
+from services.lead_ingest.declaration import DECLARATION
+from services.lead_ingest.handlers import LeadIngestHandlers
 from services.lead_ingest.settings import IngestSettings
 from tests.helpers import eventually
 from tests.integration.cluster import read_topic
@@ -66,6 +67,7 @@ class Ingest:
     key: str
     other_key: str
     consent_publisher: EventPublisher
+    handlers: LeadIngestHandlers
 
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
@@ -137,7 +139,7 @@ def sample_lead(email: str = "maria.rossi@example.org", **overrides: Any) -> dic
 
 async def start_ingest(settings: IngestSettings) -> tuple[Any, Runtime]:
     await ensure_topics(settings.kafka_bootstrap, settings.topic_prefix, ALL_TOPICS)
-    app = create_app(build_spec(settings), settings)
+    app = create_app(DECLARATION, settings)
     return app, app.state.runtime
 
 
@@ -164,5 +166,8 @@ async def ingest(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-            yield Ingest(client, settings, runtime, acme_key, globex_key, consent_publisher)
+            handlers = built_service(app).handlers
+            yield Ingest(
+                client, settings, runtime, acme_key, globex_key, consent_publisher, handlers
+            )
         await runtime.mongo.drop_database(settings.mongo_db)

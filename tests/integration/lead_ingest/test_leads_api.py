@@ -362,7 +362,7 @@ async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restri
     accepted = (await ingest.post_lead(sample_lead())).json()
     lead_id, subject_id = accepted["lead_id"], accepted["subject_id"]
     await ingest.lead(lead_id)
-    api = ingest.runtime.state["ingest_api"]
+    handlers = ingest.handlers
     cause = EventEnvelope.model_validate(
         {
             "id": str(uuid.uuid4()),
@@ -377,12 +377,12 @@ async def test_a_qualification_claimed_before_a_kill_is_published_after_a_restri
         }
     )
     qualified_id = derived_event_id(cause.id, f"lead.qualified/{lead_id}")
-    assert await api.projection.claim_qualification(lead_id, qualified_id)  # then: SIGKILL
+    assert await handlers.projection.claim_qualification(lead_id, qualified_id)  # then: SIGKILL
     await restrict(ingest, lead_id, subject_id)
 
-    document = await api.projection.get("acme", lead_id)
-    subject = await api.projection.subject("acme", subject_id)
-    await api.handlers.qualify(  # the redelivered cause, with the lead as the batch read it
+    document = await handlers.projection.get("acme", lead_id)
+    subject = await handlers.projection.subject("acme", subject_id)
+    await handlers.qualify(  # the redelivered cause, with the lead as the batch read it
         cause, document, subject, points=55, threshold=50, by="rules"
     )
 

@@ -204,7 +204,7 @@ async def test_a_download_checks_the_signature_first_and_answers_alike_for_unkno
     request_id, view = await _answered_access_request(ingest)
     export = view["export"]
     assert isinstance(export, dict)
-    assembler = ingest.runtime.state["ingest_api"].handlers.exports
+    assembler = ingest.handlers.exports
     opened: list[str] = []
     package = assembler.package
 

@@ -30,9 +30,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import EventEnvelope
 from contracts.events.retention import TENANT_SUBJECT
-from ops.replay import diff_documents
+from ops.replay import SERVICES, diff_documents
 from ops.replay_memory import MemoryCollections, write_out
-from ops.replay_services import SERVICES
 from services.common.store import Document, Suffixed
 
 pytestmark = pytest.mark.integration
@@ -228,7 +227,7 @@ async def _live(
     service: str, db: AsyncDatabase[Document], suffix: str, events: list[EventEnvelope]
 ) -> None:
     """As the service: each event applied to the document store."""
-    projector = SERVICES[service].build(Suffixed(db, suffix))
+    projector = SERVICES[service].projector(Suffixed(db, suffix))
     await projector.ensure_indexes()
     for envelope in events:
         await projector.apply(envelope)
@@ -240,7 +239,7 @@ async def _replay(
     """As ``leadtrail replay``: folded in memory, then written out."""
     spec = SERVICES[service]
     memory = MemoryCollections()
-    projector = spec.build(memory)
+    projector = spec.projector(memory)
     await projector.ensure_indexes()
     for envelope in events:
         await projector.apply(envelope)

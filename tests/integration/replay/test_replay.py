@@ -18,10 +18,9 @@ from typer.testing import CliRunner
 from contracts import ALL_TOPICS
 from ops.cli import app
 from ops.operator import place_hold, release_hold, set_policy
-from ops.replay import compare, consumer_lag, diff_documents, replay
-from ops.replay_services import SERVICES, ReadModelSpec
+from ops.replay import SERVICES, ReadModelSpec, compare, consumer_lag, diff_documents, replay
 from ops.replay_source import partitions_of, plan_offsets
-from services.common.runtime import KEYRING_COLLECTION
+from services.common.declaration import KEYRING_COLLECTION
 from services.common.topics import ensure_topics
 from tests.helpers import eventually
 from tests.integration.cluster import Cluster

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from pymongo import AsyncMongoClient
 
 from contracts import EventEnvelope
-from ops.replay import diff_documents
-from ops.replay_services import SERVICES
+from ops.replay import SERVICES, diff_documents
 from services.common.store import Suffixed
 
 pytestmark = pytest.mark.integration
@@ -89,7 +88,7 @@ async def test_live_with_redeliveries_equals_a_replay(client: Any, steps: Any) -
         events = [event("lead.captured", lead, 0, lead) for lead in range(3)]
         events += [event(k, lead, i, lead) for i, (lead, k, _) in enumerate(steps, start=1)]
         redeliveries = [0, 0, 0] + [again for _, _, again in steps]
-        live = spec.build(db)
+        live = spec.projector(db)
         for index, envelope in enumerate(events):
             await live.apply(envelope)
             # The last few records again, as after a crash before the offset commit.
@@ -97,7 +96,7 @@ async def test_live_with_redeliveries_equals_a_replay(client: Any, steps: Any) -
                 await live.apply(again)
             if redeliveries[index]:
                 await live.apply(envelope)
-        rebuilt = spec.build(Suffixed(db, "rebuilt"))
+        rebuilt = spec.projector(Suffixed(db, "rebuilt"))
         for envelope in events:
             await rebuilt.apply(envelope)
         for name in spec.read_models:

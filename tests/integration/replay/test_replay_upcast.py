@@ -20,7 +20,7 @@ import pytest
 
 from contracts import REGISTRY, EventEnvelope, new_event_id
 from services.common.publisher import EventPublisher
-from services.lead_ingest import app as lead_ingest_app
+from services.lead_ingest.declaration import DECLARATION as LEAD_INGEST
 from tests.integration.replay.test_replay import capture, settle
 from tests.integration.retention_erasure.conftest import Lifecycle
 from tests.replay_check import replay_problems
@@ -39,7 +39,7 @@ def old_lead_ingest(lifecycle: Lifecycle) -> EventPublisher:
     runtime = lifecycle.stack.runtimes["lead_ingest"]
     return EventPublisher(
         broker=runtime.broker,
-        settings=lifecycle.stack.settings_for(lead_ingest_app),
+        settings=lifecycle.stack.settings_for(LEAD_INGEST),
         registry=REGISTRY,
         cipher=runtime.cipher,
         clock=lifecycle.clock,

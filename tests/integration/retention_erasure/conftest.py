@@ -13,9 +13,11 @@ import pytest
 from ops.operator import operator_publisher
 from services.common.clock import FakeClock
 from services.common.publisher import EventPublisher
-from services.crm_sync import app as crm_sync_app
+from services.crm_sync.declaration import DECLARATION as CRM_SYNC
 from services.erasure_propagator.handlers import ErasureHandlers
+from services.retention_scheduler.handlers import RetentionHandlers
 from services.retention_scheduler.schedule import Scheduler
+from services.retention_scheduler.settings import RetentionSettings
 from tests.integration.cluster import Cluster, cluster
 from tests.integration.lead_ingest.conftest import RULES, sample_lead
 
@@ -37,12 +39,17 @@ class Lifecycle:
 
     @property
     def scheduler(self) -> Scheduler:
-        scheduler: Scheduler = self.stack.runtimes["retention_scheduler"].state["scheduler"]
-        return scheduler
+        """A scheduler on the live service's store and publisher: what its tick runs."""
+        handlers: RetentionHandlers = self.stack.services["retention_scheduler"].handlers
+        runtime = self.stack.runtimes["retention_scheduler"]
+        assert isinstance(runtime.settings, RetentionSettings)
+        return Scheduler(
+            handlers.store, handlers.publisher, runtime.clock, runtime.settings.tick_batch_size
+        )
 
     @property
     def propagator(self) -> ErasureHandlers:
-        handlers: ErasureHandlers = self.stack.runtimes["erasure_propagator"].state["handlers"]
+        handlers: ErasureHandlers = self.stack.services["erasure_propagator"].handlers
         return handlers
 
     async def capture(
@@ -91,6 +98,6 @@ async def lifecycle(
         overdue_check_interval_s=3600,
         **overrides,
     ) as stack:
-        settings = stack.settings_for(crm_sync_app)
+        settings = stack.settings_for(CRM_SYNC)
         async with operator_publisher(settings, clock) as operator:
             yield Lifecycle(stack, clock, operator)

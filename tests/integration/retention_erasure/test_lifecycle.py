@@ -14,7 +14,7 @@ from contracts import EventEnvelope
 from contracts.events import privacy
 from ops.operator import OperatorError, place_hold, release_hold, set_policy
 from services.common.publisher import EventPublisher
-from services.retention_scheduler.app import SUBSCRIPTIONS
+from services.retention_scheduler.declaration import DECLARATION as RETENTION
 from services.retention_scheduler.handlers import RetentionHandlers
 from services.retention_scheduler.policy import PolicyError
 from services.retention_scheduler.schedule import RetentionStore, Scheduler
@@ -181,7 +181,7 @@ async def test_expiry_is_exactly_once_across_replicas_and_a_replay_repeats_it(
     await fresh.ensure_indexes()
     recorder = RecordingPublisher(scheduler.publisher)
     handlers = RetentionHandlers(runtime.registry, recorder, fresh)
-    (subscription,) = SUBSCRIPTIONS
+    (subscription,) = RETENTION.subscriptions
     for topic in ("lead-events", "consent-events"):
         for event in await lifecycle.stack.events(topic):
             if event.type in subscription.wanted(runtime.registry, topic):

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 
 from services.common.clock import FakeClock, OffsetFileClock, SystemClock, UntrustedClockFileError
 from services.common.runner import listen, run
-from services.common.runtime import ServiceSpec, clock_for, create_app, describe_clock
+from services.common.runtime import clock_for, create_app, describe_clock
 from services.common.settings import CommonSettings
+from tests.helpers import bare_declaration
 
 
 def test_fake_clock_moves_only_forward() -> None:
@@ -151,7 +152,7 @@ def test_the_service_refuses_to_start_on_an_untrusted_offset_file(
         kek=kek_b64, enable_test_clock=True, test_clock_offset_file=path, http_port=0
     )
     with pytest.raises(SystemExit) as stopped:
-        run("unit", lambda s: ServiceSpec(name="unit"), lambda: settings)
+        run(bare_declaration("unit"), lambda: settings)
     assert stopped.value.code == 2
     assert "untrusted test clock" in capsys.readouterr().err
 
@@ -166,7 +167,7 @@ def test_readyz_and_metrics_say_when_the_test_clock_runs(tmp_path: Path, kek_b64
         "offset_s": 86400.0,
     }
     for clock, value in ((SystemClock(), 0), (OffsetFileClock(path), 1)):
-        app = create_app(ServiceSpec(name="unit"), CommonSettings(kek=kek_b64), clock=clock)
+        app = create_app(bare_declaration("unit"), CommonSettings(kek=kek_b64), clock=clock)
         metrics = app.state.runtime.metrics
         assert metrics.registry.get_sample_value("leadtrail_test_clock", {"service": "unit"}) == (
             value

@@ -14,8 +14,8 @@ import structlog
 
 from services.common.logging import configure_logging, get_logger
 from services.common.runner import run
-from services.common.runtime import ServiceSpec
 from services.common.settings import CommonSettings
+from tests.helpers import bare_declaration
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_an_invalid_configuration_is_one_json_line_without_the_secret(
         return CommonSettings.model_validate({"kek": secret})
 
     with pytest.raises(SystemExit) as exited:
-        run("lead-ingest", lambda settings: ServiceSpec(name="lead-ingest"), load)
+        run(bare_declaration("lead-ingest"), load)
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert secret not in err

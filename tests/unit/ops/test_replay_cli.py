@@ -3,6 +3,7 @@ and the pieces of the replay that need no infrastructure."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from datetime import UTC, datetime
 from typing import Any
@@ -12,14 +13,9 @@ from typer.testing import CliRunner
 
 from contracts import REGISTRY
 from ops.cli import app
-from ops.replay import diff_documents
-from ops.replay_services import SERVICES
+from ops.replay import SERVICES, diff_documents
 from ops.replay_source import ReplayInputError, parse_start, parse_time
-from services.consent_ledger import app as consent_ledger_app
-from services.crm_sync import app as crm_app
-from services.erasure_propagator import app as erasure_app
-from services.lead_ingest import app as lead_ingest_app
-from services.retention_scheduler import app as retention_app
+from services import SERVICE_PACKAGES
 
 runner = CliRunner()
 CONNECTION = ["--bootstrap", "127.0.0.1:1", "--mongo-url", "mongodb://127.0.0.1:1/"]
@@ -72,28 +68,24 @@ def test_times_and_offsets() -> None:
 
 
 def test_replay_reads_what_the_services_subscribe_to() -> None:
-    """Each service's replay spec is built on the table the service registers live, every
+    """Replay reads each service's own declaration (the table it registers live), every
     subscription handles some type the registry routes to its topics, and read models and
     operational state never overlap."""
-    tables = {
-        "lead-ingest": lead_ingest_app.SUBSCRIPTIONS,
-        "consent-ledger": consent_ledger_app.SUBSCRIPTIONS,
-        "retention-scheduler": retention_app.SUBSCRIPTIONS,
-        "erasure-propagator": erasure_app.SUBSCRIPTIONS,
-        "crm-sync": crm_app.SUBSCRIPTIONS,
-    }
-    assert set(SERVICES) == set(tables)
+    assert [spec.package for spec in SERVICES.values()] == list(SERVICE_PACKAGES)
     for name, spec in SERVICES.items():
-        assert spec.subscriptions is tables[name]
+        declared = importlib.import_module(f"{spec.package}.declaration").DECLARATION
+        assert spec is declared
+        assert spec.name == name
         for subscription in spec.subscriptions:
             assert subscription.wanted(REGISTRY), (name, subscription.group_id)
             if subscription.event_types is not None:
                 assert subscription.event_types <= subscription.wanted(REGISTRY), (
                     f"{subscription.group_id} names types no topic of it carries"
                 )
-        assert not set(spec.read_models) & {name for name, _ in spec.operational}
-        assert "data_keys" in {name for name, _ in spec.operational}
-    assert SERVICES["crm-sync"].wanted("privacy-events") == {"privacy.request.verified"}
+        operational = {collection.name for collection in spec.operational}
+        assert not set(spec.read_models) & operational
+        assert "data_keys" in operational
+    assert SERVICES["crm-sync"].wanted(REGISTRY, "privacy-events") == {"privacy.request.verified"}
 
 
 def test_differences_name_collection_id_field_and_both_values() -> None:

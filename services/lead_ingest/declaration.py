@@ -1,0 +1,79 @@
+"""The lead-ingest service, declared once: see :mod:`services.common.declaration`."""
+
+from __future__ import annotations
+
+from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
+from services.common.consumer import Subscription
+from services.common.declaration import (
+    KEYS,
+    ExportSources,
+    OperationalCollection,
+    Projector,
+    ServiceDeclaration,
+)
+from services.common.export_package import ExportPart
+from services.common.store import Collections
+from services.lead_ingest import export_part as export
+from services.lead_ingest.app import build
+from services.lead_ingest.handlers import LeadIngestHandlers
+from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.settings import IngestSettings
+
+__all__ = ["DECLARATION", "subject_of_lead"]
+
+
+def projector(db: Collections) -> Projector:
+    projection = LeadProjection(db)
+    return Projector(projection.ensure_indexes, projection.apply_all)  # decodes, as live
+
+
+async def export_part(sources: ExportSources, tenant_id: str, subject_id: str) -> ExportPart:
+    return await export.export_part(
+        LeadProjection(sources.db), sources.cipher, tenant_id, subject_id
+    )
+
+
+async def subject_of_lead(db: Collections, tenant_id: str, lead_id: str) -> str | None:
+    """The subject of one of the tenant's leads, as the read model knows it (operator commands
+    that take a lead id where a subject is meant)."""
+    lead = await LeadProjection(db).get(tenant_id, lead_id)
+    return None if lead is None else str(lead["subject_id"])
+
+
+DECLARATION: ServiceDeclaration[IngestSettings, LeadIngestHandlers] = ServiceDeclaration(
+    name="lead-ingest",
+    package="services.lead_ingest",
+    title="Leadtrail lead-ingest API",
+    settings=IngestSettings,
+    subscriptions=tuple(
+        Subscription(group_id, (topic,), handle_batch=LeadIngestHandlers.on_events)
+        for group_id, topic in (
+            ("lead-ingest.leads", LEAD_EVENTS),
+            ("lead-ingest.subjects", CONSENT_EVENTS),
+            ("lead-ingest.privacy", PRIVACY_EVENTS),
+            ("lead-ingest.erasure", ERASURE_EVENTS),
+        )
+    ),
+    read_models=("leads", "subjects", "privacy_requests"),
+    operational=(
+        OperationalCollection("idempotency", "Idempotency-Key claims of API requests, not events"),
+        OperationalCollection(
+            "subject_index",
+            "keyed blind index written by the API before the event exists; "
+            "erasure deletes its entries",
+        ),
+        OperationalCollection(
+            "verification_tokens", "one-time tokens of privacy-request verification"
+        ),
+        OperationalCollection(
+            "exports",
+            "access packages assembled from the services' export parts, encrypted under the "
+            "subject's key: a delivery, not a read model",
+        ),
+        KEYS,
+    ),
+    build=build,
+    projector=projector,
+    export_part=export_part,
+    max_body_bytes=lambda settings: settings.max_body_bytes,
+)
