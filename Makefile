@@ -34,7 +34,7 @@ lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-types: $(STAMP) ## mypy --strict on services, contracts, ops, devstack, tests and bench
+types: $(STAMP) ## mypy --strict on services, contracts, ops, devstack, tools, tests and bench
 	$(BIN)/mypy
 
 arch: $(STAMP) ## import-linter: services stay independent of each other
@@ -52,8 +52,8 @@ integration: $(STAMP) ## Integration tests on real Kafka and the document store
 e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-contracts: $(STAMP) ## Regenerate JSON Schemas and AsyncAPI documents
-	$(BIN)/leadtrail contracts generate
+contracts: $(STAMP) ## Regenerate JSON Schemas, AsyncAPI and OpenAPI documents
+	$(BIN)/python -m tools.contracts generate
 
 bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (30+ min on 2 cores)
 	$(BIN)/python -m bench.report $(BENCH_ARGS)

@@ -1,7 +1,7 @@
 """The catalogue: every published event type and version, in one registry.
 
 Adding a version: register it here beside the old one, add an upcaster from the previous
-version, run ``leadtrail contracts generate``, add an example under ``examples/<type>/`` and
+version, run ``make contracts``, add an example under ``examples/<type>/`` and
 commit both. Never edit a published model: the contract test fails when a checked-in schema
 changes.
 

@@ -3,7 +3,7 @@
 ``contracts/schemas/<type>.v<N>.schema.json`` describes one whole envelope of that version: the
 envelope fields, ``type`` and ``version`` pinned, ``data`` as the version's model, and, under
 ``x-pii-plaintext``, the shape of the personal data once decrypted. The files are generated
-(``leadtrail contracts generate``) and checked in; the contract test fails when code and files
+(``make contracts``) and checked in; the contract test fails when code and files
 disagree, so a published version can't change by accident.
 """
 

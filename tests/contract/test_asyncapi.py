@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ops.asyncapi import ASYNCAPI_DIR, render_asyncapi
 from services import declarations
+from tools.asyncapi import ASYNCAPI_DIR, render_asyncapi
 
 
 def test_asyncapi_documents_are_up_to_date() -> None:
@@ -13,7 +13,7 @@ def test_asyncapi_documents_are_up_to_date() -> None:
     on_disk = {path.name: path.read_text() for path in ASYNCAPI_DIR.glob("*.asyncapi.json")}
     assert sorted(on_disk) == sorted(expected)
     stale = [name for name, text in expected.items() if on_disk[name] != text]
-    assert not stale, f"run `leadtrail contracts generate`: {stale} changed"
+    assert not stale, f"run `make contracts`: {stale} changed"
 
 
 def test_there_is_one_document_per_service() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.openapi import OPENAPI_DIR, render_openapi
+from tools.openapi import OPENAPI_DIR, render_openapi
 
 
 def test_openapi_documents_are_up_to_date() -> None:
@@ -11,4 +11,4 @@ def test_openapi_documents_are_up_to_date() -> None:
     assert "lead-ingest.openapi.json" in expected
     assert sorted(on_disk) == sorted(expected)
     stale = [name for name, text in expected.items() if on_disk[name] != text]
-    assert not stale, f"run `leadtrail contracts generate`: {stale} changed"
+    assert not stale, f"run `make contracts`: {stale} changed"

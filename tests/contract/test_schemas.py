@@ -1,6 +1,6 @@
 """Published contracts never change by accident, and every example is a valid event.
 
-After a deliberate change (a *new* version), regenerate with ``leadtrail contracts generate``.
+After a deliberate change (a *new* version), regenerate with ``make contracts``.
 """
 
 from __future__ import annotations

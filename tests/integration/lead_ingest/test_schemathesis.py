@@ -31,11 +31,11 @@ from schemathesis.generation.case import Case
 
 from contracts import ALL_TOPICS
 from devstack.process import free_port, log_tail
-from ops.openapi import OPENAPI_DIR
 from services.common.tenants import TenantDirectory
 from services.common.topics import ensure_topics
 from services.lead_ingest.api import RULES_BEYOND_THE_SCHEMA
 from tests.integration.lead_ingest.conftest import RULES, ingest_settings
+from tools.openapi import OPENAPI_DIR
 
 pytestmark = pytest.mark.integration
 

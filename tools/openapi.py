@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ops.asyncapi import documentation_settings
 from services import declarations
 from services.common.runtime import built_service, create_app
+from tools.asyncapi import documentation_settings
 
 __all__ = ["OPENAPI_DIR", "render_openapi", "write_openapi"]
 

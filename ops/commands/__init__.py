@@ -1,0 +1,1 @@
+"""The ``leadtrail`` command groups, one module each; :mod:`ops.cli` assembles them."""
