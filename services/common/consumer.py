@@ -45,7 +45,6 @@ redelivers the batch.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -62,9 +61,10 @@ from pydantic import ValidationError
 from contracts.dead_letter import DeadLetterV1
 from contracts.envelope import EventEnvelope
 from contracts.registry import EventRegistry
-from contracts.topics import DEAD_LETTERS, TopicSpec
+from contracts.topics import TopicSpec
 from services.common.availability import DependencyHealth, is_unavailable
 from services.common.clock import Clock
+from services.common.dead_letters import b64, send_dead_letter
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
 from services.common.publisher import acknowledged_together
@@ -406,8 +406,8 @@ class _Subscription:
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
-            key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-            value_b64=base64.b64encode(record.value or b"").decode(),
+            key_b64=b64(record.key) if record.key is not None else None,
+            value_b64=b64(record.value or b""),
             headers=headers,
             error_type=type(error).__name__,
             error_message=str(error)[:4000],
@@ -416,12 +416,7 @@ class _Subscription:
             event_type=headers.get("type"),
             tenant_id=headers.get("tenant_id"),
         )
-        await self.broker.publish(
-            letter.model_dump_json().encode(),
-            topic=self.settings.topic(DEAD_LETTERS.name),
-            key=record.key,
-            headers={"service": self.service, "source_topic": record.topic},
-        )
+        await send_dead_letter(self.broker, self.settings, letter, key=record.key)
         self.metrics.dead_lettered(topic, reason)
         log.error(
             "message dead-lettered",

@@ -16,7 +16,6 @@ it). Every failure is a ``crm.sync_failed`` event; nothing is dropped silently.
 
 from __future__ import annotations
 
-import base64
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -28,8 +27,8 @@ from pymongo import ReturnDocument
 from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
 from contracts.events import crm
-from contracts.topics import DEAD_LETTERS
 from services.common.consent import ConsentFact, decide, fold
+from services.common.dead_letters import b64, send_dead_letter
 from services.common.logging import get_logger, message_context
 from services.common.purposes import TenantPurposes
 from services.common.receipts import send_erasure_receipt, send_rectification_receipt
@@ -422,8 +421,8 @@ class Dispatcher:
             source_topic=self.runtime.settings.topic(definition.topic),
             source_partition=-1,
             source_offset=-1,
-            key_b64=base64.b64encode(cause.kafka_key()).decode(),
-            value_b64=base64.b64encode(cause.model_dump_json().encode()).decode(),
+            key_b64=b64(cause.kafka_key()),
+            value_b64=b64(cause.model_dump_json().encode()),
             headers={
                 **cause.kafka_headers(),
                 "connection_id": entry["connection_id"],
@@ -436,11 +435,8 @@ class Dispatcher:
             event_type=cause.type,
             tenant_id=cause.tenant_id,
         )
-        await self.runtime.broker.publish(
-            letter.model_dump_json().encode(),
-            topic=self.runtime.settings.topic(DEAD_LETTERS.name),
-            key=cause.kafka_key(),
-            headers={"service": SERVICE, "source_topic": letter.source_topic},
+        await send_dead_letter(
+            self.runtime.broker, self.runtime.settings, letter, key=cause.kafka_key()
         )
         reason = "crm_retries_exhausted" if error.transient else "crm_rejected"
         self.runtime.metrics.dead_lettered(definition.topic, reason)
