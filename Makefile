@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help venv up down status test lint types arch pytest unit contract integration e2e \
-        contracts bench fmt clean
+        browser contracts bench fmt clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## Create the virtualenv and install Leadtrail with its dev tools
 
-up: $(STAMP) ## Start Kafka, the store, the topics and all five services (DETACH=1: in the background)
+up: $(STAMP) ## Start Kafka, the store, the topics, all five services and the console (DETACH=1: in the background)
 	$(BIN)/python -m devstack up $(if $(DETACH),--detach,)
 
 down: $(STAMP) ## Stop a stack started by `make up DETACH=1`
@@ -40,8 +40,11 @@ types: $(STAMP) ## mypy --strict on services, contracts, ops, devstack, tools, t
 arch: $(STAMP) ## import-linter: services stay independent of each other
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) ## The whole pytest suite (starts and stops Kafka and the store itself)
+pytest: $(STAMP) browser ## The whole pytest suite (starts and stops Kafka and the store itself)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+browser: ## Debian's Chromium for the console's browser tests (installed if missing)
+	@deploy/local/chromium.sh > /dev/null
 
 unit: $(STAMP) ## Unit and contract tests only (no infrastructure)
 	$(BIN)/pytest tests/unit tests/contract $(PYTEST_ARGS)

@@ -39,7 +39,8 @@ def up(
     detach: bool = typer.Option(False, "--detach", help="start and return (stop: make down)"),
     timeout: float = typer.Option(90.0, help="seconds each part may take to become ready"),
 ) -> None:
-    """Start Kafka, the store, the topics and all five services; Ctrl-C stops everything.
+    """Start Kafka, the store, the topics, all five services and the console; Ctrl-C stops
+    everything.
 
     Prints one line per endpoint and writes .run/stack.env for the other tools.
 
@@ -57,6 +58,9 @@ def up(
     typer.echo(f"kafka: {env['LEADTRAIL_KAFKA_BOOTSTRAP']}")
     typer.echo(f"mongodb: {env['LEADTRAIL_MONGO_URL']}")
     typer.echo(f"logs: {run_root / 'logs'}; settings for tools: {run_root / 'stack.env'}")
+    typer.echo(
+        "console accounts: .venv/bin/leadtrail console add-account you@example.org --role operator"
+    )
     if detach:
         typer.echo("running in the background; stop with: make down")
         return

@@ -40,7 +40,15 @@ from devstack.process import (
 from services import declarations
 from services.common.topics import ensure_topics
 
-__all__ = ["SERVICES", "ServiceProcess", "stack_down", "stack_status", "stack_up"]
+__all__ = [
+    "CONSOLE",
+    "PROCESSES",
+    "SERVICES",
+    "ServiceProcess",
+    "stack_down",
+    "stack_status",
+    "stack_up",
+]
 
 TOPIC_PREFIX = "leadtrail."
 SECRET_KEYS = (
@@ -76,6 +84,9 @@ SERVICES: tuple[ServiceDef, ...] = tuple(
     ServiceDef(declaration.name, declaration.package) for declaration in declarations()
 )
 """The services of ``services.declarations()``, started in that order."""
+CONSOLE = ServiceDef("console", "console")
+"""The privacy operations console: started once the services answer (it reads their URLs)."""
+PROCESSES: tuple[ServiceDef, ...] = (*SERVICES, CONSOLE)
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,8 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
             futures = [pool.submit(_start_service, s, run_root, env, timeout) for s in SERVICES]
             for future in futures:
                 started.append(future.result())
+        service_urls = {s.env_name: p.url for s, p in zip(SERVICES, started, strict=True)}
+        started.append(_start_service(CONSOLE, run_root, {**env, **service_urls}, timeout))
     except InfraError:
         stack_down(run_root, services_only=True)
         raise
@@ -176,7 +189,7 @@ def stack_up(run_root: Path | None = None, *, timeout: float = 90.0) -> list[Ser
         f"LEADTRAIL_MONGO_DB={MONGO_DB}",
         f"LEADTRAIL_TOPIC_PREFIX={TOPIC_PREFIX}",
         f"LEADTRAIL_CONFIG_DIR={run_root / 'config'}",
-        *(f"{s.env_name}={p.url}" for s, p in zip(SERVICES, started, strict=True)),
+        *(f"{s.env_name}={p.url}" for s, p in zip(PROCESSES, started, strict=True)),
     ]
     (run_root / "stack.env").write_text("\n".join(lines) + "\n")
     return started
@@ -197,7 +210,7 @@ def _recorded(run_root: Path) -> list[ServiceProcess]:
 def stack_down(run_root: Path | None = None, *, services_only: bool = False) -> None:
     """Stop the services (SIGTERM, then SIGKILL after 20 s), then Kafka and the store."""
     run_root = run_root or default_run_root()
-    for service in SERVICES:
+    for service in reversed(PROCESSES):
         pid = read_pid(run_root / "pids" / f"{service.name}.pid", marker=service.module)
         if pid is not None:
             terminate(pid, timeout=20.0)
@@ -214,7 +227,7 @@ def stack_status(run_root: Path | None = None) -> list[tuple[str, str]]:
     run_root = run_root or default_run_root()
     rows = []
     recorded = {process.name: process for process in _recorded(run_root)}
-    for service in SERVICES:
+    for service in PROCESSES:
         pid = read_pid(run_root / "pids" / f"{service.name}.pid", marker=service.module)
         process = recorded.get(service.name)
         state = f"running pid {pid} at {process.url}" if pid and process else "stopped"

@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from ops.commands.audit import audit
+from ops.commands.console import console_app
 from ops.commands.dlq import dlq_app
 from ops.commands.export import export
 from ops.commands.replay import replay_command
@@ -27,7 +28,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     name="leadtrail",
     help="Operate a Leadtrail cluster: tenants, retention and holds, dead letters, replay, "
-    "audit, export, verify and topics.",
+    "audit, export, verify, topics and console accounts.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -37,6 +38,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(retention_app, name="retention")
 app.add_typer(holds_app, name="holds")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(console_app, name="console")
 app.command("replay")(replay_command)
 app.command("audit")(audit)
 app.command("export")(export)

@@ -31,7 +31,7 @@ __all__ = [
     "redrive",
 ]
 
-_REDRIVE_KEYS = frozenset({"redriven_from", "redrive_service"})
+_REDRIVE_KEYS = frozenset({"redriven_from", "redrive_service", "redriven_by"})
 HANDLED_COLLECTION = "ops_dead_letters"
 """One document per handled dead letter: ``_id`` the letter's id, ``redriven_at``."""
 
@@ -50,8 +50,11 @@ async def read_dead_letters(bootstrap: str, prefix: str) -> AsyncIterator[DeadLe
                 yield DeadLetterV1.model_validate_json(record.value)
 
 
-async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:
-    """Send the dead letter's original record to its source topic again."""
+async def redrive(
+    bootstrap: str, prefix: str, letter_id: str, *, by: str | None = None
+) -> DeadLetterV1:
+    """Send the dead letter's original record to its source topic again; ``by`` (the console
+    account that asked) travels as the ``redriven_by`` header."""
     async for letter in read_dead_letters(bootstrap, prefix):
         if letter.id == letter_id:
             break
@@ -68,6 +71,7 @@ async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:
                 *((k, v.encode()) for k, v in letter.headers.items() if k not in _REDRIVE_KEYS),
                 ("redriven_from", letter.id.encode()),
                 ("redrive_service", letter.service.encode()),
+                *((("redriven_by", by.encode()),) if by else ()),
             ],
         )
     finally:
@@ -76,12 +80,16 @@ async def redrive(bootstrap: str, prefix: str, letter_id: str) -> DeadLetterV1:
 
 
 async def mark_handled(
-    handled: AsyncCollection[Document], letter: DeadLetterV1, now: datetime
+    handled: AsyncCollection[Document],
+    letter: DeadLetterV1,
+    now: datetime,
+    *,
+    by: str | None = None,
 ) -> None:
-    """Record that ``letter`` was redriven (the last redrive's time wins)."""
+    """Record that ``letter`` was redriven, and by whom when known (the last redrive wins)."""
     await handled.update_one(
         {"_id": letter.id},
-        {"$set": {"redriven_at": now, "service": letter.service}},
+        {"$set": {"redriven_at": now, "service": letter.service, "redriven_by": by}},
         upsert=True,
     )
 

@@ -41,6 +41,7 @@ __all__ = [
     "Verifier",
     "VerifyError",
     "read_log",
+    "resolve_topics",
     "run_verify",
 ]
 
@@ -448,7 +449,8 @@ async def read_log(
         raise VerifyError(str(error)) from None
 
 
-def _resolve_topics(names: Sequence[str], prefix: str) -> dict[str, str]:
+def resolve_topics(names: Sequence[str], prefix: str) -> dict[str, str]:
+    """Physical -> logical name of the topics ``names`` (logical or physical; none: all)."""
     known = {spec.name for spec in ALL_TOPICS}
     chosen = []
     for name in names or sorted(known):
@@ -520,7 +522,7 @@ def run_verify(
         settings = VerifySettings()
         if tenant is not None and TenantDirectory(config_dir).get(tenant) is None:
             raise VerifyError(f"no tenant {tenant!r} (see: leadtrail tenants list)")
-        chosen = _resolve_topics(topics, settings.topic_prefix)
+        chosen = resolve_topics(topics, settings.topic_prefix)
         report = asyncio.run(verify_log(settings, chosen, tenant, Console(stderr=True)))
     except (VerifyError, ValidationError) as error:
         message = _first_error(error) if isinstance(error, ValidationError) else str(error)

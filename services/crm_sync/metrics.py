@@ -6,6 +6,9 @@
   ``dead_letter`` (permanent failure or out of attempts).
 * ``leadtrail_crm_circuits{adapter, state}``: how many CRM connections have their circuit
   ``closed``, ``open`` or ``half-open``, read from the breaker on each scrape.
+* ``leadtrail_crm_connection_circuit{connection, state}``: 1 for the state each connection
+  (``tenant/connection``, bounded by the tenants' configuration) is in, 0 for the others; the
+  console's CRM page reads it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ class CrmMetrics:
             ["service", "adapter", "state"],
             registry=metrics.registry,
         )
+        self.connection_circuits = Gauge(
+            "leadtrail_crm_connection_circuit",
+            "1 for the circuit-breaker state each CRM connection (tenant/connection) is in",
+            ["service", "connection", "state"],
+            registry=metrics.registry,
+        )
         self._pushes = LabelCache(self.pushes)
         metrics.on_scrape("crm_circuits", self.refresh)
 
@@ -48,5 +57,9 @@ class CrmMetrics:
             kind = self.kinds.get(key)
             if kind is not None:
                 counts[kind, state] += 1
+            for known in STATES:
+                self.connection_circuits.labels(self.service, key, known).set(
+                    1 if known == state else 0
+                )
         for (kind, state), count in counts.items():
             self.circuits.labels(self.service, kind, state).set(count)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -22,7 +24,7 @@ from services.erasure_propagator.handlers import ErasureHandlers
 from services.erasure_propagator.settings import ErasureSettings
 from services.erasure_propagator.store import ErasureStore
 
-__all__ = ["DECLARATION", "holds"]
+__all__ = ["DECLARATION", "erasures", "holds"]
 
 
 def projector(db: Collections) -> Projector:
@@ -43,6 +45,14 @@ async def export_part(sources: ExportSources, tenant_id: str, subject_id: str) -
 def holds(db: Collections) -> AsyncCollection[Document]:
     """The legal holds read model (``leadtrail holds`` lists it, ``hold-release`` checks it)."""
     return ErasureStore(db).holds
+
+
+async def erasures(db: Collections, tenant_ids: Sequence[str] | None) -> list[Document]:
+    """The erasures it runs (of ``tenant_ids``, or of every tenant): ``state``, ``opened_at``,
+    ``requested_at``, ``completed_at``, ``deadline``, ``expected`` services and ``receipts``
+    (service -> receipt), ``trigger`` (with the privacy request's id)."""
+    query: Document = {} if tenant_ids is None else {"tenant_id": {"$in": list(tenant_ids)}}
+    return await ErasureStore(db).erasures.find(query).to_list(None)
 
 
 DECLARATION: ServiceDeclaration[ErasureSettings, ErasureHandlers] = ServiceDeclaration(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from pymongo import ASCENDING
+
 from contracts.topics import CONSENT_EVENTS, ERASURE_EVENTS, LEAD_EVENTS, PRIVACY_EVENTS
 from services.common.consumer import Subscription
 from services.common.declaration import (
@@ -12,14 +16,15 @@ from services.common.declaration import (
     ServiceDeclaration,
 )
 from services.common.export_package import ExportPart
-from services.common.store import Collections
+from services.common.store import Collections, Document
 from services.lead_ingest import export_part as export
 from services.lead_ingest.app import build
+from services.lead_ingest.domain import REQUESTS
 from services.lead_ingest.handlers import LeadIngestHandlers
-from services.lead_ingest.projection import LeadProjection
+from services.lead_ingest.projection import LeadProjection, request_status
 from services.lead_ingest.settings import IngestSettings
 
-__all__ = ["DECLARATION", "subject_of_lead"]
+__all__ = ["DECLARATION", "privacy_requests", "subject_of_lead"]
 
 
 def projector(db: Collections) -> Projector:
@@ -38,6 +43,17 @@ async def subject_of_lead(db: Collections, tenant_id: str, lead_id: str) -> str 
     that take a lead id where a subject is meant)."""
     lead = await LeadProjection(db).get(tenant_id, lead_id)
     return None if lead is None else str(lead["subject_id"])
+
+
+async def privacy_requests(
+    db: Collections, tenant_ids: Sequence[str] | None, *, limit: int | None = None
+) -> list[Document]:
+    """The register of privacy requests (of ``tenant_ids``, or of every tenant), each with its
+    ``status`` as the API reports it, earliest deadline first (the console's requests page)."""
+    query: Document = {} if tenant_ids is None else {"tenant_id": {"$in": list(tenant_ids)}}
+    cursor = db[REQUESTS].find(query, sort=[("deadline", ASCENDING)], limit=limit or 0)
+    found = await cursor.to_list(None)
+    return [{**document, "status": request_status(document)} for document in found]
 
 
 DECLARATION: ServiceDeclaration[IngestSettings, LeadIngestHandlers] = ServiceDeclaration(

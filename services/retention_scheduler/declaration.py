@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 from contracts.topics import (
     CONSENT_EVENTS,
     ERASURE_EVENTS,
@@ -18,7 +21,7 @@ from services.common.declaration import (
     ServiceDeclaration,
 )
 from services.common.export_package import ExportPart
-from services.common.store import Collections
+from services.common.store import Collections, Document
 from services.retention_scheduler import export_part as export
 from services.retention_scheduler.app import build
 from services.retention_scheduler.domain import CONSENT_CHANGES
@@ -32,7 +35,15 @@ from services.retention_scheduler.policy import (
 from services.retention_scheduler.schedule import RetentionStore
 from services.retention_scheduler.settings import RetentionSettings
 
-__all__ = ["DECLARATION", "DEFAULTS", "PolicyError", "load_maximums", "validate_period"]
+__all__ = [
+    "DECLARATION",
+    "DEFAULTS",
+    "PolicyError",
+    "load_maximums",
+    "policies",
+    "upcoming_expiries",
+    "validate_period",
+]
 """Besides the declaration: the retention categories and the rules a tenant's period must
 follow (R15, R16), which the operator commands check before they publish a policy."""
 
@@ -44,6 +55,25 @@ def projector(db: Collections) -> Projector:
 
 async def export_part(sources: ExportSources, tenant_id: str, subject_id: str) -> ExportPart:
     return await export.export_part(RetentionStore(sources.db), tenant_id, subject_id)
+
+
+async def policies(db: Collections, tenant_id: str) -> dict[str, int]:
+    """Category -> the tenant's retention period in days (its own, or the seed default)."""
+    store = RetentionStore(db)
+    return {name: (await store.policy(tenant_id, name)).period_days for name in DEFAULTS}
+
+
+async def upcoming_expiries(
+    db: Collections, tenant_ids: Sequence[str] | None, start: datetime, end: datetime
+) -> list[tuple[str, str, datetime]]:
+    """(tenant, category, due time) of every open schedule due in ``[start, end)``."""
+    query: Document = {"state": "scheduled", "due_at": {"$gte": start, "$lt": end}}
+    if tenant_ids is not None:
+        query["tenant_id"] = {"$in": list(tenant_ids)}
+    return [
+        (str(document["tenant_id"]), str(document.get("category", "")), document["due_at"])
+        async for document in RetentionStore(db).due.find(query)
+    ]
 
 
 DECLARATION: ServiceDeclaration[RetentionSettings, RetentionHandlers] = ServiceDeclaration(

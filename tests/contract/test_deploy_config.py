@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from console.settings import ConsoleSettings
 from services import declarations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
         for name, spec in services.items()
         if spec.get("command", [""])[0] == "python"
     }
-    assert modules == {d.name: d.package for d in declarations()}
+    assert modules == {**{d.name: d.package for d in declarations()}, "console": "console"}
     for module in modules.values():
         assert importlib.util.find_spec(f"{module}.__main__") is not None, module
 
@@ -34,9 +35,9 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
 def test_compose_sets_only_settings_the_code_reads() -> None:
     known = {
         f"LEADTRAIL_{name.upper()}"
-        for declaration in declarations()
-        for name in declaration.settings.model_fields
-    }
+        for settings_class in (*(d.settings for d in declarations()), ConsoleSettings)
+        for name in settings_class.model_fields
+    } | {f"LEADTRAIL_{d.name.upper().replace('-', '_')}_URL" for d in declarations()}
     for name, spec in _compose()["services"].items():
         for variable in spec.get("environment", {}):
             if variable.startswith("LEADTRAIL_"):

@@ -1,0 +1,352 @@
+"""The console's pages and the actions their forms take.
+
+Pages read (:mod:`console.reads`, the services' declarations, the log); actions publish the
+operator's events (a legal hold placed or released, named ``console:<account>``) or redrive a
+dead letter as ``leadtrail dlq redrive`` does. Every action answers with a redirect back to
+its page (post/redirect/get) and a one-line notice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from console import reads
+from console.auth import CsrfChecked, CurrentViewer
+from console.charts import bar_chart
+from console.runtime import runtime_of
+from ops.audit import audit_timeline, hide_legacy_after_erasure
+from ops.dlq import (
+    HANDLED_COLLECTION,
+    DeadLetterNotFoundError,
+    handled_letters,
+    mark_handled,
+    read_dead_letters,
+    redrive,
+)
+from ops.export import UnknownSubjectError, build_package
+from ops.operator import OperatorError, hold_to_release, place_hold, release_hold
+from services.erasure_propagator import declaration as erasure_propagator
+from services.lead_ingest import declaration as lead_ingest
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _back(path: str, notice: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+
+
+def _page(request: Request, viewer: CurrentViewer, template: str, **context: Any) -> HTMLResponse:
+    runtime = runtime_of(request)
+    return runtime.templates.TemplateResponse(
+        request,
+        template,
+        {
+            "viewer": viewer,
+            "account": viewer.account,
+            "csrf": viewer.session.csrf,
+            "notice": request.query_params.get("notice"),
+            "now": runtime.now(),
+            **context,
+        },
+    )
+
+
+# -- requests ------------------------------------------------------------------------------
+@router.get("/requests", response_class=HTMLResponse)
+async def requests_page(
+    request: Request,
+    viewer: CurrentViewer,
+    type: Annotated[str, Query()] = "",
+    status: Annotated[str, Query()] = "",
+    tenant: Annotated[str, Query()] = "",
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.deadline():
+        rows = await reads.request_rows(
+            runtime.db,
+            viewer.only(tenant),
+            runtime.now(),
+            request_type=type or None,
+            status=status or None,
+            limit=runtime.settings.console_register_limit,
+        )
+    query = urlencode({"type": type, "status": status, "tenant": tenant})
+    return _page(
+        request,
+        viewer,
+        "requests.html",
+        rows=rows,
+        types=reads.REQUEST_TYPES,
+        statuses=reads.REQUEST_STATUSES,
+        chosen={"type": type, "status": status, "tenant": tenant},
+        csv_query=query,
+        limit=runtime.settings.console_register_limit,
+    )
+
+
+@router.get("/requests.csv")
+async def requests_csv(
+    request: Request,
+    viewer: CurrentViewer,
+    type: Annotated[str, Query()] = "",
+    status: Annotated[str, Query()] = "",
+    tenant: Annotated[str, Query()] = "",
+) -> Response:
+    """The register of requests (with the page's filters) as CSV: ids, types, times, receipts;
+    no personal data."""
+    runtime = runtime_of(request)
+    async with runtime.deadline():
+        rows = await reads.request_rows(
+            runtime.db,
+            viewer.only(tenant),
+            runtime.now(),
+            request_type=type or None,
+            status=status or None,
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(reads.CSV_HEADER)
+    writer.writerows(row.csv_row() for row in rows)
+    stamp = runtime.now().strftime("%Y%m%dT%H%M%SZ")
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="privacy-requests-{stamp}.csv"'},
+    )
+
+
+# -- subject -------------------------------------------------------------------------------
+@router.get("/subject", response_class=HTMLResponse)
+async def find_subject(
+    request: Request,
+    viewer: CurrentViewer,
+    tenant: Annotated[str, Query()] = "",
+    ref: Annotated[str, Query()] = "",
+) -> Response:
+    """The search form's target: a subject id or a lead id of a tenant -> its page."""
+    if not tenant or not ref.strip():
+        return _page(request, viewer, "find_subject.html", tenant=tenant, ref=ref)
+    tenant_id = viewer.tenant(tenant)
+    runtime = runtime_of(request)
+    subject_id = ref.strip()
+    if subject_id.startswith("lead_"):
+        async with runtime.deadline():
+            found = await lead_ingest.subject_of_lead(runtime.db, tenant_id, subject_id)
+        if found is None:
+            raise HTTPException(404, f"no lead {subject_id} in {tenant_id}")
+        subject_id = found
+    return RedirectResponse(
+        f"/subjects/{quote(tenant_id, safe='')}/{quote(subject_id, safe='')}", status_code=303
+    )
+
+
+@router.get("/subjects/{tenant}/{subject_id}", response_class=HTMLResponse)
+async def subject_page(
+    request: Request, viewer: CurrentViewer, tenant: str, subject_id: str
+) -> Response:
+    """One person: what every service holds (decrypted while the key exists) and the
+    timeline from the log. Personal data appears only here, never in a URL."""
+    tenant_id = viewer.tenant(tenant)
+    runtime = runtime_of(request)
+    async with runtime.deadline():
+        try:
+            package = await build_package(
+                runtime.db, runtime.cipher, runtime.settings.config_dir, tenant_id, subject_id
+            )
+        except UnknownSubjectError:
+            raise HTTPException(404, "no such subject") from None
+        timeline = hide_legacy_after_erasure(
+            await audit_timeline(
+                runtime.settings.kafka_bootstrap,
+                runtime.settings.topic_prefix,
+                runtime.cipher,
+                tenant_id,
+                subject_id,
+            )
+        )
+    erased = any(entry.type == "erasure.completed" for entry in timeline)
+    return _page(
+        request,
+        viewer,
+        "subject.html",
+        tenant_id=tenant_id,
+        subject_id=subject_id,
+        sections=package.sections,
+        timeline=timeline,
+        erased=erased,
+    )
+
+
+# -- retention and holds -------------------------------------------------------------------
+@router.get("/retention", response_class=HTMLResponse)
+async def retention_page(
+    request: Request, viewer: CurrentViewer, tenant: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    tenants = viewer.only(tenant)
+    async with runtime.deadline():
+        per_tenant = [await reads.tenant_retention(runtime.db, t) for t in tenants]
+        weeks = await reads.expiries_per_week(runtime.db, tenants, runtime.now())
+    return _page(
+        request,
+        viewer,
+        "retention.html",
+        per_tenant=per_tenant,
+        chosen_tenant=tenant,
+        chart=bar_chart("Schedules falling due, per week, next 90 days", weeks),
+    )
+
+
+@router.post("/holds")
+async def place_hold_action(
+    request: Request,
+    viewer: CsrfChecked,
+    tenant: Annotated[str, Form()],
+    reason: Annotated[str, Form()],
+    subject_id: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    tenant_id = viewer.tenant(tenant)
+    runtime = runtime_of(request)
+    if not reason.strip():
+        return _back("/retention", "a legal hold needs a reason: nothing was placed")
+    async with runtime.deadline():
+        try:
+            envelope = await place_hold(
+                runtime.publisher,
+                tenant_id=tenant_id,
+                subject_id=subject_id.strip() or None,
+                reason=reason.strip(),
+                placed_by=viewer.account.actor,
+            )
+        except OperatorError as error:
+            return _back("/retention", str(error))
+    return _back("/retention", f"hold placed ({envelope.data['hold_id']}, event {envelope.id})")
+
+
+@router.post("/holds/{tenant}/{hold_id}/release")
+async def release_hold_action(
+    request: Request,
+    viewer: CsrfChecked,
+    tenant: str,
+    hold_id: str,
+    reason: Annotated[str, Form()] = "",
+) -> RedirectResponse:
+    tenant_id = viewer.tenant(tenant)
+    runtime = runtime_of(request)
+    if not reason.strip():
+        return _back("/retention", "a release needs a reason: the hold stays")
+    async with runtime.deadline():
+        try:
+            hold = await hold_to_release(erasure_propagator.holds(runtime.db), tenant_id, hold_id)
+        except OperatorError as error:
+            return _back("/retention", str(error))
+        envelope = await release_hold(
+            runtime.publisher,
+            tenant_id=tenant_id,
+            subject_id=hold["subject_id"] if hold["scope"] == "subject" else None,
+            hold_id=hold_id,
+            released_by=viewer.account.actor,
+            reason=reason.strip(),
+        )
+    return _back("/retention", f"hold {hold_id} released (event {envelope.id})")
+
+
+# -- CRM -----------------------------------------------------------------------------------
+@router.get("/crm", response_class=HTMLResponse)
+async def crm_page(
+    request: Request, viewer: CurrentViewer, tenant: Annotated[str, Query()] = ""
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    tenants = viewer.only(tenant)
+    latest = runtime.sampler.latest
+    circuits = None if latest is None or "crm-sync" in latest.unreachable else latest.circuits
+    async with runtime.deadline():
+        connections = await reads.connection_rows(
+            runtime.db, runtime.settings.config_dir, tenants, circuits
+        )
+        letters = [
+            letter
+            async for letter in read_dead_letters(
+                runtime.settings.kafka_bootstrap, runtime.settings.topic_prefix
+            )
+            if letter.tenant_id in tenants
+        ]
+        handled = await handled_letters(runtime.db[HANDLED_COLLECTION])
+    return _page(
+        request,
+        viewer,
+        "crm.html",
+        connections=connections,
+        letters=letters,
+        handled=handled,
+        chosen_tenant=tenant,
+    )
+
+
+@router.post("/dead-letters/{letter_id}/redrive")
+async def redrive_action(request: Request, viewer: CsrfChecked, letter_id: str) -> Response:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    async with runtime.deadline():
+        mine = [
+            letter
+            async for letter in read_dead_letters(settings.kafka_bootstrap, settings.topic_prefix)
+            if letter.id == letter_id and letter.tenant_id in viewer.tenants
+        ]
+        if not mine:
+            raise HTTPException(404, "not found")
+        try:
+            letter = await redrive(
+                settings.kafka_bootstrap, settings.topic_prefix, letter_id, by=viewer.account.actor
+            )
+        except DeadLetterNotFoundError:
+            raise HTTPException(404, "not found") from None
+        await mark_handled(
+            runtime.db[HANDLED_COLLECTION], letter, runtime.now(), by=viewer.account.actor
+        )
+    return _back("/crm", f"dead letter {letter_id} sent again to {letter.source_topic}")
+
+
+# -- system --------------------------------------------------------------------------------
+@router.get("/system", response_class=HTMLResponse)
+async def system_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
+    runtime = runtime_of(request)
+    async with runtime.deadline():
+        durations = await reads.erasure_durations(runtime.db, viewer.tenants)
+    rates = runtime.sampler.events_per_second()[-60:]
+    latest = runtime.sampler.latest
+    return _page(
+        request,
+        viewer,
+        "system.html",
+        lag=sorted((latest.lag if latest else {}).items()),
+        unreachable=latest.unreachable if latest else {},
+        sampled=latest is not None,
+        rate_chart=bar_chart(
+            "Events published per second, whole cluster",
+            rates,
+            unit="/s",
+            label_every=max(len(rates) // 6, 1),
+        ),
+        erasure_chart=bar_chart("Erasures by time to complete", durations),
+        verification=runtime.verification,
+        report=runtime.verification.report_for(viewer.account.tenant_id)
+        if runtime.verification is not None
+        else None,
+    )
+
+
+@router.post("/system/verify")
+async def verify_action(request: Request, viewer: CsrfChecked) -> RedirectResponse:
+    """Start ``leadtrail verify`` over the whole log; each viewer sees the report of its own
+    tenants' chains (an operator: all of it)."""
+    started = runtime_of(request).start_verification(viewer.account.actor)
+    return _back("/system", "verification started" if started else "a verification is running")

@@ -1,0 +1,60 @@
+"""A store that does not answer makes a console page a 503 with Retry-After, within the
+page's deadline: never a hung tab."""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from console.accounts import Account
+from console.app import create_console_app
+from console.runtime import ConsoleRuntime
+from console.sampler import MetricsSampler
+from console.sessions import COOKIE
+from console.settings import ConsoleSettings
+from services.common.clock import SystemClock
+from services.common.crypto import InMemoryDataKeyring, PiiCipher
+from services.common.store import database, make_mongo_client
+from services.common.tenants import TenantDirectory
+
+
+async def test_a_store_that_does_not_answer_is_a_503_page(tmp_path: Path) -> None:
+    TenantDirectory(tmp_path).add("Acme", tenant_id="acme")
+    settings = ConsoleSettings(
+        kek=base64.b64encode(os.urandom(32)).decode(),
+        mongo_url="mongodb://127.0.0.1:9/",  # discard port: nothing answers
+        store_timeout_s=0.3,
+        console_request_timeout_s=1.0,
+        config_dir=tmp_path,
+        retry_after_s=7,
+    )
+    app = create_console_app(settings, service_urls={})
+    client = make_mongo_client(settings, app_name="console-test")
+    publisher: Any = None  # a GET publishes nothing
+    app.state.runtime = ConsoleRuntime(
+        settings,
+        database(client, settings),
+        PiiCipher(InMemoryDataKeyring()),
+        publisher,
+        SystemClock(),
+        MetricsSampler({}, interval_s=5, timeout_s=1),
+    )
+    account = Account("ops@x.test", "operator", None, datetime.now(UTC))
+    app.state.console.accounts.get = lambda account_id: account  # the account file, as read
+    session_id, _ = app.state.console.sessions.open(account)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://console", cookies={COOKIE: session_id}
+        ) as http:
+            response = await http.get("/requests")
+    finally:
+        await client.close()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert "try again in a moment" in response.text
