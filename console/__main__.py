@@ -9,28 +9,15 @@ from __future__ import annotations
 import asyncio
 
 import uvicorn
-from pydantic import ValidationError
 
 from console.app import create_console_app
 from console.settings import ConsoleSettings
-from services.common.logging import configure_logging, get_logger
-from services.common.runner import listen
+from services.common.logging import get_logger
+from services.common.runner import listen, settings_or_exit
 
 
 def main() -> None:
-    try:
-        settings = ConsoleSettings()
-    except ValidationError as error:
-        configure_logging("console")
-        get_logger("console").error(
-            "invalid configuration",
-            errors=[
-                {"setting": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                for e in error.errors(include_input=False, include_url=False)
-            ],
-        )
-        raise SystemExit(2) from None
-    listener, settings = listen(settings)
+    listener, settings = listen(settings_or_exit("console", ConsoleSettings))
     app = create_console_app(settings)
     host, port = listener.getsockname()[:2]
     get_logger("console").info("listening", url=f"http://{host}:{port}")

@@ -60,25 +60,42 @@ def _page(request: Request, viewer: CurrentViewer, template: str, **context: Any
 
 
 # -- requests ------------------------------------------------------------------------------
+RequestType = Annotated[str, Query(alias="type")]
+RequestStatus = Annotated[str, Query()]
+TenantFilter = Annotated[str, Query()]
+
+
+async def _request_rows(
+    request: Request,
+    viewer: CurrentViewer,
+    request_type: str,
+    status: str,
+    tenant: str,
+    *,
+    limit: int | None,
+) -> list[reads.RequestRow]:
+    runtime = runtime_of(request)
+    async with runtime.deadline():
+        return await reads.request_rows(
+            runtime.db,
+            viewer.only(tenant),
+            runtime.now(),
+            request_type=request_type or None,
+            status=status or None,
+            limit=limit,
+        )
+
+
 @router.get("/requests", response_class=HTMLResponse)
 async def requests_page(
     request: Request,
     viewer: CurrentViewer,
-    type: Annotated[str, Query()] = "",
-    status: Annotated[str, Query()] = "",
-    tenant: Annotated[str, Query()] = "",
+    request_type: RequestType = "",
+    status: RequestStatus = "",
+    tenant: TenantFilter = "",
 ) -> HTMLResponse:
-    runtime = runtime_of(request)
-    async with runtime.deadline():
-        rows = await reads.request_rows(
-            runtime.db,
-            viewer.only(tenant),
-            runtime.now(),
-            request_type=type or None,
-            status=status or None,
-            limit=runtime.settings.console_register_limit,
-        )
-    query = urlencode({"type": type, "status": status, "tenant": tenant})
+    limit = runtime_of(request).settings.console_register_limit
+    rows = await _request_rows(request, viewer, request_type, status, tenant, limit=limit)
     return _page(
         request,
         viewer,
@@ -86,9 +103,9 @@ async def requests_page(
         rows=rows,
         types=reads.REQUEST_TYPES,
         statuses=reads.REQUEST_STATUSES,
-        chosen={"type": type, "status": status, "tenant": tenant},
-        csv_query=query,
-        limit=runtime.settings.console_register_limit,
+        chosen={"type": request_type, "status": status, "tenant": tenant},
+        csv_query=urlencode({"type": request_type, "status": status, "tenant": tenant}),
+        limit=limit,
     )
 
 
@@ -96,26 +113,18 @@ async def requests_page(
 async def requests_csv(
     request: Request,
     viewer: CurrentViewer,
-    type: Annotated[str, Query()] = "",
-    status: Annotated[str, Query()] = "",
-    tenant: Annotated[str, Query()] = "",
+    request_type: RequestType = "",
+    status: RequestStatus = "",
+    tenant: TenantFilter = "",
 ) -> Response:
     """The register of requests (with the page's filters) as CSV: ids, types, times, receipts;
     no personal data."""
-    runtime = runtime_of(request)
-    async with runtime.deadline():
-        rows = await reads.request_rows(
-            runtime.db,
-            viewer.only(tenant),
-            runtime.now(),
-            request_type=type or None,
-            status=status or None,
-        )
+    rows = await _request_rows(request, viewer, request_type, status, tenant, limit=None)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(reads.CSV_HEADER)
     writer.writerows(row.csv_row() for row in rows)
-    stamp = runtime.now().strftime("%Y%m%dT%H%M%SZ")
+    stamp = runtime_of(request).now().strftime("%Y%m%dT%H%M%SZ")
     return Response(
         out.getvalue(),
         media_type="text/csv; charset=utf-8",

@@ -21,7 +21,7 @@ from services.common.logging import configure_logging, get_logger
 from services.common.runtime import create_app
 from services.common.settings import CommonSettings
 
-__all__ = ["listen", "run"]
+__all__ = ["listen", "run", "settings_or_exit"]
 
 S = TypeVar("S", bound=CommonSettings)
 
@@ -37,13 +37,10 @@ def listen(settings: S) -> tuple[socket.socket, S]:
     return listener, settings.model_copy(update={"http_port": listener.getsockname()[1]})
 
 
-def run(
-    declaration: ServiceDeclaration[S, Any], load_settings: Callable[[], S] | None = None
-) -> None:
-    """Serve ``declaration`` with its settings from the environment (or ``load_settings``)."""
-    name = declaration.name
+def settings_or_exit(name: str, load_settings: Callable[[], S]) -> S:
+    """The process's settings, or one ``invalid configuration`` log line and exit 2."""
     try:
-        settings = (load_settings or declaration.settings)()
+        return load_settings()
     except ValidationError as error:
         # One JSON line like every other (the level and format settings are what failed to
         # load); without the inputs, which may be secret keys.
@@ -56,7 +53,14 @@ def run(
             ],
         )
         raise SystemExit(2) from None
-    listener, settings = listen(settings)
+
+
+def run(
+    declaration: ServiceDeclaration[S, Any], load_settings: Callable[[], S] | None = None
+) -> None:
+    """Serve ``declaration`` with its settings from the environment (or ``load_settings``)."""
+    name = declaration.name
+    listener, settings = listen(settings_or_exit(name, load_settings or declaration.settings))
     try:
         app = create_app(declaration, settings)
     except UntrustedClockFileError as error:

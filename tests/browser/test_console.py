@@ -36,21 +36,56 @@ async def reload_until(page: Page, ready: Callable[[], Awaitable[bool]], what: s
     await eventually(probe, within=60, what=what)
 
 
+async def place_hold(page: Page, console: Console, subject_id: str, reason: str) -> str:
+    """Place a hold on the acme subject through the Retention page; its id once listed."""
+    await page.goto(f"{console.url}/retention")
+    acme = page.locator("section", has=page.get_by_role("heading", name="acme", exact=True))
+    await acme.get_by_label("Subject id (empty: the whole tenant)").fill(subject_id)
+    await acme.get_by_label("Reason", exact=True).fill(reason)
+    await acme.get_by_role("button", name="Place hold in acme").click()
+    await expect(page.get_by_role("status")).to_contain_text("hold placed")
+    found = re.search(r"hold_[0-9a-f]{16}", await page.get_by_role("status").inner_text())
+    assert found is not None
+    hold = found.group(0)
+    await reload_until(page, page.get_by_role("row").filter(has_text=hold).is_visible, "hold")
+    return hold
+
+
 async def test_a_dpo_watches_an_erasure_go_from_received_to_completed(console: Console) -> None:
+    """The DPO holds the subject first, so the erasure visibly waits; releasing the hold
+    lets it run, and the page shows each service's receipt as it comes."""
     lead = await console.capture()
-    request = await console.erasure_request(lead["lead_id"])
     page = await console.login("dpo@acme.test")
     await console.check(page, "login-landing-requests")
+    hold = await place_hold(page, console, lead["subject_id"], "tax audit of 2026")
+    request = await console.erasure_request(lead["lead_id"])
 
+    await page.goto(f"{console.url}/requests")
     row = page.get_by_role("row").filter(has_text=request["request_id"])
-    await expect(row).to_be_visible()
     await reload_until(
         page,
-        lambda: row.get_by_text("completed", exact=True).is_visible(),
+        row.get_by_text("waiting for lead-ingest").is_visible,
+        "the erasure to wait under the hold",
+    )
+    await expect(row.get_by_text("verified", exact=True)).to_be_visible()
+    await expect(row.get_by_text("completed", exact=True)).to_have_count(0)
+    await console.check(page, "requests-waiting")
+
+    await page.goto(f"{console.url}/retention")
+    held = page.get_by_role("row").filter(has_text=hold)
+    await held.get_by_label("Reason for release").fill("audit closed")
+    await held.get_by_role("button", name=f"Release {hold}").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"hold {hold} released")
+
+    await page.goto(f"{console.url}/requests")
+    await reload_until(
+        page,
+        row.get_by_text("completed", exact=True).is_visible,
         "the erasure to show as completed",
     )
     for service in ("lead-ingest", "consent-ledger", "retention-scheduler", "crm-sync"):
         await expect(row.get_by_text(re.compile(rf"^{service} ✓"))).to_be_visible()
+    await expect(row.get_by_text("waiting for")).to_have_count(0)
     await console.check(page, "requests")
 
     csv = await page.context.request.get(f"{console.url}/requests.csv")
@@ -87,7 +122,7 @@ async def test_an_operator_places_and_releases_a_legal_hold(console: Console) ->
     await page.get_by_role("link", name="Retention and holds").click()
     await console.check(page, "retention")
     acme = page.locator("section", has=page.get_by_role("heading", name="acme", exact=True))
-    await acme.get_by_label("Reason").fill("litigation 2026-114")
+    await acme.get_by_label("Reason", exact=True).fill("litigation 2026-114")
     await acme.get_by_role("button", name="Place hold in acme").click()
     await expect(page.get_by_role("status")).to_contain_text("hold placed")
     hold_id = re.search(r"hold_[0-9a-f]{16}", await page.get_by_role("status").inner_text())

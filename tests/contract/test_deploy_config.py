@@ -11,6 +11,7 @@ import yaml
 
 from console.settings import ConsoleSettings
 from services import declarations
+from services.common.settings import CommonSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,9 +34,11 @@ def test_compose_runs_the_five_services_from_real_modules() -> None:
 
 
 def test_compose_sets_only_settings_the_code_reads() -> None:
+    classes: list[type[CommonSettings]] = [d.settings for d in declarations()]
+    classes.append(ConsoleSettings)
     known = {
         f"LEADTRAIL_{name.upper()}"
-        for settings_class in (*(d.settings for d in declarations()), ConsoleSettings)
+        for settings_class in classes
         for name in settings_class.model_fields
     } | {f"LEADTRAIL_{d.name.upper().replace('-', '_')}_URL" for d in declarations()}
     for name, spec in _compose()["services"].items():
