@@ -46,6 +46,7 @@ from services.common.publisher import derived_event_id
 from services.common.store import Document
 
 __all__ = [
+    "DECIDED_BY",
     "ERASURES",
     "HOLDS",
     "OPEN_STATES",
@@ -54,6 +55,7 @@ __all__ = [
     "REQUESTS",
     "ErasureModel",
     "Seeds",
+    "covering_holds",
     "decided_by",
     "erasure_id_for",
     "missing_receipts",
@@ -372,3 +374,15 @@ def _holds_over(docs: Docs, tenant_id: str, subject_id: str) -> list[str]:
         if (docs[ref] or {}).get("scope") == "tenant"
         or (docs[ref] or {}).get("subject_id") == subject_id
     ]
+
+
+def covering_holds(holds: Iterable[Document], tenant_id: str, subject_id: str) -> list[str]:
+    """The ids of the active holds among ``holds`` (stored documents, with their ``_id``) that
+    cover the subject (R18): a hold on the whole tenant, or on that subject."""
+    return sorted(
+        str(hold["_id"])
+        for hold in holds
+        if hold.get("active")
+        and hold.get("tenant_id") == tenant_id
+        and (hold.get("scope") == "tenant" or hold.get("subject_id") == subject_id)
+    )

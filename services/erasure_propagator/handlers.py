@@ -15,7 +15,9 @@ each event's documents are acted on: the keys of every subject whose erasure the
 requested are destroyed in one go, and the events are published in the batch's order. An event
 acts on what it changed (``_applied`` holds its id), so a redelivery, after a crash between the
 write and the publishing, acts again: destroying is idempotent and every event id is derived
-from the erasure's, so nothing happens twice.
+from the erasure's, so nothing happens twice. A batch that deferred an erasure or released a
+hold then reads again for deferred erasures no hold covers (:meth:`ErasureHandlers.
+recheck_deferred`): another replica may have folded the other half at the same time.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from contracts import EventEnvelope
-from contracts.events import erasure, privacy
+from contracts.events import erasure, privacy, retention
 from services.common.export_package import EXPORT_REQUEST_TYPES, send_export_part
 from services.common.logging import get_logger
 from services.common.pipeline import Applied, BatchFolder
@@ -38,6 +40,7 @@ from services.erasure_propagator.domain import (
     ERASURES,
     RECTIFICATIONS,
     ErasureModel,
+    covering_holds,
     decided_by,
     missing_receipts,
     receipts_of,
@@ -87,16 +90,61 @@ class ErasureHandlers:
         events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
         seeded = await self.store.seeds(self.model.seeds_needed(events))
         applied_events = await self.folder.fold(events, seeded=seeded)
-        requested = {
-            (document["tenant_id"], document["subject_id"])
+        decided = [
+            document
             for applied in applied_events
             for document in self.decided(applied, ERASURES, "requested")
-        }
+        ]
+        rechecked = await self.recheck_deferred(applied_events, {d["_id"] for d in decided})
+        requested = {(d["tenant_id"], d["subject_id"]) for d in [*decided, *rechecked]}
         destroyed = await self.runtime.keyring.destroy_all(sorted(requested))
         if requested:
             log.info("data keys destroyed", subjects=len(requested), keys=destroyed)
         for applied in applied_events:
             await self.react(applied)
+        for document in rechecked:
+            await self.requested(document)
+
+    async def recheck_deferred(
+        self, applied_events: Sequence[Applied], decided: set[str]
+    ) -> list[Document]:
+        """After a batch that deferred an erasure or released a hold: the tenants' deferred
+        erasures that no active hold covers any more, requested now.
+
+        With several replicas, a release and a deferral under that hold can be folded at the
+        same time, each reading before the other wrote: the release finds no deferral to
+        request, the deferral saw the hold active. Both sides read again after writing, so
+        whichever reads second sees the other's write (the store orders them) and requests
+        the erasure; the write is conditional on the version read, so only one does. The
+        requested erasure names an event of this batch (``decided_by``): a redelivery of the
+        batch finds it here again and acts on it again (keys, ``erasure.requested``: the same
+        ids). Two reads, only in batches with a deferral or a release."""
+        first_event: dict[str, EventEnvelope] = {}
+        for applied in applied_events:
+            envelope = applied.event.envelope
+            if isinstance(applied.event.data, retention.RetentionHoldReleasedV1) or self.decided(
+                applied, ERASURES, "deferred"
+            ):
+                first_event.setdefault(envelope.tenant_id, envelope)
+        if not first_event:
+            return []
+        batch_ids = [applied.event.envelope.id for applied in applied_events]
+        erasures, holds = await self.store.recheck_reads(sorted(first_event), batch_ids)
+        requested = []
+        for document in erasures:
+            if document["_id"] in decided:
+                continue  # requested by the fold itself: already acted on
+            if document["state"] == "requested":
+                requested.append(document)  # by a previous attempt at this batch
+                continue
+            if covering_holds(holds, document["tenant_id"], document["subject_id"]):
+                continue
+            cause = first_event[document["tenant_id"]]
+            moved = await self.store.request_deferred(document, cause.occurred_at, cause.id)
+            if moved is not None:
+                log.info("deferred erasure no longer held: requested", erasure_id=moved["_id"])
+                requested.append(moved)
+        return requested
 
     @staticmethod
     def decided(applied: Applied, collection: str, state: str) -> list[Document]:

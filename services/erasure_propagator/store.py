@@ -19,6 +19,7 @@ from contracts import REGISTRY, EventEnvelope
 from services.common.pipeline import VERSION_FIELD, BatchFolder, DocRef
 from services.common.store import Collections, Document, find_owned
 from services.erasure_propagator.domain import (
+    DECIDED_BY,
     ERASURES,
     HOLDS,
     OPEN_STATES,
@@ -72,6 +73,41 @@ class ErasureStore:
         return found
 
     # -- erasures --------------------------------------------------------------------------
+    async def recheck_reads(
+        self, tenants: Sequence[str], batch_event_ids: Sequence[str]
+    ) -> tuple[list[Document], list[Document]]:
+        """For :meth:`~.handlers.ErasureHandlers.recheck_deferred`: the tenants' deferred
+        erasures (and those a previous attempt at this batch requested), and their active
+        holds. Two reads."""
+        erasures = await self.erasures.find(
+            {
+                "tenant_id": {"$in": sorted(tenants)},
+                "$or": [
+                    {"state": "deferred"},
+                    {"state": "requested", DECIDED_BY: {"$in": sorted(batch_event_ids)}},
+                ],
+            }
+        ).to_list(None)
+        holds = await self.holds.find(
+            {"tenant_id": {"$in": sorted(tenants)}, "active": True}
+        ).to_list(None)
+        return erasures, holds
+
+    async def request_deferred(
+        self, document: Document, requested_at: datetime, decided_by_event: str
+    ) -> Document | None:
+        """Move a deferred erasure to ``requested`` if it is still the version read; the
+        document as written, or None when something else changed it first."""
+        fields = {"state": "requested", "requested_at": requested_at, DECIDED_BY: decided_by_event}
+        version = document.get(VERSION_FIELD)
+        result = await self.erasures.update_one(
+            {"_id": document["_id"], "state": "deferred", VERSION_FIELD: version},
+            {"$set": fields, "$inc": {VERSION_FIELD: 1}},
+        )
+        if result.modified_count != 1:
+            return None
+        return {**document, **fields, VERSION_FIELD: (document.get(VERSION_FIELD) or 0) + 1}
+
     async def erasure(self, erasure_id: str) -> Document | None:
         return await self.erasures.find_one({"_id": erasure_id})
 
