@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -20,6 +21,8 @@ from console import reads
 from console.auth import CsrfChecked, CurrentViewer
 from console.charts import bar_chart
 from console.runtime import runtime_of
+from contracts.events.operator import ALL_TENANTS, LogVerificationStartedV1
+from contracts.events.retention import TENANT_SUBJECT
 from ops.audit import audit_timeline, hide_legacy_after_erasure
 from ops.dlq import (
     HANDLED_COLLECTION,
@@ -27,6 +30,7 @@ from ops.dlq import (
     handled_letters,
     mark_handled,
     read_dead_letters,
+    record_redrive,
     redrive,
 )
 from ops.export import UnknownSubjectError, build_package
@@ -321,6 +325,7 @@ async def redrive_action(request: Request, viewer: CsrfChecked, letter_id: str) 
         await mark_handled(
             runtime.db[HANDLED_COLLECTION], letter, runtime.now(), by=viewer.account.actor
         )
+        await record_redrive(runtime.publisher, letter, viewer.account.actor)
     return _back("/crm", f"dead letter {letter_id} sent again to {letter.source_topic}")
 
 
@@ -357,5 +362,18 @@ async def system_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
 async def verify_action(request: Request, viewer: CsrfChecked) -> RedirectResponse:
     """Start ``leadtrail verify`` over the whole log; each viewer sees the report of its own
     tenants' chains (an operator: all of it)."""
-    started = runtime_of(request).start_verification(viewer.account.actor)
-    return _back("/system", "verification started" if started else "a verification is running")
+    runtime = runtime_of(request)
+    if runtime.verification is not None and runtime.verification.running:
+        return _back("/system", "a verification is running")
+    account = viewer.account
+    async with runtime.deadline():
+        await runtime.publisher.publish(
+            LogVerificationStartedV1(
+                started_by=account.actor, scope="all" if account.tenant_id is None else "tenant"
+            ),
+            tenant_id=account.tenant_id or ALL_TENANTS,
+            subject_id=TENANT_SUBJECT,
+            correlation_id=str(uuid.uuid4()),
+        )
+    runtime.start_verification(account.actor)
+    return _back("/system", "verification started")

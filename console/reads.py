@@ -114,11 +114,18 @@ async def request_rows(
 ) -> list[RequestRow]:
     """The privacy requests of ``tenant_ids`` by deadline, with the receipts of their
     execution and, for an erasure still open, who has not confirmed yet."""
-    documents = await lead_ingest.privacy_requests(db, tenant_ids)
+    documents = await lead_ingest.privacy_requests(
+        db,
+        tenant_ids,
+        request_type=request_type,
+        limit=None if status else limit,  # the status is derived: filtered below
+    )
     waiting: dict[str, list[str]] = {}
-    for erasure in await erasure_propagator.erasures(db, tenant_ids):
+    for erasure in await erasure_propagator.erasures(
+        db, tenant_ids, states=("deferred", "requested")
+    ):
         request_id = (erasure.get("trigger") or {}).get("request_id")
-        if request_id and erasure.get("state") != "completed":
+        if request_id:
             confirmed = set(erasure.get("receipts") or {})
             waiting[request_id] = sorted(set(erasure.get("expected") or ()) - confirmed)
     rows = []
@@ -252,7 +259,7 @@ async def erasure_durations(
         ("later", float("inf")),
     ]
     counts = dict.fromkeys((name for name, _ in bands), 0.0)
-    for erasure in await erasure_propagator.erasures(db, tenant_ids):
+    for erasure in await erasure_propagator.erasures(db, tenant_ids, states=("completed",)):
         opened = _utc(erasure.get("opened_at")) or _utc(erasure.get("requested_at"))
         completed = _utc(erasure.get("completed_at"))
         if opened is None or completed is None:

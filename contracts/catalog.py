@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.events import consent, crm, erasure, lead, privacy, retention
+from contracts.events import consent, crm, erasure, lead, operator, privacy, retention
 from contracts.registry import EventDefinition, EventRegistry
 from contracts.topics import (
     CONSENT_EVENTS,
@@ -36,6 +36,7 @@ from contracts.topics import (
     CRM_SYNC,
     ERASURE_EVENTS,
     LEAD_EVENTS,
+    OPERATOR_EVENTS,
     PRIVACY_EVENTS,
     RETENTION_EVENTS,
 )
@@ -261,6 +262,7 @@ def build_registry() -> EventRegistry:
         ),
         *_retention_and_erasure(),
         *_crm(),
+        *_operator(),
     ):
         registry.register(definition)
     registry.upcaster("lead.scored", 1)(upcast_lead_scored_v1_v2)
@@ -411,6 +413,27 @@ def _retention_and_erasure() -> list[EventDefinition]:
             "Every expected rectification receipt is in; the subject can be told (R24).",
             producers=ERASURE,
             consumers=("lead-ingest",),
+        ),
+    ]
+
+
+def _operator() -> list[EventDefinition]:
+    return [
+        _v1(
+            "operator.dead_letter_redriven",
+            operator.DeadLetterRedrivenV1,
+            OPERATOR_EVENTS.name,
+            "A dead letter's record was sent to its topic again, by the account named.",
+            producers=("operator",),
+            consumers=("operator",),
+        ),
+        _v1(
+            "operator.log_verification_started",
+            operator.LogVerificationStartedV1,
+            OPERATOR_EVENTS.name,
+            "A verification of the log's integrity seals was started, by the account named.",
+            producers=("operator",),
+            consumers=("operator",),
         ),
     ]
 

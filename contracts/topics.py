@@ -18,6 +18,7 @@ __all__ = [
     "DEAD_LETTERS",
     "ERASURE_EVENTS",
     "LEAD_EVENTS",
+    "OPERATOR_EVENTS",
     "PRIVACY_EVENTS",
     "RETENTION_EVENTS",
     "TopicSpec",
@@ -50,6 +51,11 @@ CRM_EVENTS = TopicSpec("crm-events", "CRM pushes, failures, deletions, recipient
 CRM_SYNC = TopicSpec(
     "crm-sync", "Pull-mode feed for CRM-side consumers, with the tenant's field mapping applied."
 )
+OPERATOR_EVENTS = TopicSpec(
+    "operator-events",
+    "Operators' and DPOs' actions beside the domain events: redrives, verifications started.",
+    partitions=1,
+)
 DEAD_LETTERS = TopicSpec(
     "dead-letters",
     "Messages a consumer could not handle, with the error and where they came from.",
@@ -64,5 +70,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ERASURE_EVENTS,
     CRM_EVENTS,
     CRM_SYNC,
+    OPERATOR_EVENTS,
     DEAD_LETTERS,
 )

@@ -5,21 +5,27 @@ as headers: ``redriven_from`` (the letter's id), ``redrive_service`` (only that 
 it again; the others handled the original) and whatever the letter named, such as crm-sync's
 ``connection_id`` (only the CRM connection whose call failed is called again). The letter is
 then recorded as handled in the ``ops_dead_letters`` collection, which ``leadtrail dlq list``
-reads to hide handled letters (``--all`` shows them, marked).
+reads to hide handled letters (``--all`` shows them, marked), and the redrive is published as
+``operator.dead_letter_redriven`` naming who asked.
 """
 
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 
+from contracts import EventEnvelope
 from contracts.dead_letter import DeadLetterV1
+from contracts.events.operator import ALL_TENANTS, DeadLetterRedrivenV1
+from contracts.events.retention import TENANT_SUBJECT
 from contracts.topics import DEAD_LETTERS
 from ops.kafka_log import open_log
+from services.common.publisher import EventPublisher
 from services.common.store import Document
 
 __all__ = [
@@ -28,6 +34,7 @@ __all__ = [
     "handled_letters",
     "mark_handled",
     "read_dead_letters",
+    "record_redrive",
     "redrive",
 ]
 
@@ -77,6 +84,24 @@ async def redrive(
     finally:
         await producer.stop()
     return letter
+
+
+async def record_redrive(publisher: EventPublisher, letter: DeadLetterV1, by: str) -> EventEnvelope:
+    """The redrive as an event on ``operator-events`` naming who asked (under the letter's
+    tenant, or ``_all`` when the letter names none)."""
+    return await publisher.publish(
+        DeadLetterRedrivenV1(
+            letter_id=letter.id,
+            service=letter.service,
+            source_topic=letter.source_topic,
+            event_id=letter.event_id,
+            event_type=letter.event_type,
+            redriven_by=by,
+        ),
+        tenant_id=letter.tenant_id or ALL_TENANTS,
+        subject_id=TENANT_SUBJECT,
+        correlation_id=str(uuid.uuid4()),
+    )
 
 
 async def mark_handled(

@@ -69,23 +69,40 @@ def dlq_list(
 
 
 @dlq_app.command("redrive")
-def dlq_redrive(letter_id: str = typer.Argument(..., help="id from 'leadtrail dlq list'")) -> None:
+def dlq_redrive(
+    letter_id: str = typer.Argument(..., help="id from 'leadtrail dlq list'"),
+    by: str = typer.Option(
+        None, "--by", help="who redrives (recorded in the event; default: cli:<OS user>)"
+    ),
+) -> None:
     """Send a dead letter's original record to its topic again, for the service that gave up
     on it alone; a crm-sync letter calls again only the CRM connection whose call failed. The
     letter is then handled: `leadtrail dlq list` no longer shows it (`--all` does).
     (Consumers deduplicate by event id, so a record that was meanwhile handled changes nothing.)
 
-    Example: leadtrail dlq redrive 019ad0f2-5e30-7c6d-9043-7dab2e4f9033
+    Example: leadtrail dlq redrive 019ad0f2-5e30-7c6d-9043-7dab2e4f9033 --by ops@acme
     """
-    from ops.dlq import HANDLED_COLLECTION, DeadLetterNotFoundError, mark_handled, redrive
+    import getpass
+
+    from ops.dlq import (
+        HANDLED_COLLECTION,
+        DeadLetterNotFoundError,
+        mark_handled,
+        record_redrive,
+        redrive,
+    )
     from ops.export import open_database
+    from ops.operator import operator_publisher
 
     settings = operator_settings()
+    actor = by or f"cli:{getpass.getuser()}"
 
     async def run() -> DeadLetterV1:
-        letter = await redrive(settings.kafka_bootstrap, settings.topic_prefix, letter_id)
+        letter = await redrive(settings.kafka_bootstrap, settings.topic_prefix, letter_id, by=actor)
         async with open_database(settings) as (db, _):
-            await mark_handled(db[HANDLED_COLLECTION], letter, datetime.now(UTC))
+            await mark_handled(db[HANDLED_COLLECTION], letter, datetime.now(UTC), by=actor)
+        async with operator_publisher(settings) as publisher:
+            await record_redrive(publisher, letter, actor)
         return letter
 
     try:

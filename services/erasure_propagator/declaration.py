@@ -47,11 +47,15 @@ def holds(db: Collections) -> AsyncCollection[Document]:
     return ErasureStore(db).holds
 
 
-async def erasures(db: Collections, tenant_ids: Sequence[str] | None) -> list[Document]:
-    """The erasures it runs (of ``tenant_ids``, or of every tenant): ``state``, ``opened_at``,
-    ``requested_at``, ``completed_at``, ``deadline``, ``expected`` services and ``receipts``
-    (service -> receipt), ``trigger`` (with the privacy request's id)."""
+async def erasures(
+    db: Collections, tenant_ids: Sequence[str] | None, *, states: Sequence[str] | None = None
+) -> list[Document]:
+    """The erasures it runs (of ``tenant_ids``, or of every tenant; in ``states``): ``state``,
+    ``opened_at``, ``requested_at``, ``completed_at``, ``deadline``, ``expected`` services and
+    ``receipts`` (service -> receipt), ``trigger`` (with the privacy request's id)."""
     query: Document = {} if tenant_ids is None else {"tenant_id": {"$in": list(tenant_ids)}}
+    if states is not None:
+        query["state"] = {"$in": list(states)}
     return await ErasureStore(db).erasures.find(query).to_list(None)
 
 

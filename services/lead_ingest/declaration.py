@@ -46,14 +46,20 @@ async def subject_of_lead(db: Collections, tenant_id: str, lead_id: str) -> str 
 
 
 async def privacy_requests(
-    db: Collections, tenant_ids: Sequence[str] | None, *, limit: int | None = None
+    db: Collections,
+    tenant_ids: Sequence[str] | None,
+    *,
+    request_type: str | None = None,
+    limit: int | None = None,
 ) -> list[Document]:
-    """The register of privacy requests (of ``tenant_ids``, or of every tenant), each with its
-    ``status`` as the API reports it, earliest deadline first (the console's requests page)."""
+    """The register of privacy requests (of ``tenant_ids``, or of every tenant; of one type),
+    each with its ``status`` as the API reports it, earliest deadline first, at most
+    ``limit`` (the console's requests page)."""
     query: Document = {} if tenant_ids is None else {"tenant_id": {"$in": list(tenant_ids)}}
+    if request_type is not None:
+        query["type"] = request_type
     cursor = db[REQUESTS].find(query, sort=[("deadline", ASCENDING)], limit=limit or 0)
-    found = await cursor.to_list(None)
-    return [{**document, "status": request_status(document)} for document in found]
+    return [{**document, "status": request_status(document)} async for document in cursor]
 
 
 DECLARATION: ServiceDeclaration[IngestSettings, LeadIngestHandlers] = ServiceDeclaration(

@@ -211,6 +211,11 @@ async def test_an_operator_redrives_a_dead_letter(console: Console) -> None:
     assert record.value == b'{"a": "record"}'
     assert headers["redriven_from"] == letter.id.encode()
     assert headers["redriven_by"] == b"console:ops@leadtrail.test"
+    recorded = await stack.wait_for_event(
+        "operator-events", lambda e: e.type == "operator.dead_letter_redriven"
+    )
+    assert recorded.data["letter_id"] == letter.id
+    assert recorded.data["redriven_by"] == "console:ops@leadtrail.test"
 
     globex = await console.login("dpo@globex.test")
     await globex.goto(f"{console.url}/crm")
@@ -281,6 +286,11 @@ async def test_logins_sessions_and_forms_are_guarded(console: Console) -> None:
         "the verification to finish",
     )
     await console.check(page, "system")
+    started = await console.stack.wait_for_event(
+        "operator-events", lambda e: e.type == "operator.log_verification_started"
+    )
+    assert started.data == {"started_by": "console:ops@leadtrail.test", "scope": "all"}
+    assert started.tenant_id == "_all"
 
     await page.get_by_role("button", name="Log out").click()
     await page.wait_for_url(re.compile(r".*/login$"))

@@ -329,9 +329,15 @@ async def test_a_permanent_error_is_dead_lettered_and_redrive_sends_it_again(
     listed = await crm.stack.cli("dlq", "list", "--service", "crm-sync")
     assert listed.exit_code == 0, listed.output
     assert dead.id in listed.stdout
-    redriven = await crm.stack.cli("dlq", "redrive", dead.id)
+    redriven = await crm.stack.cli("dlq", "redrive", dead.id, "--by", "ops@acme")
     assert redriven.exit_code == 0, redriven.output
     await crm.in_crm("maria.rossi@example.org")
+    recorded = await crm.stack.wait_for_event(
+        "operator-events", lambda e: e.type == "operator.dead_letter_redriven"
+    )
+    assert recorded.data["letter_id"] == dead.id
+    assert recorded.data["redriven_by"] == "ops@acme"
+    assert recorded.tenant_id == "acme"
     # Handled: no longer listed, but --all still shows it, marked.
     listed = await crm.stack.cli("dlq", "list", "--service", "crm-sync")
     assert dead.id not in listed.stdout
