@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
 
@@ -47,6 +48,9 @@ class Console:
     sessions: SessionStore
     logins: RateLimiter
     """Login attempts per client address and account: 5, then one every 10 s."""
+    logins_per_address: RateLimiter = field(default_factory=lambda: RateLimiter(1 / 3, 20))
+    """Login attempts per client address, whatever the account: 20, then one every 3 s."""
+    password_checks: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
 
 
 def console_of(request: Request) -> Console:

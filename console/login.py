@@ -2,12 +2,15 @@
 
 The login form is protected against cross-site posting by a double-submit token (a random
 value in an ``HttpOnly``, ``SameSite=Strict`` cookie and in the form, which must match), and
-attempts are limited per client address and account (5, then one every 10 s). A failed
-login answers the same for an unknown account and a wrong password, and takes as long.
+attempts are limited per client address (20, then one every 3 s) and per address and account
+(5, then one every 10 s). Passwords are checked in worker threads, two at a time, so logins
+never stall the pages. A failed login answers the same for an unknown account and a wrong
+password, and takes as long.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated
 
@@ -68,13 +71,20 @@ async def login(
     if not cookie or not secrets.compare_digest(cookie, login_token):
         raise HTTPException(403, "the login form is stale: reload it and try again")
     address = request.client.host if request.client else "unknown"
+    console = console_of(request)
+    account_id = account.strip().lower()
     try:
-        console_of(request).logins.check(f"{address}|{account.strip().lower()}")
+        # Per address first: made-up account names must not buy unlimited attempts.
+        console.logins_per_address.check(address)
+        console.logins.check(f"{address}|{account_id}")
     except ProblemError:
         raise HTTPException(429, "too many attempts: wait a minute and try again") from None
-    found = console_of(request).accounts.authenticate(account.strip().lower(), password)
+    async with console.password_checks:
+        # scrypt takes ~0.1 s of CPU: off the event loop, a few at a time.
+        found = await asyncio.to_thread(console.accounts.authenticate, account_id, password)
     if found is None:
-        log.warning("console login refused", account=account[:64], client=address)
+        # Not the input itself: it may be a password typed in the wrong field.
+        log.warning("console login refused", client=address)
         return templates.TemplateResponse(
             request,
             "login.html",
@@ -85,7 +95,7 @@ async def login(
             },
             status_code=401,
         )
-    session_id, _ = console_of(request).sessions.open(found)
+    session_id, _ = console.sessions.open(found)
     log.info("console login", account=found.id, role=found.role, client=address)
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(
@@ -94,8 +104,7 @@ async def login(
         httponly=True,
         samesite="strict",
         secure=_secure(request),
-        max_age=int(console_of(request).sessions.ttl_s),
-    )
+    )  # a browser-session cookie: the session itself ends after ttl_s without a request
     response.delete_cookie(LOGIN_COOKIE)
     return response
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -18,12 +19,12 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from console import reads
-from console.auth import CsrfChecked, CurrentViewer
+from console.auth import CsrfChecked, CurrentViewer, Viewer
 from console.charts import bar_chart
-from console.runtime import runtime_of
+from console.runtime import DependencyTimeoutError, runtime_of
 from contracts.events.operator import ALL_TENANTS, LogVerificationStartedV1
 from contracts.events.retention import TENANT_SUBJECT
-from ops.audit import audit_timeline, hide_legacy_after_erasure
+from ops.audit import AuditError, AuditUnavailableError, audit_timeline
 from ops.dlq import (
     HANDLED_COLLECTION,
     DeadLetterNotFoundError,
@@ -41,13 +42,16 @@ from services.lead_ingest import declaration as lead_ingest
 __all__ = ["router"]
 
 router = APIRouter()
+SUBJECT_ID = re.compile(r"^sub_[0-9a-f]{8,48}$")
 
 
-def _back(path: str, notice: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?{urlencode({'notice': notice})}", status_code=303)
+def _back(viewer: Viewer, path: str, notice: str) -> RedirectResponse:
+    """Back to ``path`` (post/redirect/get), which shows ``notice`` once."""
+    viewer.session.notices.append(notice)
+    return RedirectResponse(path, status_code=303)
 
 
-def _page(request: Request, viewer: CurrentViewer, template: str, **context: Any) -> HTMLResponse:
+def _page(request: Request, viewer: Viewer, template: str, **context: Any) -> HTMLResponse:
     runtime = runtime_of(request)
     return runtime.templates.TemplateResponse(
         request,
@@ -56,7 +60,7 @@ def _page(request: Request, viewer: CurrentViewer, template: str, **context: Any
             "viewer": viewer,
             "account": viewer.account,
             "csrf": viewer.session.csrf,
-            "notice": request.query_params.get("notice"),
+            "notices": viewer.session.take_notices(),
             "now": runtime.now(),
             **context,
         },
@@ -168,6 +172,10 @@ async def subject_page(
     """One person: what every service holds (decrypted while the key exists) and the
     timeline from the log. Personal data appears only here, never in a URL."""
     tenant_id = viewer.tenant(tenant)
+    if subject_id.startswith("lead_"):  # a lead's page is its subject's
+        return RedirectResponse(
+            f"/subject?{urlencode({'tenant': tenant_id, 'ref': subject_id})}", status_code=303
+        )
     runtime = runtime_of(request)
     async with runtime.deadline():
         try:
@@ -176,15 +184,18 @@ async def subject_page(
             )
         except UnknownSubjectError:
             raise HTTPException(404, "no such subject") from None
-        timeline = hide_legacy_after_erasure(
-            await audit_timeline(
+        try:
+            timeline = await audit_timeline(
                 runtime.settings.kafka_bootstrap,
                 runtime.settings.topic_prefix,
                 runtime.cipher,
                 tenant_id,
                 subject_id,
             )
-        )
+        except AuditUnavailableError:
+            raise DependencyTimeoutError("Kafka did not answer") from None
+        except AuditError:
+            timeline = []  # held in a read model, no event on the log (yet)
     erased = any(entry.type == "erasure.completed" for entry in timeline)
     return _page(
         request,
@@ -228,20 +239,24 @@ async def place_hold_action(
 ) -> RedirectResponse:
     tenant_id = viewer.tenant(tenant)
     runtime = runtime_of(request)
+    subject = subject_id.strip() or None
     if not reason.strip():
-        return _back("/retention", "a legal hold needs a reason: nothing was placed")
-    async with runtime.deadline():
+        return _back(viewer, "/retention", "a legal hold needs a reason: nothing was placed")
+    if subject is not None and not SUBJECT_ID.match(subject):
+        return _back(viewer, "/retention", f"{subject[:80]!r} is not a subject id (sub_…)")
+    async with runtime.unavailable_as_503():
         try:
             envelope = await place_hold(
                 runtime.publisher,
                 tenant_id=tenant_id,
-                subject_id=subject_id.strip() or None,
+                subject_id=subject,
                 reason=reason.strip(),
                 placed_by=viewer.account.actor,
             )
         except OperatorError as error:
-            return _back("/retention", str(error))
-    return _back("/retention", f"hold placed ({envelope.data['hold_id']}, event {envelope.id})")
+            return _back(viewer, "/retention", str(error))
+    placed = f"hold placed ({envelope.data['hold_id']}, event {envelope.id})"
+    return _back(viewer, "/retention", placed)
 
 
 @router.post("/holds/{tenant}/{hold_id}/release")
@@ -255,12 +270,13 @@ async def release_hold_action(
     tenant_id = viewer.tenant(tenant)
     runtime = runtime_of(request)
     if not reason.strip():
-        return _back("/retention", "a release needs a reason: the hold stays")
+        return _back(viewer, "/retention", "a release needs a reason: the hold stays")
     async with runtime.deadline():
         try:
             hold = await hold_to_release(erasure_propagator.holds(runtime.db), tenant_id, hold_id)
         except OperatorError as error:
-            return _back("/retention", str(error))
+            return _back(viewer, "/retention", str(error))
+    async with runtime.unavailable_as_503():
         envelope = await release_hold(
             runtime.publisher,
             tenant_id=tenant_id,
@@ -269,7 +285,7 @@ async def release_hold_action(
             released_by=viewer.account.actor,
             reason=reason.strip(),
         )
-    return _back("/retention", f"hold {hold_id} released (event {envelope.id})")
+    return _back(viewer, "/retention", f"hold {hold_id} released (event {envelope.id})")
 
 
 # -- CRM -----------------------------------------------------------------------------------
@@ -306,6 +322,9 @@ async def crm_page(
 
 @router.post("/dead-letters/{letter_id}/redrive")
 async def redrive_action(request: Request, viewer: CsrfChecked, letter_id: str) -> Response:
+    """Reads under the page's deadline; the redrive and its records (handled, the event)
+    are bounded by Kafka's and the store's own deadlines instead, so a slow page never leaves
+    a record sent again without the event that names who asked."""
     runtime = runtime_of(request)
     settings = runtime.settings
     async with runtime.deadline():
@@ -314,19 +333,19 @@ async def redrive_action(request: Request, viewer: CsrfChecked, letter_id: str) 
             async for letter in read_dead_letters(settings.kafka_bootstrap, settings.topic_prefix)
             if letter.id == letter_id and letter.tenant_id in viewer.tenants
         ]
-        if not mine:
-            raise HTTPException(404, "not found")
+    if not mine:
+        raise HTTPException(404, "not found")
+    actor = viewer.account.actor
+    async with runtime.unavailable_as_503():
         try:
             letter = await redrive(
-                settings.kafka_bootstrap, settings.topic_prefix, letter_id, by=viewer.account.actor
+                settings.kafka_bootstrap, settings.topic_prefix, letter_id, by=actor
             )
         except DeadLetterNotFoundError:
             raise HTTPException(404, "not found") from None
-        await mark_handled(
-            runtime.db[HANDLED_COLLECTION], letter, runtime.now(), by=viewer.account.actor
-        )
-        await record_redrive(runtime.publisher, letter, viewer.account.actor)
-    return _back("/crm", f"dead letter {letter_id} sent again to {letter.source_topic}")
+        await mark_handled(runtime.db[HANDLED_COLLECTION], letter, runtime.now(), by=actor)
+        await record_redrive(runtime.publisher, letter, actor)
+    return _back(viewer, "/crm", f"dead letter {letter_id} sent again to {letter.source_topic}")
 
 
 # -- system --------------------------------------------------------------------------------
@@ -355,6 +374,7 @@ async def system_page(request: Request, viewer: CurrentViewer) -> HTMLResponse:
         report=runtime.verification.report_for(viewer.account.tenant_id)
         if runtime.verification is not None
         else None,
+        operator=viewer.account.role == "operator",
     )
 
 
@@ -363,17 +383,23 @@ async def verify_action(request: Request, viewer: CsrfChecked) -> RedirectRespon
     """Start ``leadtrail verify`` over the whole log; each viewer sees the report of its own
     tenants' chains (an operator: all of it)."""
     runtime = runtime_of(request)
-    if runtime.verification is not None and runtime.verification.running:
-        return _back("/system", "a verification is running")
     account = viewer.account
-    async with runtime.deadline():
-        await runtime.publisher.publish(
-            LogVerificationStartedV1(
-                started_by=account.actor, scope="all" if account.tenant_id is None else "tenant"
-            ),
-            tenant_id=account.tenant_id or ALL_TENANTS,
-            subject_id=TENANT_SUBJECT,
-            correlation_id=str(uuid.uuid4()),
-        )
-    runtime.start_verification(account.actor)
-    return _back("/system", "verification started")
+    run = runtime.claim_verification(account.actor)
+    if run is None:
+        return _back(viewer, "/system", "a verification is running")
+    try:
+        async with runtime.unavailable_as_503():
+            await runtime.publisher.publish(
+                LogVerificationStartedV1(
+                    started_by=account.actor,
+                    scope="all" if account.tenant_id is None else "tenant",
+                ),
+                tenant_id=account.tenant_id or ALL_TENANTS,
+                subject_id=TENANT_SUBJECT,
+                correlation_id=str(uuid.uuid4()),
+            )
+    except DependencyTimeoutError:
+        runtime.abandon_verification(run)
+        raise
+    runtime.start_verification(run)
+    return _back(viewer, "/system", "verification started")

@@ -36,6 +36,10 @@ __all__ = ["ConsoleRuntime", "DependencyTimeoutError", "Verification", "runtime_
 log = get_logger("console")
 
 
+UNAVAILABLE = (PyMongoError, KafkaError, KafkaLogError, OSError)
+"""What the store and Kafka raise when they cannot be reached or do not answer."""
+
+
 class DependencyTimeoutError(Exception):
     """Kafka or the store did not answer a page's reads in time: the app answers 503."""
 
@@ -54,16 +58,20 @@ class Verification:
     finished_at: datetime | None = None
     error: str | None = None
     verifier: Verifier | None = None
+    _reports: dict[str | None, Report] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
         return self.finished_at is None
 
     def report_for(self, tenant_id: str | None) -> Report | None:
-        """The report of ``tenant_id``'s chains (``None``: every tenant's), once done."""
+        """The report of ``tenant_id``'s chains (``None``: every tenant's), once done; judged
+        once per tenant, not on every view."""
         if self.verifier is None or self.running:
             return None
-        return self.verifier.report(tenant_id)
+        if tenant_id not in self._reports:
+            self._reports[tenant_id] = self.verifier.report(tenant_id)
+        return self._reports[tenant_id]
 
 
 @dataclass
@@ -83,6 +91,7 @@ class ConsoleRuntime:
 
     @asynccontextmanager
     async def deadline(self) -> AsyncIterator[None]:
+        """A page's reads: at most ``console_request_timeout_s`` in all, else a 503."""
         try:
             async with asyncio.timeout(self.settings.console_request_timeout_s):
                 yield
@@ -91,18 +100,38 @@ class ConsoleRuntime:
                 f"Kafka or the store did not answer within "
                 f"{self.settings.console_request_timeout_s:g} s"
             ) from None
-        except (PyMongoError, KafkaError, KafkaLogError, OSError) as error:
+        except UNAVAILABLE as error:
             raise DependencyTimeoutError(
                 f"Kafka or the store is unavailable ({type(error).__name__})"
             ) from None
 
-    def start_verification(self, by: str) -> bool:
-        """Start verifying the whole log in the background; False if one is running."""
+    @asynccontextmanager
+    async def unavailable_as_503(self) -> AsyncIterator[None]:
+        """An action's writes: never cancelled half-way by the page's deadline (each store
+        operation and Kafka send has its own), a dependency that fails them is a 503."""
+        try:
+            yield
+        except (TimeoutError, *UNAVAILABLE) as error:
+            raise DependencyTimeoutError(
+                f"Kafka or the store is unavailable ({type(error).__name__})"
+            ) from None
+
+    def claim_verification(self, by: str) -> Verification | None:
+        """A new verification run, or None while one is running (no await between the check
+        and the claim: two posts at once get one run)."""
         if self.verification is not None and self.verification.running:
-            return False
+            return None
         self.verification = Verification(started_at=self.now(), started_by=by)
-        self._verify_task = asyncio.create_task(self._verify(self.verification))
-        return True
+        return self.verification
+
+    def abandon_verification(self, run: Verification) -> None:
+        """Give up a claimed run that was never started (its event could not be published)."""
+        if self.verification is run:
+            self.verification = None
+
+    def start_verification(self, run: Verification) -> None:
+        """Verify the whole log in the background (Kafka's stall deadline bounds the read)."""
+        self._verify_task = asyncio.create_task(self._verify(run))
 
     async def _verify(self, run: Verification) -> None:
         settings = self.settings

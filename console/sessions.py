@@ -27,6 +27,13 @@ class Session:
     account: Account
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     last_seen: float = 0.0
+    notices: list[str] = field(default_factory=list)
+    """What the last actions said, shown once on the next page (never carried in a URL,
+    where anyone could write one)."""
+
+    def take_notices(self) -> list[str]:
+        taken, self.notices = self.notices, []
+        return taken
 
     def csrf_ok(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented, self.csrf)

@@ -35,6 +35,7 @@ from services.lead_ingest.declaration import subject_of_lead
 __all__ = [
     "AUDIT_TOPICS",
     "AuditError",
+    "AuditUnavailableError",
     "TimelineEntry",
     "audit_timeline",
     "causal_order",
@@ -55,6 +56,10 @@ PersonalState = Literal["none", "decrypted", "erased", "unreadable"]
 
 class AuditError(LookupError):
     """Nothing to show: an unknown lead, subject or topic."""
+
+
+class AuditUnavailableError(AuditError):
+    """Kafka did not answer (or a topic is missing): the timeline could not be read."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ async def read_records(
                 if progress is not None:
                     progress(done, total)
     except KafkaLogError as error:
-        raise AuditError(str(error)) from None
+        raise AuditUnavailableError(str(error)) from None
     return found
 
 

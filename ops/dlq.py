@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 
 from contracts import EventEnvelope
@@ -25,6 +26,7 @@ from contracts.events.operator import ALL_TENANTS, DeadLetterRedrivenV1
 from contracts.events.retention import TENANT_SUBJECT
 from contracts.topics import DEAD_LETTERS
 from ops.kafka_log import open_log
+from services.common.logging import get_logger
 from services.common.publisher import EventPublisher
 from services.common.store import Document
 
@@ -38,6 +40,7 @@ __all__ = [
     "redrive",
 ]
 
+logger = get_logger(__name__)
 _REDRIVE_KEYS = frozenset({"redriven_from", "redrive_service", "redriven_by"})
 HANDLED_COLLECTION = "ops_dead_letters"
 """One document per handled dead letter: ``_id`` the letter's id, ``redriven_at``."""
@@ -52,9 +55,18 @@ async def read_dead_letters(bootstrap: str, prefix: str) -> AsyncIterator[DeadLe
     :class:`~ops.kafka_log.KafkaLogError` when Kafka does not answer or the topic is missing."""
     async with open_log(bootstrap, [f"{prefix}{DEAD_LETTERS.name}"]) as log:
         starts, ends = await log.bounds()
-        async for _, records in log.batches(starts, ends):
+        async for tp, records in log.batches(starts, ends):
             for record in records:
-                yield DeadLetterV1.model_validate_json(record.value)
+                try:
+                    yield DeadLetterV1.model_validate_json(record.value)
+                except ValidationError:
+                    # Not a letter (written by hand, or by a future version): shown nowhere,
+                    # but never the reason the others can't be listed or redriven.
+                    logger.warning(
+                        "record on the dead-letter topic is no dead letter; skipped",
+                        partition=tp.partition,
+                        offset=record.offset,
+                    )
 
 
 async def redrive(

@@ -115,6 +115,8 @@ async def test_the_subject_page_shows_personal_data_only_there(console: Console)
     await expect(page.get_by_text("luca.bianchi@example.org").first).to_be_visible()
     await expect(page.locator("section#s-consents")).to_be_visible()
     await console.check(page, "subject")
+    await page.goto(f"{console.url}/subjects/acme/{lead['lead_id']}")  # a lead's page
+    await page.wait_for_url(re.compile(rf".*/subjects/acme/{lead['subject_id']}$"))
 
 
 async def test_an_operator_places_and_releases_a_legal_hold(console: Console) -> None:

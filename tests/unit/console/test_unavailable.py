@@ -58,3 +58,24 @@ async def test_a_store_that_does_not_answer_is_a_503_page(tmp_path: Path) -> Non
     assert response.status_code == 503
     assert response.headers["retry-after"] == "7"
     assert "try again in a moment" in response.text
+
+
+async def test_made_up_account_names_do_not_buy_unlimited_login_attempts(tmp_path: Path) -> None:
+    """Per address first (20, then one every 3 s), whatever account each attempt names."""
+    settings = ConsoleSettings(kek=base64.b64encode(os.urandom(32)).decode(), config_dir=tmp_path)
+    app = create_console_app(settings, service_urls={})
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+        form = (await http.get("/login")).text
+        token = form.split('name="login_token" value="')[1].split('"')[0]
+        statuses = [
+            (
+                await http.post(
+                    "/login",
+                    data={"account": f"guess{n}@x.test", "password": "p", "login_token": token},
+                )
+            ).status_code
+            for n in range(21)
+        ]
+    assert statuses[:20] == [401] * 20
+    assert statuses[20] == 429
