@@ -1,8 +1,13 @@
 """A store that does not answer makes a console page a 503 with Retry-After, within the
-page's deadline: never a hung tab."""
+page's deadline: never a hung tab. And the login's limits.
+
+The store here is a stand-in (no socket): pymongo 4.20's async client leaves a socket
+unclosed when a connect to a refusing port is cancelled, which the garbage collector reports
+in whatever test runs next."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from datetime import UTC, datetime
@@ -10,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from console.accounts import Account
 from console.app import create_console_app
@@ -19,26 +26,48 @@ from console.sessions import COOKIE
 from console.settings import ConsoleSettings
 from services.common.clock import SystemClock
 from services.common.crypto import InMemoryDataKeyring, PiiCipher
-from services.common.store import database, make_mongo_client
+from services.common.http import RateLimiter
+from services.common.store import Document
 from services.common.tenants import TenantDirectory
 
 
-async def test_a_store_that_does_not_answer_is_a_503_page(tmp_path: Path) -> None:
+class Wedged:
+    """A store that takes a query and never answers (``hang``) or fails it at once."""
+
+    def __init__(self, hang: bool) -> None:
+        self.hang = hang
+
+    def __getitem__(self, name: str) -> Wedged:
+        return self
+
+    def find(self, *args: Any, **kwargs: Any) -> Wedged:
+        return self
+
+    def __aiter__(self) -> Wedged:
+        return self
+
+    async def __anext__(self) -> Document:
+        if self.hang:
+            await asyncio.Event().wait()
+        raise ServerSelectionTimeoutError("no server answered")
+
+
+@pytest.mark.parametrize("hang", [True, False], ids=["hangs", "fails"])
+async def test_a_store_that_does_not_answer_is_a_503_page(tmp_path: Path, hang: bool) -> None:
+    """Within the page's deadline when the store hangs; at once when it fails."""
     TenantDirectory(tmp_path).add("Acme", tenant_id="acme")
     settings = ConsoleSettings(
         kek=base64.b64encode(os.urandom(32)).decode(),
-        mongo_url="mongodb://127.0.0.1:9/",  # discard port: nothing answers
-        store_timeout_s=0.3,
-        console_request_timeout_s=1.0,
+        console_request_timeout_s=0.5,
         config_dir=tmp_path,
         retry_after_s=7,
     )
     app = create_console_app(settings, service_urls={})
-    client = make_mongo_client(settings, app_name="console-test")
     publisher: Any = None  # a GET publishes nothing
+    store: Any = Wedged(hang)
     app.state.runtime = ConsoleRuntime(
         settings,
-        database(client, settings),
+        store,
         PiiCipher(InMemoryDataKeyring()),
         publisher,
         SystemClock(),
@@ -48,13 +77,10 @@ async def test_a_store_that_does_not_answer_is_a_503_page(tmp_path: Path) -> Non
     app.state.console.accounts.get = lambda account_id: account  # the account file, as read
     session_id, _ = app.state.console.sessions.open(account)
     transport = httpx.ASGITransport(app=app)
-    try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://console", cookies={COOKIE: session_id}
-        ) as http:
-            response = await http.get("/requests")
-    finally:
-        await client.close()
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://console", cookies={COOKIE: session_id}
+    ) as http:
+        response = await http.get("/requests")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "7"
     assert "try again in a moment" in response.text
@@ -64,6 +90,10 @@ async def test_made_up_account_names_do_not_buy_unlimited_login_attempts(tmp_pat
     """Per address first (20, then one every 3 s), whatever account each attempt names."""
     settings = ConsoleSettings(kek=base64.b64encode(os.urandom(32)).decode(), config_dir=tmp_path)
     app = create_console_app(settings, service_urls={})
+    # The same limits on a frozen clock: no token comes back while the test runs.
+    console = app.state.console
+    console.logins_per_address = RateLimiter(1 / 3, 20, now=lambda: 0.0)
+    console.logins = RateLimiter(0.1, 5, now=lambda: 0.0)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
         form = (await http.get("/login")).text
