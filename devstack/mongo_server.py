@@ -5,7 +5,7 @@ Layout of a run directory::
     mongo.json    the port, fixed on first start so restarts reuse it
     mongo.pid     pid of the running JVM
     mongo.log     its output
-    data/store.mv the H2 MVStore file holding every database
+    data/store-bson.mv  the H2 MVStore file holding every database (documents as BSON)
 
 The jars are resolved once by Maven from ``deploy/local/mongo/pom.xml`` into
 ``<cache>/mongo-java-server/<version>/libs``, and ``deploy/local/mongo/LeadtrailMongoServer.java``
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,43 @@ def _files(run_dir: Path) -> tuple[Path, Path, Path]:
 
 
 def _data_file(run_dir: Path) -> Path:
+    return run_dir / "data" / "store-bson.mv"
+
+
+def _legacy_data_file(run_dir: Path) -> Path:
+    """Where stores before the BSON format (up to 99103d9) kept their data: documents and
+    unique-index keys Java-serialized, which cost most of the store's CPU."""
     return run_dir / "data" / "store.mv"
+
+
+def _migrate_legacy(run_dir: Path, java: str, classpath: str, log_file: Path) -> None:
+    """Copy a legacy store file into the current format, once.
+
+    The launcher copies every map and checks its entry count; the copy replaces the target
+    atomically, and only then is the legacy file removed. Interrupted anywhere, the next start
+    either migrates again (no new file yet) or finds the new file complete.
+    """
+    legacy, data = _legacy_data_file(run_dir), _data_file(run_dir)
+    if not legacy.exists():
+        return
+    if not data.exists():
+        staging = data.with_name(data.name + ".migrating")
+        staging.unlink(missing_ok=True)
+        print(
+            f"migrating the local store's data ({legacy.stat().st_size // 2**20} MB) to its "
+            "BSON format, once ...",
+            file=sys.stderr,
+        )
+        argv = [java, *_JVM_OPTS, "-cp", classpath, _MAIN_CLASS]
+        output = process.run_tool(
+            [*argv, "--migrate", str(legacy), str(staging)],
+            what=f"migrating {legacy} to the BSON format (the old file is left as it was)",
+            timeout=6 * 3600,
+        )
+        with log_file.open("a") as log:
+            log.write(output)
+        staging.replace(data)
+    legacy.unlink()
 
 
 def _marker(run_dir: Path) -> str:
@@ -238,6 +275,7 @@ def start_mongo(run_dir: Path, *, timeout: float = 60.0) -> MongoServer:
         else:
             process.ensure_port_free(port, "the local store")
         _data_file(run_dir).parent.mkdir(exist_ok=True)
+        _migrate_legacy(run_dir, java, classpath, log_file)
         argv = [
             java, *_JVM_OPTS,
             "-cp", classpath,

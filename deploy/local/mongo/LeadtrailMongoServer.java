@@ -19,6 +19,7 @@ import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
 import de.bwaldvogel.mongo.backend.IndexKey;
+import de.bwaldvogel.mongo.backend.KeyValue;
 import de.bwaldvogel.mongo.backend.QueryResult;
 import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
@@ -27,10 +28,14 @@ import de.bwaldvogel.mongo.bson.Document;
 import io.netty.channel.Channel;
 
 /**
- * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with five
- * changes that the stock {@code H2MongoServer} lacks, and the secondary indexes it ignores.
+ * Leadtrail's local MongoDB-wire store: mongo-java-server on its H2 (MVStore) backend, with the
+ * changes below that the stock {@code H2MongoServer} lacks, and the secondary indexes it ignores.
  *
  * <ul>
+ *   <li><b>Documents are written as BSON, unique-index keys compared value by value</b>
+ *       ({@link BsonDocumentType}, {@link KeyValueType}, {@link KeyValueIndex}): stock, MVStore
+ *       Java-serialized both, which was most of this process's CPU under load. {@code --migrate}
+ *       copies a file written the stock way into this format.
  *   <li><b>Every write is committed before it is acknowledged.</b> MVStore commits in the
  *       background about once a second, so a store killed right after acknowledging 500 inserts
  *       kept 0-6 of them. Here any command that is not a plain read commits the MVStore before
@@ -238,9 +243,19 @@ public final class LeadtrailMongoServer {
         protected MongoCollection<Object> openOrCreateCollection(String collectionName, CollectionOptions options) {
             // The same map names as H2Database, so data written by either opens in the other.
             String fullName = getFullCollectionNamespace(collectionName);
-            MVMap<Object, Document> dataMap = store.openMap("databases." + fullName);
+            MVMap<Object, Document> dataMap = store.openMap("databases." + fullName,
+                new MVMap.Builder<Object, Document>().valueType(BsonDocumentType.INSTANCE));
             MVMap<String, Object> metaMap = store.openMap("meta." + fullName);
             return new IdFirstCollection(this, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        @Override
+        protected Index<Object> openOrCreateUniqueIndex(String collectionName, String indexName,
+                                                        List<IndexKey> keys, boolean sparse) {
+            String mapName = getFullCollectionNamespace(collectionName) + "._index_" + indexName;
+            MVMap<KeyValue, Object> entries = store.openMap(mapName,
+                new MVMap.Builder<KeyValue, Object>().keyType(KeyValueType.INSTANCE));
+            return new KeyValueIndex(entries, indexName, keys, sparse);
         }
 
         @Override
@@ -450,9 +465,60 @@ public final class LeadtrailMongoServer {
     private LeadtrailMongoServer() {
     }
 
+    /**
+     * Copies a store file written before documents and unique-index keys had their own types
+     * ({@link BsonDocumentType}, {@link KeyValueType}: everything was Java-serialized) into a
+     * new file that this server reads, map by map, and checks that every map has as many
+     * entries as before. The old file is only read.
+     */
+    static void migrate(String from, String to) {
+        int cacheMb = Integer.getInteger("leadtrail.cacheMb", 256);
+        MVStore source = new MVStore.Builder().fileName(from).readOnly().cacheSize(cacheMb).open();
+        MVStore target = new MVStore.Builder().fileName(to).cacheSize(cacheMb).open();
+        try {
+            for (String name : source.getMapNames()) {
+                MVMap<Object, Object> in = source.openMap(name);
+                MVMap<Object, Object> out = target.openMap(name, typedLike(name, in));
+                long copied = 0;
+                for (Map.Entry<Object, Object> entry : in.entrySet()) {
+                    out.put(entry.getKey(), entry.getValue());
+                    if (++copied % 10_000 == 0) {
+                        target.commit();
+                    }
+                }
+                if (out.sizeAsLong() != in.sizeAsLong()) {
+                    throw new IllegalStateException("map " + name + ": " + in.sizeAsLong()
+                        + " entries before, " + out.sizeAsLong() + " after");
+                }
+                target.commit();
+                System.out.println("leadtrail-mongo: migrated " + name + " (" + copied + " entries)");
+            }
+        } finally {
+            target.close();
+            source.close();
+        }
+    }
+
+    /** The builder this server opens the map {@code name} with (see IdFirstDatabase). */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    private static MVMap.Builder<Object, Object> typedLike(String name, MVMap<Object, Object> old) {
+        MVMap.Builder builder = new MVMap.Builder<>();
+        if (name.startsWith("databases.")) {
+            builder.valueType(BsonDocumentType.INSTANCE);
+        } else if (!old.isEmpty() && old.firstKey() instanceof KeyValue) {
+            builder.keyType(KeyValueType.INSTANCE); // a unique index (secondary ones key by string)
+        }
+        return builder;
+    }
+
     public static void main(String[] args) {
+        if (args.length == 3 && args[0].equals("--migrate")) {
+            migrate(args[1], args[2]);
+            return;
+        }
         if (args.length != 3) {
             System.err.println("usage: LeadtrailMongoServer HOST PORT DATA_FILE");
+            System.err.println("       LeadtrailMongoServer --migrate OLD_DATA_FILE NEW_DATA_FILE");
             System.exit(2);
         }
         String host = args[0];
