@@ -5,12 +5,16 @@ conditions, dates."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import mongomock
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.errors import BulkWriteError
 
 from ops.replay_memory import MemoryCollections
-from services.common.store import APPLIED_FIELD, apply_once
+from services.common.store import APPLIED_FIELD, DUPLICATE_KEY, apply_once
 
 
 async def test_apply_once_applies_an_event_once_and_creates_the_document() -> None:
@@ -71,3 +75,57 @@ async def test_the_id_lookup_answers_as_the_scan_would(steps: list[tuple[str, st
     assert sorted(scanned, key=lambda d: d["_id"]) == [d for d in looked_up if d is not None]
     for document in scanned:
         assert document["n"] == len(set(document[APPLIED_FIELD]))
+
+
+_AT = datetime(2026, 11, 2, 9, 30, 0, 123456, tzinfo=UTC)
+_VERSIONED_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["replace", "delete"]),
+        st.sampled_from(["a", "b"]),
+        st.one_of(st.none(), st.integers(min_value=1, max_value=3)),  # None: "not there yet"
+        st.integers(min_value=1, max_value=4),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_VERSIONED_OPS)
+async def test_the_pipelines_versioned_writes_match_mongomocks_general_path(
+    ops: list[tuple[str, str, int | None, int]],
+) -> None:
+    """The batch pipeline's conditional writes take a direct path in memory: the same stored
+    documents, counts and lost races (duplicate keys) as mongomock's replace/delete."""
+    fast = MemoryCollections()["leads"]
+    general: Any = mongomock.MongoClient(tz_aware=True)["replay"]["leads"]
+    for kind, key, read_version, new_version in ops:
+        expected: Any = read_version if read_version is not None else {"$exists": False}
+        condition = {"_id": key, "version": expected}
+        document = {"version": new_version, "at": _AT, "facts": [{"at": _AT, "n": new_version}]}
+        request: Any = (
+            ReplaceOne(condition, document, upsert=True)
+            if kind == "replace"
+            else DeleteOne(condition)
+        )
+        try:
+            result = await fast.bulk_write([request], ordered=True)
+            outcome: Any = (result.matched_count, result.upserted_count, result.deleted_count)
+        except BulkWriteError as error:
+            outcome = error.details["writeErrors"][0]["code"]
+        try:
+            if kind == "replace":
+                done = general.replace_one(condition, document, upsert=True)
+                wanted: Any = (done.matched_count, int(done.upserted_id is not None), 0)
+            else:
+                wanted = (0, 0, general.delete_one(condition).deleted_count)
+        except mongomock.DuplicateKeyError:
+            wanted = DUPLICATE_KEY
+        assert outcome == wanted
+        found = await fast.find({"_id": {"$in": ["a", "b", "missing"]}}).to_list(None)
+        assert sorted(found, key=lambda d: d["_id"]) == list(general.find({}).sort("_id"))
+    for document in await fast.find({"_id": {"$in": ["a", "b"]}}).to_list(None):
+        at: Any = document["at"]
+        facts: Any = document["facts"]
+        assert at == _AT.replace(microsecond=123000)
+        assert at.utcoffset() is not None
+        assert facts[0]["at"] == at
