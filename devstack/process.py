@@ -224,12 +224,17 @@ def spawn_detached(
     return pid
 
 
-def _task_dead(stat_file: Path) -> bool:
+def _task_state(stat_file: Path) -> str | None:
+    """The state letter of a ``/proc/.../stat`` file (``R``, ``S``, ``T``...), None if gone."""
     try:
         stat = stat_file.read_text()
     except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] in {"Z", "X"}
+        return None
+    return stat.rpartition(")")[2].split()[0]
+
+
+def _task_dead(stat_file: Path) -> bool:
+    return _task_state(stat_file) in {None, "Z", "X"}
 
 
 def is_alive(pid: int) -> bool:
@@ -318,10 +323,33 @@ def terminate(pid: int, *, timeout: float = 30.0, graceful: bool = True) -> None
         raise InfraError(f"process {pid} survived SIGKILL")
 
 
-def pause(pid: int) -> None:
+def pause(pid: int, *, timeout: float = 5.0) -> None:
     """Freeze the process group led by ``pid`` (SIGSTOP): it keeps its sockets open and answers
-    nothing, like a wedged server."""
-    _signal_group(pid, signal.SIGSTOP)
+    nothing, like a wedged server.
+
+    Returns once every thread of ``pid`` is stopped (where ``/proc`` can tell); raises
+    :class:`InfraError` when there is no such process or it does not stop within ``timeout``,
+    so a fault test never goes on against a server that is still answering.
+    """
+    try:
+        os.killpg(pid, signal.SIGSTOP)
+    except ProcessLookupError as exc:
+        raise InfraError(f"process group {pid} is gone; nothing to pause") from exc
+    proc = Path(f"/proc/{pid}")
+    if not proc.exists():
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tasks = [task / "stat" for task in (proc / "task").iterdir()]
+        except OSError as exc:
+            raise InfraError(f"process {pid} ended while being paused") from exc
+        running = [t for t in tasks if _task_state(t) not in {None, "T", "t", "Z", "X"}]
+        if tasks and not running:
+            return
+        if time.monotonic() >= deadline:
+            raise InfraError(f"process {pid}: {len(running)} thread(s) still running after SIGSTOP")
+        time.sleep(0.01)
 
 
 def resume(pid: int) -> None:
