@@ -15,6 +15,7 @@ import de.bwaldvogel.mongo.MongoCollection;
 import de.bwaldvogel.mongo.MongoDatabase;
 import de.bwaldvogel.mongo.MongoServer;
 import de.bwaldvogel.mongo.MongoVersion;
+import de.bwaldvogel.mongo.backend.ArrayFilters;
 import de.bwaldvogel.mongo.backend.CollectionOptions;
 import de.bwaldvogel.mongo.backend.CursorRegistry;
 import de.bwaldvogel.mongo.backend.Index;
@@ -25,6 +26,7 @@ import de.bwaldvogel.mongo.backend.h2.H2Backend;
 import de.bwaldvogel.mongo.backend.h2.H2Collection;
 import de.bwaldvogel.mongo.backend.h2.H2Database;
 import de.bwaldvogel.mongo.bson.Document;
+import de.bwaldvogel.mongo.oplog.Oplog;
 import io.netty.channel.Channel;
 
 /**
@@ -36,6 +38,10 @@ import io.netty.channel.Channel;
  *       ({@link BsonDocumentType}, {@link KeyValueType}, {@link KeyValueIndex}): stock, MVStore
  *       Java-serialized both, which was most of this process's CPU under load. {@code --migrate}
  *       copies a file written the stock way into this format.
+ *   <li><b>A read never sees a write half done</b> ({@code IdFirstCollection.updateDocuments}):
+ *       stock, a reply could be encoded while an update was changing the same document object
+ *       in place, so a read could pair a document's new version with its old fields. Here an
+ *       update changes a copy and puts it in the map.
  *   <li><b>Every write is committed before it is acknowledged.</b> MVStore commits in the
  *       background about once a second, so a store killed right after acknowledging 500 inserts
  *       kept 0-6 of them. Here any command that is not a plain read commits the MVStore before
@@ -276,6 +282,57 @@ public final class LeadtrailMongoServer {
                           MVMap<Object, Document> dataMap, MVMap<String, Object> metaMap,
                           CursorRegistry cursorRegistry) {
             super(database, collectionName, options, dataMap, metaMap, cursorRegistry);
+        }
+
+        /**
+         * True while an update runs, which finds its documents through the queries below. Read and
+         * written only under this collection's lock (the methods that set it are synchronized).
+         */
+        private boolean updating;
+
+        /**
+         * A document in the map is never changed: an update works on a copy and puts that copy.
+         *
+         * <p>MVStore hands out the very document objects its pages hold, and stock
+         * {@code updateDocuments} changes the document its query found in place, field by field,
+         * while a read on another connection may be encoding that same object into its reply
+         * (replies are encoded after the lock is released). That read could pair a new
+         * {@code version} with the old facts, and a write conditional on that version then
+         * dropped the facts it never saw. Reads still get the stored objects, uncopied.
+         */
+        @Override
+        public synchronized Document updateDocuments(Document selector, Document updateQuery,
+                                                     ArrayFilters arrayFilters, boolean isMulti,
+                                                     boolean isUpsert, Oplog oplog) {
+            updating = true;
+            try {
+                return super.updateDocuments(selector, updateQuery, arrayFilters, isMulti, isUpsert, oplog);
+            } finally {
+                updating = false;
+            }
+        }
+
+        /** As {@link #updateDocuments}: the document found is copied before it is changed. */
+        @Override
+        public synchronized Document findAndModify(Document query) {
+            updating = true;
+            try {
+                return super.findAndModify(query);
+            } finally {
+                updating = false;
+            }
+        }
+
+        @Override
+        protected QueryResult createQueryResult(List<Document> matchedDocuments, int batchSize) {
+            if (!updating) {
+                return super.createQueryResult(matchedDocuments, batchSize);
+            }
+            List<Document> copies = new ArrayList<>(matchedDocuments.size());
+            for (Document document : matchedDocuments) {
+                copies.add(document.cloneDeeply());
+            }
+            return super.createQueryResult(copies, batchSize);
         }
 
         @Override
