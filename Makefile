@@ -58,7 +58,7 @@ e2e: $(STAMP) ## End-to-end tests: the whole cluster as separate processes
 contracts: $(STAMP) ## Regenerate JSON Schemas, AsyncAPI and OpenAPI documents
 	$(BIN)/python -m tools.contracts generate
 
-bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (30+ min on 2 cores)
+bench: $(STAMP) ## All benchmarks on a fresh stack of their own; writes bench/README.md (about 5 min on 2 cores)
 	$(BIN)/python -m bench.report $(BENCH_ARGS)
 
 fmt: $(STAMP) ## Format and autofix

@@ -1,6 +1,6 @@
 """``make bench``: every benchmark on one fresh stack, and the report in bench/README.md.
 
-    make bench                      # the full run (more than 30 minutes on 2 cores)
+    make bench                      # the full run (about 5 minutes on 2 cores; target 20)
     .venv/bin/python -m bench.report --quick
 
 Starts a stack of its own under ``.run/bench`` (fresh Kafka and store data, so no backlog of
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,12 +109,13 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("bench", level="warning", fmt="console")
     console.print(f"starting a fresh stack under {RUN_ROOT} ...")
+    began = time.monotonic()
     env = fresh_stack()
     try:
         results = asyncio.run(run_all(env, QUICK if args.quick else FULL))
     finally:
         stack_down(RUN_ROOT)
-    report = render(results, quick=args.quick)
+    report = render(results, quick=args.quick, elapsed_s=time.monotonic() - began)
     # The size run (python -m bench.size) is separate and slow: keep its section.
     previous = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
     if section := kept_section(previous):

@@ -145,3 +145,14 @@ def test_the_store_round_trips_are_judged_against_the_budget_and_shown_by_servic
     assert found["store round trips per erasure"] is False
     text = render(data)
     assert "| per erasure | 15.50 | 0.00 | 0.00 | 0.00 | 0.00 | 15.50 | 1.00 |" in text
+
+
+def test_the_whole_run_is_judged_against_twenty_minutes_unless_it_was_quick() -> None:
+    data = results(ingest_ratio=0.5, e2e_p99=200, in_crm=2500, erasure_p99=800)
+    row = "| a full `make bench`, start to finish (fresh stack included) |"
+    assert f"{row} 7.5 min | - | <= 20 min | met |" in render(data, elapsed_s=450)
+    assert f"{row} 20.1 min | - | <= 20 min | **not met** |" in render(data, elapsed_s=1206)
+    assert f"{row} 1.0 min | - | <= 20 min | not measured |" in render(
+        data, quick=True, elapsed_s=60
+    )
+    assert row not in render(data)
