@@ -89,7 +89,18 @@ class ErasureHandlers:
         destroy the keys of the erasures it requested, then act on each event in order."""
         events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
         seeded = await self.store.seeds(self.model.seeds_needed(events))
-        applied_events = await self.folder.fold(events, seeded=seeded)
+        # The open-erasure gauges count again after the fold wrote the new states (a scrape
+        # that sees an erasure.completed observed sees it counted) and after the rest, which
+        # may request deferred erasures, even when it failed.
+        try:
+            applied_events = await self.folder.fold(events, seeded=seeded)
+            self.metrics.invalidate()
+            await self.act_on(applied_events)
+        finally:
+            self.metrics.invalidate()
+
+    async def act_on(self, applied_events: list[Applied]) -> None:
+        """Destroy the keys of the erasures a folded batch requested, then act on each event."""
         decided = [
             document
             for applied in applied_events

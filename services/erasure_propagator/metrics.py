@@ -5,13 +5,17 @@ past their deadline.
   privacy request was received, retention expired, the last legal basis ended) to
   ``erasure.completed``; observed once per erasure, when it completes.
 * ``leadtrail_erasures_open{state}`` and ``leadtrail_erasures_past_deadline{state}``: counted
-  in the read model on each scrape. ``state`` is ``requested`` (keys
-  destroyed, waiting for receipts) or ``deferred`` (paused by a legal hold, which R25 allows).
+  in the read model when scraped (one read), again only after this process handled a batch of
+  erasure events or once the count is :data:`GAUGES_MAX_AGE` old by the service's clock (for
+  what other replicas handled, and deadlines passing): an idle service scraped every few
+  seconds (the console samples every 5 s) does not read the store on every scrape. ``state``
+  is ``requested`` (keys destroyed, waiting for receipts) or ``deferred`` (paused by a legal
+  hold, which R25 allows).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from prometheus_client import Gauge, Histogram
 
@@ -39,6 +43,7 @@ BUCKETS = (
     30 * DAY,
 )
 TRIGGERS = frozenset({"privacy_request", "retention", "no_basis_remaining"})
+GAUGES_MAX_AGE = timedelta(seconds=30)
 
 
 class ErasureMetrics:
@@ -65,6 +70,10 @@ class ErasureMetrics:
             ["service", "state"],
             registry=metrics.registry,
         )
+        self._counted_at: datetime | None = None
+        """When the open gauges were last counted (None: count on the next scrape)."""
+        self._changes = 0
+        """How often :meth:`invalidate` was called."""
         metrics.on_scrape("erasures", self.refresh)
 
     def completed(self, document: Document, at: datetime) -> None:
@@ -76,8 +85,19 @@ class ErasureMetrics:
             max(0.0, (at - opened).total_seconds())
         )
 
+    def invalidate(self) -> None:
+        """Erasure states may have changed: the next scrape counts again."""
+        self._changes += 1
+        self._counted_at = None
+
     async def refresh(self) -> None:
-        counts = await self.store.open_counts(self.clock.now())
+        now = self.clock.now()
+        if self._counted_at is not None and timedelta(0) <= now - self._counted_at < GAUGES_MAX_AGE:
+            return
+        changes = self._changes
+        counts = await self.store.open_counts(now)
+        # Kept only if nothing changed while counting: else the next scrape counts again.
+        self._counted_at = now if changes == self._changes else None
         for state in OPEN_STATES:
             total, late = counts.get(state, (0, 0))
             self.open.labels(self.service, state).set(total)
