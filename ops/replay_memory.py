@@ -108,35 +108,36 @@ _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 """Types kept as they are (checked first: most of a document's values are these)."""
 
 
-def _as_stored(value: Any) -> Any:
-    """A copy as mongomock stores it: dates naive UTC at millisecond precision, as BSON."""
+def _copy(value: Any, date: Callable[[datetime], datetime]) -> Any:
+    """A copy of a document's value, every date in it passed through ``date``."""
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is dict or isinstance(value, dict):
-        return {key: _as_stored(item) for key, item in value.items()}
+        return {key: _copy(item, date) for key, item in value.items()}
     if kind is list or isinstance(value, list | tuple):
-        return [_as_stored(item) for item in value]
+        return [_copy(item, date) for item in value]
     if isinstance(value, datetime):
-        milliseconds = value.microsecond // 1000 * 1000
-        if value.tzinfo is not None:
-            value = (value - cast("timedelta", value.utcoffset())).replace(tzinfo=None)
-        return value.replace(microsecond=milliseconds)
+        return date(value)
     return value
+
+
+def _stored_date(value: datetime) -> datetime:
+    """As BSON keeps a date, and mongomock stores it: naive UTC, millisecond precision."""
+    milliseconds = value.microsecond // 1000 * 1000
+    if value.tzinfo is not None:
+        value = (value - cast("timedelta", value.utcoffset())).replace(tzinfo=None)
+    return value.replace(microsecond=milliseconds)
+
+
+def _as_stored(value: Any) -> Any:
+    """A copy as mongomock stores it."""
+    return _copy(value, _stored_date)
 
 
 def _as_read(value: Any) -> Any:
     """A copy as mongomock returns it with ``tz_aware=True``."""
-    kind = type(value)
-    if kind in _SCALARS:
-        return value
-    if kind is dict or isinstance(value, dict):
-        return {key: _as_read(item) for key, item in value.items()}
-    if kind is list or isinstance(value, list | tuple):
-        return [_as_read(item) for item in value]
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=_UTC)
-    return value
+    return _copy(value, lambda date: date.replace(tzinfo=_UTC))
 
 
 class _Cursor:
