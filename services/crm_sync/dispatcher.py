@@ -19,7 +19,6 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
-from time import monotonic
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -48,11 +47,6 @@ __all__ = ["SERVICE", "Dispatcher"]
 
 SERVICE = "crm-sync"
 log = get_logger(__name__)
-
-FRESH_FOR_S = 0.2
-"""How old a round's copy of an outbox entry may be when its CRM call starts. Was: every
-entry read again right before its call, one round trip per entry even when the round had read
-it milliseconds before."""
 
 
 class Dispatcher:
@@ -94,24 +88,10 @@ class Dispatcher:
 
     async def run_entries(self, entries: list[Document]) -> int:
         """Carry out due entries read together; returns how many CRM calls succeeded. Their
-        leads, subjects and data keys are read first, one round trip each for all of them.
-
-        A handler may queue another operation on an entry while the round runs (an erasure's
-        delete, say), so an entry's CRM call starts from a copy at most :data:`FRESH_FOR_S`
-        old: the rest of the round is read again, in one read, once the copies are older.
-        Whatever changes after that is caught by the conditional write of the outcome."""
-        read_at = monotonic()  # the caller has just read them
+        leads, subjects and data keys are read first, one round trip each for all of them."""
         await self.prefetch(entries)
-        current = {entry["_id"]: entry for entry in entries}
-        succeeded = 0
         try:
-            for index, entry in enumerate(entries):
-                if monotonic() - read_at > FRESH_FOR_S:
-                    rest = [later["_id"] for later in entries[index:]]
-                    current = await self.store.outbox_entries(rest)
-                    read_at = monotonic()
-                succeeded += await self.run_entry(entry, current.get(entry["_id"]))
-            return succeeded
+            return sum([await self.run_entry(entry) for entry in entries])
         finally:
             self._read = {}
 
@@ -160,9 +140,8 @@ class Dispatcher:
             return now  # more is waiting: no need to read when
         return await self.store.next_attempt()
 
-    async def run_entry(self, entry: Document, fresh: Document | None) -> int:
-        """Carry out one due entry read in a batch (``fresh``: as read again, None if gone);
-        1 if its CRM call succeeded."""
+    async def run_entry(self, entry: Document) -> int:
+        """Carry out one due entry read in a batch; 1 if its CRM call succeeded."""
         cause = entry.get("cause") or {}
         with message_context(
             service=SERVICE,
@@ -171,6 +150,9 @@ class Dispatcher:
             correlation_id=cause.get("correlation_id"),
             causation_id=cause.get("id"),
         ):
+            # Read again: a handler may have queued another operation since the round began
+            # (and every write of the outcome is conditional on the entry staying as read).
+            fresh = await self.store.outbox.find_one({"_id": entry["_id"]})
             if fresh is None or not _unchanged(entry, fresh):
                 return 0
             return await self.process(fresh)

@@ -98,12 +98,6 @@ class CrmStore:
         found = await self.outbox.find({"_id": {"$in": wanted}}).to_list() if wanted else []
         return OutboxBatch(self.outbox, {str(entry["_id"]): entry for entry in found})
 
-    async def outbox_entries(self, ids: Iterable[str]) -> dict[str, Document]:
-        """The outbox entries ``ids`` as they are now, by id (one read; gone ones missing)."""
-        wanted = sorted(set(ids))
-        found = await self.outbox.find({"_id": {"$in": wanted}}).to_list() if wanted else []
-        return {str(entry["_id"]): entry for entry in found}
-
     async def due(self, now: datetime, limit: int) -> list[Document]:
         cursor = self.outbox.find(
             {"state": "pending", "next_attempt_at": {"$lte": now}},
