@@ -335,17 +335,20 @@ def pause(pid: int, *, timeout: float = 5.0) -> None:
         os.killpg(pid, signal.SIGSTOP)
     except ProcessLookupError as exc:
         raise InfraError(f"process group {pid} is gone; nothing to pause") from exc
-    proc = Path(f"/proc/{pid}")
-    if not proc.exists():
-        return
+    if not Path("/proc/self").exists():
+        return  # no /proc to tell (not Linux): the signal was delivered
     deadline = time.monotonic() + timeout
     while True:
         try:
-            tasks = [task / "stat" for task in (proc / "task").iterdir()]
-        except OSError as exc:
-            raise InfraError(f"process {pid} ended while being paused") from exc
-        running = [t for t in tasks if _task_state(t) not in {None, "T", "t", "Z", "X"}]
-        if tasks and not running:
+            stats = [task / "stat" for task in Path(f"/proc/{pid}/task").iterdir()]
+        except OSError:
+            stats = []
+        states = [_task_state(stat) for stat in stats]
+        alive = [state for state in states if state not in {None, "Z", "X"}]
+        if not alive:
+            raise InfraError(f"process {pid} has exited (or is a zombie); nothing to pause")
+        running = [state for state in alive if state not in {"T", "t"}]
+        if not running:
             return
         if time.monotonic() >= deadline:
             raise InfraError(f"process {pid}: {len(running)} thread(s) still running after SIGSTOP")

@@ -56,3 +56,23 @@ def test_pausing_a_process_that_is_gone_is_an_error_not_a_silent_no_op() -> None
     child.wait()
     with pytest.raises(InfraError, match="gone"):
         process.pause(child.pid)
+
+
+def test_pausing_a_zombie_is_an_error() -> None:
+    """An exited child nobody has reaped yet: its group still exists, its process does not run."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while _states_or_none(child.pid) != {"Z"} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        with pytest.raises(InfraError, match="exited"):
+            process.pause(child.pid)
+    finally:
+        child.wait()
+
+
+def _states_or_none(pid: int) -> set[str] | None:
+    try:
+        return _states(pid)
+    except OSError:
+        return None
