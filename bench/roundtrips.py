@@ -21,8 +21,10 @@ local HubSpot (tests/crm_fakes) for a ``bench-crm`` tenant, then reads every ser
 Each phase's difference, per service, command and collection, divided by the leads (or
 erasures), is its cost. "Caught up" is read from Kafka (committed offsets against end offsets),
 not from ``/metrics``, so waiting costs no store command. The one scrape per phase that ends it
-does cost some (erasure-propagator's open-erasure gauges read the store on every scrape): that
-cost is measured on its own and taken off. Background work that runs while a phase runs (the
+may cost a read (erasure-propagator's open-erasure gauges count in the store again after it
+handled erasure events, or when the count is 30 s old): at most one command per phase, left in.
+What back-to-back scrapes cost (next to nothing since they are cached) is still measured and
+taken off every figure. Background work that runs while a phase runs (the
 idle figure, times the phase's duration) is shown beside each phase, not taken off: it is part
 of what the cluster sends. Writes ``bench/results/roundtrips.json``.
 """

@@ -90,8 +90,8 @@ class ErasureHandlers:
         events = [self.runtime.registry.decode(envelope) for envelope in envelopes]
         seeded = await self.store.seeds(self.model.seeds_needed(events))
         # The open-erasure gauges count again after the fold wrote the new states (a scrape
-        # that sees an erasure.completed observed sees it counted) and after the rest, which
-        # may request deferred erasures, even when it failed.
+        # that begins after it counts them) and after the rest, which may request deferred
+        # erasures, even when it failed.
         try:
             applied_events = await self.folder.fold(events, seeded=seeded)
             self.metrics.invalidate()

@@ -44,6 +44,8 @@ BUCKETS = (
 )
 TRIGGERS = frozenset({"privacy_request", "retention", "no_basis_remaining"})
 GAUGES_MAX_AGE = timedelta(seconds=30)
+COUNT_ATTEMPTS = 3
+"""Counts a scrape makes when batches keep overtaking them (it shows the last one)."""
 
 
 class ErasureMetrics:
@@ -94,10 +96,12 @@ class ErasureMetrics:
         now = self.clock.now()
         if self._counted_at is not None and timedelta(0) <= now - self._counted_at < GAUGES_MAX_AGE:
             return
-        changes = self._changes
-        counts = await self.store.open_counts(now)
-        # Kept only if nothing changed while counting: else the next scrape counts again.
-        self._counted_at = now if changes == self._changes else None
+        for _ in range(COUNT_ATTEMPTS):
+            changes = self._changes
+            counts = await self.store.open_counts(now)
+            if changes == self._changes:  # no batch overtook the count: keep it
+                self._counted_at = now
+                break
         for state in OPEN_STATES:
             total, late = counts.get(state, (0, 0))
             self.open.labels(self.service, state).set(total)

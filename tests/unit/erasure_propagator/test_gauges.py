@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 
 from services.common.metrics import ServiceMetrics
+from services.erasure_propagator.handlers import ErasureHandlers
 from services.erasure_propagator.metrics import GAUGES_MAX_AGE, ErasureMetrics
 
 
@@ -80,16 +84,49 @@ async def test_handled_erasure_events_make_the_next_scrape_count_again() -> None
     assert store.reads == 2
 
 
-async def test_a_count_overtaken_by_a_change_is_not_kept() -> None:
+async def test_a_count_overtaken_by_a_batch_is_made_again_before_the_scrape_shows_it() -> None:
     metrics, store, _, erasure_metrics = setup()
     store.reading = asyncio.Event()
     counting = asyncio.create_task(metrics.refresh())
     await store.started.wait()
     store.requested = 1
-    erasure_metrics.invalidate()  # the batch finished while the scrape was counting
+    erasure_metrics.invalidate()  # a batch finished while the scrape was counting
     store.reading.set()
     await counting
-    store.reading = None
-    await metrics.refresh()
-    assert gauge(metrics).endswith(" 1.0")
+    assert gauge(metrics).endswith(" 1.0"), "the scrape shows the count made after the batch"
     assert store.reads == 2
+    await metrics.refresh()
+    assert store.reads == 2, "and that count is kept"
+
+
+class Folder:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    async def fold(self, events: Any, *, seeded: Any) -> list[Any]:
+        self.events.append("fold")
+        return []
+
+
+async def test_handling_a_batch_makes_the_next_scrape_count_again_even_when_it_fails() -> None:
+    """After the fold wrote the new states, and again after the rest of the batch."""
+    events: list[str] = []
+    handlers = ErasureHandlers.__new__(ErasureHandlers)  # only what on_events touches
+    handlers.runtime = SimpleNamespace(registry=SimpleNamespace(decode=lambda e: e))  # type: ignore[assignment]
+    handlers.model = SimpleNamespace(seeds_needed=lambda events: None)  # type: ignore[assignment]
+
+    async def seeds(needed: Any) -> dict[str, Any]:
+        return {}
+
+    handlers.store = SimpleNamespace(seeds=seeds)  # type: ignore[assignment]
+    handlers.folder = Folder(events)  # type: ignore[assignment]
+    handlers.metrics = SimpleNamespace(invalidate=lambda: events.append("invalidate"))  # type: ignore[assignment]
+
+    async def act_on(applied: Any) -> None:
+        events.append("act")
+        raise RuntimeError("the store went away")
+
+    handlers.act_on = act_on  # type: ignore[method-assign,assignment]
+    with pytest.raises(RuntimeError):
+        await handlers.on_events([])
+    assert events == ["fold", "invalidate", "act", "invalidate"]
