@@ -285,8 +285,9 @@ public final class LeadtrailMongoServer {
         }
 
         /**
-         * True while an update runs, which finds its documents through the queries below. Read and
-         * written only under this collection's lock (the methods that set it are synchronized).
+         * True while an update runs, which finds its documents through the queries below. Set only
+         * under this collection's lock (the methods that set it are synchronized); a read outside
+         * it (the {@code count} command) may see it set and only copies needlessly.
          */
         private boolean updating;
 
