@@ -22,7 +22,12 @@ def main() -> None:
     host, port = listener.getsockname()[:2]
     get_logger("console").info("listening", url=f"http://{host}:{port}")
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=10
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=settings.http_keep_alive_s,
     )
     asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
 

@@ -72,7 +72,12 @@ def run(
         "listening", url=f"http://{host}:{port}", public_url=settings.public_base_url()
     )
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", timeout_graceful_shutdown=20
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=20,
+        timeout_keep_alive=settings.http_keep_alive_s,
     )
     server = uvicorn.Server(config)
     asyncio.run(server.serve(sockets=[listener]))

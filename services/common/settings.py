@@ -73,6 +73,15 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field(default="leadtrail.", pattern=r"^[A-Za-z0-9._-]{0,100}$")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    http_keep_alive_s: int = Field(
+        default=65,
+        ge=1,
+        le=3600,
+        description="how long an idle HTTP connection stays open: longer than the idle timeouts "
+        "of clients and load balancers (httpx and requests keep 5 s, AWS ALB 60 s), so that a "
+        "client never reuses a connection at the moment the service closes it (uvicorn's "
+        "default, 5 s, raced httpx's: a request got a connection reset)",
+    )
     public_url: str | None = Field(
         default=None,
         description="where this service's API is reached from outside, e.g. "
