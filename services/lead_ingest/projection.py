@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pymongo import ASCENDING
 
 from contracts import REGISTRY, EventEnvelope
+from services.common.coalesce import ByIdReader
 from services.common.pipeline import VERSION_FIELD, BatchFolder
 from services.common.store import Collections, Document, find_owned, update_if
 from services.lead_ingest.domain import (
@@ -42,6 +43,10 @@ class LeadProjection:
         self.subjects = db[SUBJECTS]
         self.requests = db[REQUESTS]
         self.folder = BatchFolder(db, LeadReadModel())
+        # Every API route reads its lead and the lead's subject by id: concurrent requests
+        # share one read per collection.
+        self._leads_by_id = ByIdReader(self.leads)
+        self._subjects_by_id = ByIdReader(self.subjects)
 
     async def ensure_indexes(self) -> None:
         await self.leads.create_index([("tenant_id", ASCENDING), ("subject_id", ASCENDING)])
@@ -93,7 +98,9 @@ class LeadProjection:
         return [document async for document in cursor]
 
     async def get(self, tenant_id: str, lead_id: str) -> Document | None:
-        return await find_owned(self.leads, lead_id, tenant_id)
+        """The lead if it is the tenant's (another tenant's lead looks missing)."""
+        document = await self._leads_by_id.get(lead_id)
+        return document if document is not None and document.get("tenant_id") == tenant_id else None
 
     async def leads_of(self, tenant_id: str, subject_id: str) -> list[Document]:
         subject = await self.subject(tenant_id, subject_id)
@@ -104,8 +111,7 @@ class LeadProjection:
         return [document for document in found if document is not None]
 
     async def subject(self, tenant_id: str, subject_id: str) -> Document:
-        found = await self.subjects.find_one({"_id": subject_key(tenant_id, subject_id)})
-        return found or {}
+        return await self._subjects_by_id.get(subject_key(tenant_id, subject_id)) or {}
 
     async def request(self, tenant_id: str, request_id: str) -> Document | None:
         return await find_owned(self.requests, request_id, tenant_id)
