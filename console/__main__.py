@@ -6,14 +6,10 @@ Binds ``LEADTRAIL_HTTP_HOST:LEADTRAIL_HTTP_PORT`` (0 picks a free port) and logs
 
 from __future__ import annotations
 
-import asyncio
-
-import uvicorn
-
 from console.app import create_console_app
 from console.settings import ConsoleSettings
 from services.common.logging import get_logger
-from services.common.runner import listen, settings_or_exit
+from services.common.runner import listen, serve, settings_or_exit
 
 
 def main() -> None:
@@ -21,15 +17,7 @@ def main() -> None:
     app = create_console_app(settings)
     host, port = listener.getsockname()[:2]
     get_logger("console").info("listening", url=f"http://{host}:{port}")
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=settings.http_keep_alive_s,
-    )
-    asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
+    serve(app, listener, settings, graceful_s=10)
 
 
 if __name__ == "__main__":

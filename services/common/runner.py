@@ -71,13 +71,19 @@ def run(
     get_logger(name).info(
         "listening", url=f"http://{host}:{port}", public_url=settings.public_base_url()
     )
+    serve(app, listener, settings, graceful_s=20)
+
+
+def serve(app: Any, listener: socket.socket, settings: CommonSettings, *, graceful_s: int) -> None:
+    """Run ``app`` on ``listener`` until stopped, as every Leadtrail process serves HTTP:
+    uvicorn without its own logging, idle connections kept ``http_keep_alive_s``, requests in
+    progress given ``graceful_s`` to finish on shutdown."""
     config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=graceful_s,
         timeout_keep_alive=settings.http_keep_alive_s,
     )
-    server = uvicorn.Server(config)
-    asyncio.run(server.serve(sockets=[listener]))
+    asyncio.run(uvicorn.Server(config).serve(sockets=[listener]))
