@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from services.common.store import Document
 
-__all__ = ["ByIdReader"]
+__all__ = ["ByIdReader", "mark_heard"]
 
 
 class _Finds(Protocol):
@@ -44,7 +44,7 @@ class ByIdReader:
     async def get(self, document_id: Any) -> Document | None:
         """The document with this ``_id``, or None."""
         answer: asyncio.Future[Document | None] = asyncio.get_running_loop().create_future()
-        answer.add_done_callback(_heard)
+        answer.add_done_callback(mark_heard)
         self._waiting.append((document_id, answer))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="by-id reader")
@@ -83,7 +83,8 @@ class ByIdReader:
         }
 
 
-def _heard(answer: asyncio.Future[Document | None]) -> None:
-    """Mark a failure as seen when the caller gave up before it came (no "never retrieved")."""
+def mark_heard(answer: asyncio.Future[Any]) -> None:
+    """Mark a failed answer as heard: its caller may have given up (a deadline) meanwhile,
+    and asyncio would log the unheard exception at garbage collection."""
     if not answer.cancelled():
         answer.exception()

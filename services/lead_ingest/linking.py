@@ -26,6 +26,7 @@ from pymongo import ASCENDING, DeleteOne, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from services.common.coalesce import mark_heard
 from services.common.store import Document, insert_new
 
 __all__ = ["BlindIndex", "Linked", "SubjectLinker", "new_subject_id"]
@@ -112,7 +113,7 @@ class SubjectLinker:
     ) -> Linked | None:
         ids = {kind: self._id(tenant_id, kind, value) for kind, value in identifiers.items()}
         request = _Request(tenant_id, ids, create, asyncio.get_running_loop().create_future())
-        request.answer.add_done_callback(_heard)
+        request.answer.add_done_callback(mark_heard)
         self._waiting.append(request)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="subject-linker")
@@ -267,10 +268,3 @@ class SubjectLinker:
             {"tenant_id": tenant_id, "subject_id": subject_id}
         )
         return int(result.deleted_count)
-
-
-def _heard(answer: asyncio.Future[Linked | None]) -> None:
-    """Mark a failed answer as heard: its caller may have given up (a deadline) meanwhile,
-    and asyncio would log the unheard exception at garbage collection."""
-    if not answer.cancelled():
-        answer.exception()
