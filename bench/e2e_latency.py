@@ -29,11 +29,11 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from bench._common import kafka_round_trip, machine, percentile, save, stack_env
+from bench._http import BenchClient, TransportError
 from bench.crm_sync import configure
 from services.common.logging import configure_logging
 from tests.crm_fakes.hubspot import HubSpotFake
@@ -89,14 +89,12 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-async def post(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], key: str
-) -> httpx.Response:
+async def post(client: BenchClient, path: str, body: dict[str, Any], key: str) -> tuple[int, Any]:
     """POST like a careful client: with an Idempotency-Key, again after a dropped connection."""
     for attempt in range(3):
         try:
-            return await client.post(path, json=body, headers={"Idempotency-Key": key})
-        except httpx.TransportError:
+            return await client.post(path, body, headers={"Idempotency-Key": key})
+        except TransportError:
             if attempt == 2:
                 raise
             await asyncio.sleep(0.1 * (attempt + 1))
@@ -104,13 +102,14 @@ async def post(
 
 
 IN_FLIGHT = 256
-"""Visitors talking to the API at once, as many as the client's connections. More would queue
-inside httpcore's pool, whose request assignment is quadratic in the queue: 2,500 queued
-requests stalled a run with the client at full CPU and nothing sent."""
+"""Visitors talking to the API at once, as many as the client's connections. (With httpx,
+which this used before bench/_http.py, more would queue inside httpcore's pool, whose request
+assignment is quadratic in the queue: 2,500 queued requests stalled a run with the client at
+full CPU and nothing sent.)"""
 
 
 async def visitor(  # noqa: PLR0917 (one task per visitor, all it shares passed in)
-    client: httpx.AsyncClient,
+    client: BenchClient,
     email: str,
     sent: dict[str, tuple[float, float]],
     errors: list[str],
@@ -121,29 +120,29 @@ async def visitor(  # noqa: PLR0917 (one task per visitor, all it shares passed 
         starts.append(time.monotonic())
         try:
             await _visit(client, email, sent, errors)
-        except httpx.TransportError as error:
+        except TransportError as error:
             errors.append(type(error).__name__)
 
 
 async def _visit(
-    client: httpx.AsyncClient, email: str, sent: dict[str, tuple[float, float]], errors: list[str]
+    client: BenchClient, email: str, sent: dict[str, tuple[float, float]], errors: list[str]
 ) -> None:
     captured_at = time.monotonic()
-    response = await post(client, "/v1/leads", lead_body(email), f"lead-{email}")
-    if response.status_code != 202:
-        errors.append(f"capture {response.status_code}")
+    status, body = await post(client, "/v1/leads", lead_body(email), f"lead-{email}")
+    if status != 202:
+        errors.append(f"capture {status}")
         return
-    lead_id = response.json()["lead_id"]
+    lead_id = body["lead_id"]
     pause = 0.01
     for attempt in itertools.count():
         answered_at = time.monotonic()
         path = f"/v1/leads/{lead_id}/interactions"
-        answer = await post(client, path, ANSWER, f"answer-{attempt}-{email}")
-        if answer.status_code == 202:
+        answer_status, _ = await post(client, path, ANSWER, f"answer-{attempt}-{email}")
+        if answer_status == 202:
             sent[email] = (captured_at, answered_at)
             return
-        if answer.status_code != 404:
-            errors.append(f"interaction {answer.status_code}")
+        if answer_status != 404:
+            errors.append(f"interaction {answer_status}")
             return
         # The lead reaches the read model a moment after its 202; back off while it does not,
         # up to a second (as a person would take): polling every 0.2 s from 256 visitors kept
@@ -163,12 +162,11 @@ async def run(
     async with HubSpotFake.running() as hubspot:
         key = configure(env, hubspot.base_url)
         await asyncio.sleep(0.5)
-        limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-        async with httpx.AsyncClient(
-            base_url=env["LEADTRAIL_LEAD_INGEST_URL"],
+        async with BenchClient(
+            env["LEADTRAIL_LEAD_INGEST_URL"],
+            connections=IN_FLIGHT,
+            timeout_s=120,
             headers={"Authorization": f"Bearer {key}"},
-            limits=limits,
-            timeout=120,
         ) as client:
             total = max(1, round(rate * seconds))
             started = time.monotonic()
@@ -223,6 +221,11 @@ def show(result: dict[str, Any]) -> None:
         f"offered {result['offered_rate']:.0f}/s; {result['accepted']}/{result['leads']} accepted,"
         f" {result['in_crm']} in the CRM; errors: {result['errors'] or 'none'}"
     )
+    if any(" 429" in error for error in result["errors"]):
+        console.print(
+            "429: lead-ingest's per-tenant rate limit answered; `make bench` starts its stack with"
+            " LEADTRAIL_RATE_LIMIT_PER_S=2000 (see bench/report.py)"
+        )
 
 
 async def main() -> None:

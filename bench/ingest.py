@@ -5,9 +5,15 @@
 
 For ``--seconds`` it keeps ``--clients`` concurrent HTTP clients posting distinct leads and
 records each request's latency (202 only after Kafka's ``acks=all``). Then, on the same broker
-and in the same run, a bare aiokafka producer (``acks=all``, like the services') sends payloads
-of the same size with the same concurrency for the same time. The figure to read is the ratio of the
-two throughputs; absolute numbers depend on the machine and what else it runs.
+and in the same run, two baselines with the same concurrency for the same time:
+
+* a bare aiokafka producer (``acks=all``, like the services') sending payloads of the same size;
+* the bare HTTP producer (`bench/bare_http_producer.py`, its own process): FastAPI, uvicorn and
+  aiokafka doing nothing but produce each posted body, driven by the same client. It is the
+  ceiling of any HTTP ingest on this stack and machine.
+
+The figure to read is the ratio of the throughputs; absolute numbers depend on the machine and
+what else it runs.
 """
 
 from __future__ import annotations
@@ -16,11 +22,14 @@ import argparse
 import asyncio
 import base64
 import os
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
@@ -28,6 +37,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from bench._common import bench_tenant, machine, save, stack_env, summary
+from bench._http import BenchClient, TransportError
+from devstack.process import free_port, tcp_open
 
 console = Console()
 
@@ -88,19 +99,58 @@ async def run_clients(
     return latencies, time.perf_counter() - started, failures
 
 
-async def bench_api(env: dict[str, str], api_key: str, seconds: float, clients: int) -> Any:
-    url = env["LEADTRAIL_LEAD_INGEST_URL"]
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {api_key}"}, limits=limits, timeout=30
-    ) as client:
+async def bench_http(url: str, headers: dict[str, str], seconds: float, clients: int) -> Any:
+    """``clients`` loops posting distinct leads to ``url`` for ``seconds``."""
+    async with BenchClient(url, connections=clients, timeout_s=30, headers=headers) as client:
 
         async def post(n: int) -> bool:
-            response = await client.post("/v1/leads", json=lead_body(n))
-            return response.status_code == 202
+            try:
+                status, _ = await client.post("/v1/leads", lead_body(n))
+            except TransportError:
+                return False
+            return status == 202
 
         await post(0)  # warm-up: connections, the producer's metadata
-        return await run_clients(seconds, clients, post, "POST /v1/leads")
+        return await run_clients(seconds, clients, post, f"POST {url}/v1/leads")
+
+
+@asynccontextmanager
+async def bare_http_producer(bootstrap: str) -> AsyncIterator[str]:
+    """`bench/bare_http_producer.py` in its own uvicorn process on a free port; its URL."""
+    topic = f"bench-bare-http-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
+    port = free_port()
+    server = subprocess.Popen(  # noqa: ASYNC220, S603 (our own module, started once)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_http_producer:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env={**os.environ, "BARE_KAFKA_BOOTSTRAP": bootstrap, "BARE_TOPIC": topic},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not tcp_open(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("bench/bare_http_producer.py did not start (see its output)")
+            await asyncio.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            await asyncio.to_thread(server.wait, 10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        await admin.delete_topics([topic])
+        await admin.close()
 
 
 async def bench_producer(bootstrap: str, seconds: float, clients: int, size: int) -> Any:
@@ -128,16 +178,20 @@ async def bench_producer(bootstrap: str, seconds: float, clients: int, size: int
 
 
 async def run(env: dict[str, str], *, clients: int, seconds: float) -> dict[str, Any]:
-    """Both phases on the stack ``env`` describes; the result as saved to bench/results."""
+    """The three phases on the stack ``env`` describes; the result as saved to bench/results."""
     api_key = bench_tenant(env, "bench", "Bench")
     await asyncio.sleep(0.2)  # the service reloads tenants.json on its next request
-    api_latencies, api_elapsed, api_failures = await bench_api(env, api_key, seconds, clients)
-    event_size = 1400  # a lead.captured envelope of these bodies is about this many bytes
-    bare_latencies, bare_elapsed, _ = await bench_producer(
-        env["LEADTRAIL_KAFKA_BOOTSTRAP"], seconds, clients, event_size
+    api_latencies, api_elapsed, api_failures = await bench_http(
+        env["LEADTRAIL_LEAD_INGEST_URL"], {"Authorization": f"Bearer {api_key}"}, seconds, clients
     )
+    bootstrap = env["LEADTRAIL_KAFKA_BOOTSTRAP"]
+    event_size = 1400  # a lead.captured envelope of these bodies is about this many bytes
+    bare_latencies, bare_elapsed, _ = await bench_producer(bootstrap, seconds, clients, event_size)
+    async with bare_http_producer(bootstrap) as url:
+        http_latencies, http_elapsed, http_failures = await bench_http(url, {}, seconds, clients)
     api = summary(api_latencies, api_elapsed)
     bare = summary(bare_latencies, bare_elapsed)
+    bare_http = summary(http_latencies, http_elapsed)
     return {
         "machine": machine(),
         "clients": clients,
@@ -145,7 +199,12 @@ async def run(env: dict[str, str], *, clients: int, seconds: float) -> dict[str,
         "api": api,
         "api_failures": api_failures,
         "bare_producer": bare,
+        "bare_http_producer": bare_http,
+        "bare_http_failures": http_failures,
         "ratio": api["per_second"] / bare["per_second"] if bare["per_second"] else float("nan"),
+        "ceiling_ratio": (
+            bare_http["per_second"] / bare["per_second"] if bare["per_second"] else float("nan")
+        ),
     }
 
 
@@ -157,6 +216,7 @@ def show(result: dict[str, Any]) -> None:
     for label, figures, failures in (
         ("POST /v1/leads", api, result["api_failures"]),
         ("bare producer", bare, 0),
+        ("bare HTTP producer", result["bare_http_producer"], result["bare_http_failures"]),
     ):
         table.add_row(
             label,
@@ -166,7 +226,10 @@ def show(result: dict[str, Any]) -> None:
             str(failures),
         )
     console.print(table)
-    console.print(f"ingest / bare producer throughput: [bold]{result['ratio']:.2f}[/bold]")
+    console.print(
+        f"ingest / bare producer throughput: [bold]{result['ratio']:.1%}[/bold];"
+        f" the bare HTTP producer's (the ceiling): {result['ceiling_ratio']:.1%}"
+    )
 
 
 async def main() -> None:

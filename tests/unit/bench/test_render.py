@@ -106,6 +106,19 @@ def test_the_report_names_the_machine_and_the_baselines() -> None:
     assert "**not met**" in text
 
 
+def test_the_bare_http_producer_is_shown_as_the_ingest_ceiling_when_measured() -> None:
+    data = results(ingest_ratio=0.01, e2e_p99=300, in_crm=2500, erasure_p99=900)
+    assert "ceiling" not in render(data), "results from before the ceiling was measured"
+    data["ingest"]["bare_http_producer"] = {"per_second": 100, "p50_ms": 20, "p99_ms": 70}
+    data["ingest"]["bare_http_failures"] = 0
+    data["ingest"]["ceiling_ratio"] = 0.1
+    text = render(data)
+    assert "(measured 1.0%; the bare HTTP producer, the ceiling of any ingest" in text
+    assert "stack: 10.0%)" in text
+    assert "| bare HTTP producer (FastAPI + uvicorn + aiokafka, nothing else) | 100 |" in text
+    assert verdicts(data)["ingest throughput"] is False
+
+
 def test_an_offered_rate_the_harness_could_not_reach_is_explained() -> None:
     data = results(ingest_ratio=0.1, e2e_p99=300, in_crm=2500, erasure_p99=900)
     assert "(achieved 480/s);" in render(data), "480 of 500 is close enough: no excuse"
