@@ -53,6 +53,13 @@ _JVM_OPTS = (
     "-XX:MaxGCPauseMillis=50",
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
+    # Netty checks on every buffer access that the buffer was not released: 11% of the store's
+    # CPU samples under the ingest benchmark (JFR). The wire codec never touches a released
+    # buffer, so the check buys nothing here. (Tried and dropped, one run each on a warm
+    # store: ParallelGC took 4 full collections of 0.9 s in 3.5 minutes and 0.2 s young ones;
+    # C1 only (-XX:TieredStopAtLevel=1) saved the JIT's CPU and doubled the rest.)
+    # (Bounds checks stay on: they are what rejects a malformed wire message.)
+    "-Dio.netty.buffer.checkAccessible=false",
     # slf4j-simple: one line per event to stdout (mongo.log); no line per client connection.
     "-Dorg.slf4j.simpleLogger.logFile=System.out",
     "-Dorg.slf4j.simpleLogger.showDateTime=true",
