@@ -2,8 +2,9 @@
 poison to DLQ.
 
 A subscription registered with :func:`subscribe_events` consumes batches: whatever the consumer
-has fetched, up to ``consumer_batch_max_records`` records (it waits at most
-``consumer_batch_wait_ms`` when nothing is there). Per batch:
+has fetched, up to ``consumer_batch_max_records`` records, as soon as there are any
+(:mod:`services.common.prompt_batches`; an idle consumer wakes every
+``consumer_batch_wait_ms``). Per batch:
 
 1. records whose ``type`` header names an unwanted type are skipped without decoding
    (records without the header are decoded: they may be poison, which must not vanish);
@@ -67,6 +68,7 @@ from services.common.clock import Clock
 from services.common.dead_letters import b64, send_dead_letter
 from services.common.logging import get_logger, message_context
 from services.common.metrics import ServiceMetrics
+from services.common.prompt_batches import wait_in_poll_only
 from services.common.publisher import acknowledged_together
 from services.common.settings import CommonSettings
 
@@ -195,6 +197,7 @@ def subscribe_events(
         title=f"{service}/{group_id}",
         description=f"{service} consumes {', '.join(sorted(wanted or ['all events']))}",
     )
+    wait_in_poll_only(subscriber)
     metrics.track_consumer(group_id, lambda: subscriber.consumer)
 
     @subscriber

@@ -132,11 +132,12 @@ class CommonSettings(BaseSettings):
         description="most records a consumer handles as one batch (one offset commit each)",
     )
     consumer_batch_wait_ms: int = Field(
-        default=10,
+        default=500,
         ge=1,
         le=5_000,
-        description="how long an idle consumer waits for records before it polls again: records "
-        "already fetched are handled at once, so this bounds added latency, not throughput",
+        description="how long an idle consumer's poll waits for records before it polls again; "
+        "records are handed over the moment they arrive, so a longer wait adds no latency, "
+        "it only wakes an idle consumer less often (services/common/prompt_batches.py)",
     )
     unavailable_backoff_max_s: float = Field(
         default=5.0,
