@@ -197,7 +197,7 @@ def subscribe_events(
         title=f"{service}/{group_id}",
         description=f"{service} consumes {', '.join(sorted(wanted or ['all events']))}",
     )
-    wait_in_poll_only(subscriber)
+    wait_in_poll_only(subscriber, linger_ms=settings.consumer_batch_linger_ms)
     metrics.track_consumer(group_id, lambda: subscriber.consumer)
 
     @subscriber

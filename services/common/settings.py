@@ -139,6 +139,14 @@ class CommonSettings(BaseSettings):
         "records are handed over the moment they arrive, so a longer wait adds no latency, "
         "it only wakes an idle consumer less often (services/common/prompt_batches.py)",
     )
+    consumer_batch_linger_ms: int = Field(
+        default=10,
+        ge=0,
+        le=1_000,
+        description="once records arrive, how long a consumer waits for more before it handles "
+        "them as one batch: fewer store round trips per event under load, at most this much "
+        "latency per hop (0: hand them over at once)",
+    )
     unavailable_backoff_max_s: float = Field(
         default=5.0,
         ge=0,

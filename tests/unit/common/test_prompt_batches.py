@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +35,7 @@ class ScriptedConsumer:
 def _subscriber(settings: CommonSettings) -> Any:
     broker = KafkaBroker()
 
-    async def handler(events: list[EventEnvelope]) -> None:
+    async def handler(events: Sequence[EventEnvelope]) -> None:
         del events
 
     subscribe_events(
@@ -53,7 +55,9 @@ def _subscriber(settings: CommonSettings) -> Any:
 async def test_an_empty_poll_is_followed_by_the_next_poll_not_a_sleep(
     kek_b64: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = CommonSettings(kek=kek_b64, topic_prefix="unit.", consumer_batch_wait_ms=700)
+    settings = CommonSettings(
+        kek=kek_b64, topic_prefix="unit.", consumer_batch_wait_ms=700, consumer_batch_linger_ms=0
+    )
     subscriber = _subscriber(settings)
 
     async def no_sleep(delay: float) -> None:
@@ -67,6 +71,32 @@ async def test_an_empty_poll_is_followed_by_the_next_poll_not_a_sleep(
     assert await subscriber.get_msg(consumer) == ("a", "b", "c")
     max_records = settings.consumer_batch_max_records
     assert consumer.calls == [(700, max_records), (700, max_records)]
+
+
+async def test_once_records_arrive_it_lingers_for_more_unless_the_batch_is_full(
+    kek_b64: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CommonSettings(
+        kek=kek_b64, topic_prefix="unit.", consumer_batch_max_records=3, consumer_batch_linger_ms=25
+    )
+    subscriber = _subscriber(settings)
+    slept: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        slept.append(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    first, second = TopicPartition("unit.lead-events", 0), TopicPartition("unit.lead-events", 1)
+
+    consumer = ScriptedConsumer({first: ["a"]}, {second: ["c"], first: ["b"]})
+    assert await subscriber.get_msg(consumer) == ("a", "c", "b")
+    assert consumer.calls == [(500, 3), (0, 2)], "then only what is there, up to the limit"
+    assert slept == [0.025]
+
+    full = ScriptedConsumer({first: ["a", "b"], second: ["c"]})
+    assert await subscriber.get_msg(full) == ("a", "b", "c")
+    assert full.calls == [(500, 3)], "a full batch goes at once"
+    assert slept == [0.025]
 
 
 def test_only_faststreams_batch_subscriber_is_changed(kek_b64: str) -> None:
