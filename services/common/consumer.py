@@ -2,9 +2,9 @@
 poison to DLQ.
 
 A subscription registered with :func:`subscribe_events` consumes batches: whatever the consumer
-has fetched, up to ``consumer_batch_max_records`` records, as soon as there are any
-(:mod:`services.common.prompt_batches`; an idle consumer wakes every
-``consumer_batch_wait_ms``). Per batch:
+has fetched, up to ``consumer_batch_max_records`` records, ``consumer_batch_linger_ms`` after
+the first of them arrived (:mod:`services.common.prompt_batches`; an idle consumer waits in
+the poll and wakes every ``consumer_batch_wait_ms``). Per batch:
 
 1. records whose ``type`` header names an unwanted type are skipped without decoding
    (records without the header are decoded: they may be poison, which must not vanish);

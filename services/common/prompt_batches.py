@@ -2,9 +2,9 @@
 
 FastStream 0.7's ``BatchSubscriber.get_msg`` asks aiokafka for records, waiting up to
 ``batch_timeout_ms``, and when none came, sleeps as long again before it asks anew. aiokafka's
-``getmany`` already returns the moment records arrive, so the sleep buys nothing: a record that
-arrives during it waits for it to end (up to ``batch_timeout_ms`` more latency per hop), and an
-idle consumer wakes twice per period instead of once. With the 10 ms that kept that added
+``getmany`` already returns the moment records arrive, so the sleep mostly costs: a record
+that arrives during it waits for it to end (up to ``batch_timeout_ms`` more latency per hop),
+and an idle consumer wakes twice per period instead of once. With the 10 ms that kept that added
 latency small, each of the five idle services spent about 6% of a core in the loop.
 
 :func:`wait_in_poll_only` makes a subscriber wait in ``getmany`` alone. Then

@@ -19,6 +19,8 @@ from services.common.metrics import ServiceMetrics
 from services.common.prompt_batches import wait_in_poll_only
 from services.common.settings import CommonSettings
 
+FIRST, SECOND = TopicPartition("unit.lead-events", 0), TopicPartition("unit.lead-events", 1)
+
 
 class ScriptedConsumer:
     """Answers ``getmany`` from a script, and records how it was asked."""
@@ -64,8 +66,7 @@ async def test_an_empty_poll_is_followed_by_the_next_poll_not_a_sleep(
         raise AssertionError(f"slept {delay} s after an empty poll")
 
     monkeypatch.setattr(anyio, "sleep", no_sleep)
-    first, second = TopicPartition("unit.lead-events", 0), TopicPartition("unit.lead-events", 1)
-    consumer = ScriptedConsumer({}, {first: ["a", "b"], second: ["c"]})
+    consumer = ScriptedConsumer({}, {FIRST: ["a", "b"], SECOND: ["c"]})
 
     assert await subscriber.get_msg(consumer) == ()
     assert await subscriber.get_msg(consumer) == ("a", "b", "c")
@@ -86,14 +87,13 @@ async def test_once_records_arrive_it_lingers_for_more_unless_the_batch_is_full(
         slept.append(delay)
 
     monkeypatch.setattr(asyncio, "sleep", sleep)
-    first, second = TopicPartition("unit.lead-events", 0), TopicPartition("unit.lead-events", 1)
 
-    consumer = ScriptedConsumer({first: ["a"]}, {second: ["c"], first: ["b"]})
+    consumer = ScriptedConsumer({FIRST: ["a"]}, {SECOND: ["c"], FIRST: ["b"]})
     assert await subscriber.get_msg(consumer) == ("a", "c", "b")
     assert consumer.calls == [(500, 3), (0, 2)], "then only what is there, up to the limit"
     assert slept == [0.025]
 
-    full = ScriptedConsumer({first: ["a", "b"], second: ["c"]})
+    full = ScriptedConsumer({FIRST: ["a", "b"], SECOND: ["c"]})
     assert await subscriber.get_msg(full) == ("a", "b", "c")
     assert full.calls == [(500, 3)], "a full batch goes at once"
     assert slept == [0.025]
